@@ -1,0 +1,114 @@
+/* Metric storage: one ops table, one file per backend (DESIGN §7).
+ *
+ * The writer thread calls write_batch(); API threads call query() and
+ * latest() concurrently with it and with each other, so every backend must
+ * be safe for one writer plus many readers at once. Only the embedded
+ * SQLite backend exists today; InfluxDB and VictoriaMetrics plug in here. */
+#ifndef COLL_STORE_H
+#define COLL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pt/wire.h"
+
+struct store; /* a backend instance, opaque */
+
+struct store_conf {
+    const char *url;      /* "sqlite:///var/lib/pantala/metrics.db" or "sqlite:" + relative */
+    const char *data_dir; /* where relative paths and default files go */
+    int64_t retention_ns; /* raw points older than this are deleted; 0 keeps all */
+};
+
+/* One measurement of one sample: what write_batch() stores. The strings
+ * belong to the caller and live only for the call. */
+struct store_point {
+    const struct pt_ident *id; /* ns, mcis, vm (csp, host kept as metadata) */
+    const struct pt_meas *m;   /* name, tags, typed fields */
+    int64_t ts_ns;
+};
+
+enum store_agg {
+    STORE_AGG_NONE = 0, /* raw points */
+    STORE_AGG_MIN,
+    STORE_AGG_MAX,
+    STORE_AGG_AVG,
+    STORE_AGG_LAST,
+    STORE_AGG_SUM,
+    STORE_AGG_COUNT,
+    STORE_AGG_P95,
+};
+/* "min" ... "p95" → enum, -1 when unknown; and back. */
+int store_agg_parse(const char *s);
+const char *store_agg_name(enum store_agg a);
+
+/* A range query for one VM and one measurement: every series (tag set) of
+ * that measurement, each field reduced per step bucket. */
+struct store_query {
+    const char *ns, *mcis, *vm;
+    const char *measurement;
+    const char *const *fields; /* NULL/0: every numeric field seen */
+    size_t nfields;
+    int64_t from_ns, to_ns; /* [from, to) */
+    int64_t step_ns;        /* 0: raw points; else buckets aligned to multiples of step */
+    enum store_agg agg;     /* ignored when step is 0 */
+    size_t max_rows;        /* per series; the query fails with -E2BIG beyond it */
+};
+
+/* One series of a result. Rows are in time order; a bucket with no point
+ * for any requested field is omitted. vals[row * nfields + col] is NaN
+ * where a field had no value. */
+struct store_series {
+    char *measurement;
+    char **tag_keys, **tag_vals; /* sorted by key */
+    size_t ntags;
+    char **fields; /* column names */
+    uint8_t *ftypes; /* enum pt_ftype of each column as stored (for rendering) */
+    size_t nfields;
+    int64_t *ts; /* bucket start, or point time when raw */
+    double *vals;
+    size_t nrows;
+};
+
+/* Latest values of one series. */
+struct store_latest {
+    char *measurement;
+    char **tag_keys, **tag_vals;
+    size_t ntags;
+    int64_t ts_ns;
+    struct pt_field *fields; /* keys and string values heap-allocated */
+    size_t nfields;
+};
+
+struct store_result {
+    struct store_series *series;
+    size_t nseries;
+    struct store_latest *latest;
+    size_t nlatest;
+};
+void store_result_free(struct store_result *r);
+
+struct store_ops {
+    const char *name; /* URL scheme */
+    /* Opens the backend; on failure returns <0 and a message in err. */
+    int (*open)(const struct store_conf *conf, struct store **out, char *err, size_t errlen);
+    /* Stores n points atomically (all or none). */
+    int (*write_batch)(struct store *s, const struct store_point *pts, size_t n);
+    int (*query)(struct store *s, const struct store_query *q, struct store_result *out);
+    /* Newest point of every series of one VM (measurement NULL: all). */
+    int (*latest)(struct store *s, const char *ns, const char *mcis, const char *vm,
+                  const char *measurement, struct store_result *out);
+    /* Deletes raw points older than cutoff_ns; returns the count (>=0) or <0. */
+    int64_t (*retention)(struct store *s, int64_t cutoff_ns);
+    /* Bytes on disk (0 if unknown), for /metrics. */
+    int64_t (*size)(struct store *s);
+    void (*close)(struct store *s);
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+/* The backend for a URL ("sqlite:..."), or NULL. */
+const struct store_ops *store_ops_for_url(const char *url);
+
+#endif
