@@ -17,6 +17,24 @@ static void conf_reset(struct pt_conf *c, const char *name)
     snprintf(c->name, sizeof c->name, "%s", name);
 }
 
+/* Whole-line comments ("# ..." or "// ..." after optional blanks) become
+ * spaces, so commented files parse and line numbers stay right. A JSON
+ * string cannot span lines, so no string is touched. */
+static void blank_comments(char *t, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && (t[j] == ' ' || t[j] == '\t')) j++;
+        bool comment = j < len && (t[j] == '#' || (t[j] == '/' && j + 1 < len && t[j + 1] == '/'));
+        while (i < len && t[i] != '\n') {
+            if (comment) t[i] = ' ';
+            i++;
+        }
+        i++;
+    }
+}
+
 int pt_conf_parse(struct pt_conf *c, const char *name, const char *text, size_t len)
 {
     conf_reset(c, name);
@@ -24,6 +42,7 @@ int pt_conf_parse(struct pt_conf *c, const char *name, const char *text, size_t 
     if (!c->text) return -ENOMEM;
     memcpy(c->text, text, len);
     c->text[len] = '\0';
+    blank_comments(c->text, len);
     json_error_t je;
     c->root = json_loadb(c->text, len, JSON_REJECT_DUPLICATES, &je);
     if (!c->root) {

@@ -384,7 +384,8 @@ static int decode_meas(struct pt_wire_dec *d, const msgpack_object *o, struct pt
         if (mo->via.array.size != 3) return PT_E_MALFORMED;
         const msgpack_object *tags = &mo->via.array.ptr[1], *fields = &mo->via.array.ptr[2];
         if ((rc = get_name(&mo->via.array.ptr[0], &m->name))) return rc;
-        if (tags->type != MSGPACK_OBJECT_MAP || fields->type != MSGPACK_OBJECT_MAP) return PT_E_TYPE;
+        if (tags->type != MSGPACK_OBJECT_MAP || fields->type != MSGPACK_OBJECT_MAP)
+            return PT_E_TYPE;
         if (tags->via.map.size > PT_WIRE_MAX_TAGS || fields->via.map.size > PT_WIRE_MAX_FIELDS)
             return PT_E_LIMIT;
         if (ntag + tags->via.map.size > PT_WIRE_MAX_ALL_TAGS ||

@@ -56,6 +56,16 @@ struct store_query {
     size_t max_rows;        /* per series; the query fails with -E2BIG beyond it */
 };
 
+/* Ceilings of one query, so that no request can exhaust memory: max_rows 0
+ * means STORE_MAX_ROWS; more than STORE_MAX_COLS columns in a series
+ * (requested, or discovered when fields is NULL), more than
+ * STORE_MAX_VALUES cells in the whole result, or more than STORE_MAX_BUCKET
+ * values of one field in one p95 bucket fail the query with -E2BIG. */
+#define STORE_MAX_ROWS   1000000
+#define STORE_MAX_COLS   256
+#define STORE_MAX_VALUES (1 << 24)
+#define STORE_MAX_BUCKET (1 << 22)
+
 /* One series of a result. Rows are in time order; a bucket with no point
  * for any requested field is omitted. vals[row * nfields + col] is NaN
  * where a field had no value. */
@@ -63,7 +73,7 @@ struct store_series {
     char *measurement;
     char **tag_keys, **tag_vals; /* sorted by key */
     size_t ntags;
-    char **fields; /* column names */
+    char **fields;   /* column names */
     uint8_t *ftypes; /* enum pt_ftype of each column as stored (for rendering) */
     size_t nfields;
     int64_t *ts; /* bucket start, or point time when raw */

@@ -8,7 +8,9 @@
  * getter marks its key as known; pt_conf_finish() then rejects keys nobody
  * asked for, so a typo is an error instead of a silently ignored setting.
  * A missing key takes the getter's default. The first error stops the load:
- * getters return PT_E_CONFIG and pt_conf_error() says why. */
+ * getters return PT_E_CONFIG and pt_conf_error() says why.
+ *
+ * Files may hold whole-line comments starting with "#" or "//". */
 #ifndef PT_CONF_H
 #define PT_CONF_H
 

@@ -36,9 +36,9 @@ int pt_log_open(const char *path);
 
 void pt_log_write(int level, const char *component, const char *fmt, ...) PT_PRINTF(3, 4);
 
-#define PT_LOG(level, comp, ...)                                                                   \
-    do {                                                                                           \
-        if ((level) <= pt_log_threshold) pt_log_write((level), (comp), __VA_ARGS__);               \
+#define PT_LOG(level, comp, ...)                                                     \
+    do {                                                                             \
+        if ((level) <= pt_log_threshold) pt_log_write((level), (comp), __VA_ARGS__); \
     } while (0)
 #define PT_ERROR(comp, ...) PT_LOG(PT_LOG_ERROR, comp, __VA_ARGS__)
 #define PT_WARN(comp, ...)  PT_LOG(PT_LOG_WARN, comp, __VA_ARGS__)
@@ -52,7 +52,10 @@ struct pt_complain {
     uint64_t suppressed; /* repeats not logged since the last line */
     bool active;
 };
-#define PT_COMPLAIN_INIT {0, 0, 0, false}
+#define PT_COMPLAIN_INIT \
+    {                    \
+        0, 0, 0, false   \
+    }
 
 void pt_complain(struct pt_complain *c, int level, const char *component, const char *fmt, ...)
     PT_PRINTF(4, 5);

@@ -74,11 +74,11 @@ struct pt_ident {
 
 struct pt_frame {
     uint8_t version, kind, flags;
-    uint64_t agent_id;    /* assigned at registration, never 0 */
-    uint64_t epoch;       /* agent start (Unix s): a restart begins a new epoch */
-    uint64_t seq;         /* per agent and epoch, +1 per frame, from 1 */
-    int64_t ts_ns;        /* sample time, ns since the Unix epoch (agent clock) */
-    uint32_t interval_ms; /* collection interval */
+    uint64_t agent_id;     /* assigned at registration, never 0 */
+    uint64_t epoch;        /* agent start (Unix s): a restart begins a new epoch */
+    uint64_t seq;          /* per agent and epoch, +1 per frame, from 1 */
+    int64_t ts_ns;         /* sample time, ns since the Unix epoch (agent clock) */
+    uint32_t interval_ms;  /* collection interval */
     uint16_t part, nparts; /* part index (0-based) and count of one sample */
     struct pt_ident id;
     struct pt_meas *meas;

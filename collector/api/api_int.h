@@ -1,0 +1,64 @@
+/* Private to collector/api/: the request/response model the route files
+ * share. */
+#ifndef COLL_API_INT_H
+#define COLL_API_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "api.h"
+
+#define API_MAX_BODY (1u << 20)
+#define API_MAX_SEGS 12
+
+struct api_req {
+    struct MHD_Connection *conn;
+    const struct coll_api_ctx *ctx;
+    const char *method;
+    const char *url;
+    char *body;
+    size_t body_len;
+    bool body_too_large;
+    char path[1024];
+    char *seg[API_MAX_SEGS];
+    size_t nseg;
+};
+
+struct api_resp {
+    int status;
+    json_t *json; /* rendered as the body when set */
+    char *text;   /* else this heap text */
+    size_t text_len;
+    const char *ctype;
+    const char *allow; /* Allow header for 405 */
+};
+
+/* Sets an error response: {"error": {"code": code, "message": ...}}. */
+void api_error(struct api_resp *rs, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Sets a JSON response (takes the reference). */
+void api_json(struct api_resp *rs, int status, json_t *j);
+
+/* The value of query parameter name, or NULL. */
+const char *api_arg(struct api_req *rq, const char *name);
+/* Fails with 400 naming the first query parameter not in allowed (NULL
+ * terminated); returns false then. */
+bool api_args_known(struct api_req *rq, struct api_resp *rs, const char *const *allowed);
+
+/* Formats a time for JSON (RFC 3339 UTC, fraction only when non-zero). */
+json_t *api_time(int64_t ns);
+
+/* Route handlers. */
+void api_agents_collection(struct api_req *rq, struct api_resp *rs);
+void api_agents_item(struct api_req *rq, struct api_resp *rs, const char *id);
+void api_vm_metrics(struct api_req *rq, struct api_resp *rs, const char *ns, const char *mcis,
+                    const char *vm, const char *measurement);
+void api_vm_latest(struct api_req *rq, struct api_resp *rs, const char *ns, const char *mcis,
+                   const char *vm);
+void api_healthz(struct api_req *rq, struct api_resp *rs);
+void api_prometheus(struct api_req *rq, struct api_resp *rs);
+
+#endif

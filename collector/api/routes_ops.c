@@ -1,0 +1,36 @@
+/* /healthz and /metrics (the daemon's own counters, Prometheus text). */
+#include "api_int.h"
+#include "pt/time.h"
+#include "pt/version.h"
+
+#include <stdlib.h>
+
+void api_healthz(struct api_req *rq, struct api_resp *rs)
+{
+    const struct coll_api_ctx *c = rq->ctx;
+    int64_t now = pt_now_ns();
+    api_json(rs, 200,
+             json_pack("{s:s,s:s,s:I,s:s,s:{s:I,s:I},s:{s:i}}", "status", "ok", "version",
+                       PT_VERSION_STRING, "uptime_s",
+                       (json_int_t)((now - c->start_ns) / PT_NS_PER_SEC), "store", c->ops->name,
+                       "agents", "registered",
+                       (json_int_t)atomic_load(&c->stats->agents_registered), "up",
+                       (json_int_t)coll_registry_count_up(c->reg, now), "ingest", "udp_port",
+                       (int)c->udp_port));
+}
+
+void api_prometheus(struct api_req *rq, struct api_resp *rs)
+{
+    const struct coll_api_ctx *c = rq->ctx;
+    char *text;
+    size_t len;
+    if (coll_stats_render(c->stats, (int64_t)coll_registry_count_up(c->reg, pt_now_ns()), &text,
+                          &len)) {
+        api_error(rs, 500, "internal", "cannot render metrics");
+        return;
+    }
+    rs->status = 200;
+    rs->text = text;
+    rs->text_len = len;
+    rs->ctype = "text/plain; version=0.0.4; charset=utf-8";
+}

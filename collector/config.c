@@ -1,0 +1,87 @@
+/* pantalad configuration: every key, its default and its bounds. */
+#include "config.h"
+#include "pt/err.h"
+#include "pt/log.h"
+#include "pt/time.h"
+#include "pt/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool coll_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > 128) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == ':' || c == '@'))
+            return false;
+    }
+    return true;
+}
+
+static int get_addr(struct pt_conf *c, const char *key, const char *def, char *host, size_t hl,
+                    uint16_t *port)
+{
+    const char *s;
+    int rc = pt_conf_str(c, key, def, &s);
+    if (rc) return rc;
+    if (pt_hostport_split(s, host, hl, port))
+        return pt_conf_fail(c, key,
+                            "expected \"host:port\" with a port from 1 to 65535, got \"%s\"", s);
+    if (!host[0]) snprintf(host, hl, "0.0.0.0");
+    return 0;
+}
+
+int coll_config_load(struct coll_config *cfg, const char *path)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = path;
+    struct pt_conf *c = &cfg->conf;
+    int rc = pt_conf_load(c, path);
+    if (rc) return rc;
+    const char *level;
+    if ((rc = pt_conf_str(c, "data_dir", "/var/lib/pantala", &cfg->data_dir)) ||
+        (rc = get_addr(c, "listen.udp", COLL_DEFAULT_UDP, cfg->udp_host, sizeof cfg->udp_host,
+                       &cfg->udp_port)) ||
+        (rc = get_addr(c, "listen.http", COLL_DEFAULT_HTTP, cfg->http_host, sizeof cfg->http_host,
+                       &cfg->http_port)) ||
+        (rc = pt_conf_strlist(c, "api.tokens", &cfg->tokens, &cfg->ntokens)) ||
+        (rc = pt_conf_bool(c, "ingest.insecure", false, &cfg->insecure)) ||
+        (rc = pt_conf_duration(c, "ingest.max_age", PT_NS_PER_SEC, 30 * 86400 * PT_NS_PER_SEC,
+                               2 * 3600 * PT_NS_PER_SEC, &cfg->max_age_ns)) ||
+        (rc = pt_conf_duration(c, "ingest.max_future", PT_NS_PER_SEC, 86400 * PT_NS_PER_SEC,
+                               300 * PT_NS_PER_SEC, &cfg->max_future_ns)) ||
+        (rc = pt_conf_int(c, "ingest.rcvbuf", 65536, INT32_MAX, 32 << 20, &cfg->rcvbuf)) ||
+        (rc = pt_conf_str(c, "store.url", "sqlite:", &cfg->store_url)) ||
+        (rc = pt_conf_duration(c, "store.retention", 0, 3650 * 86400 * PT_NS_PER_SEC,
+                               30 * 86400 * PT_NS_PER_SEC, &cfg->retention_ns)) ||
+        (rc = pt_conf_int(c, "writer.queue", 2, 65536, 256, &cfg->queue_batches)) ||
+        (rc = pt_conf_int(c, "writer.batch", 1, 65536, 2048, &cfg->batch_frames)) ||
+        (rc = pt_conf_duration(c, "writer.flush", PT_NS_PER_MS, 60 * PT_NS_PER_SEC,
+                               200 * PT_NS_PER_MS, &cfg->flush_ns)) ||
+        (rc = pt_conf_str(c, "log.level", "info", &level)) ||
+        (rc = pt_conf_str(c, "log.file", NULL, &cfg->log_file)))
+        return rc;
+    cfg->log_level = pt_log_level_parse(level);
+    if (cfg->log_level < 0)
+        return pt_conf_fail(c, "log.level", "expected \"error\", \"warn\", \"info\" or \"debug\"");
+    if (!cfg->data_dir[0]) return pt_conf_fail(c, "data_dir", "must not be empty");
+    for (size_t i = 0; i < cfg->ntokens; i++)
+        if (strlen(cfg->tokens[i]) < 16)
+            return pt_conf_fail(c, "api.tokens",
+                                "token %zu is shorter than 16 characters; use e.g. "
+                                "`openssl rand -hex 24`",
+                                i);
+    if (cfg->ntokens == 0)
+        return pt_conf_fail(c, "api.tokens",
+                            "at least one API token is required (the API is never open); "
+                            "generate one with `openssl rand -hex 24`");
+    return pt_conf_finish(c);
+}
+
+void coll_config_close(struct coll_config *cfg)
+{
+    free(cfg->tokens);
+    pt_conf_close(&cfg->conf);
+}

@@ -1,0 +1,44 @@
+/* pantalad's configuration: defaults, loading from JSON, validation. */
+#ifndef COLL_CONFIG_H
+#define COLL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pt/conf.h"
+
+#define COLL_DEFAULT_CONFIG "/etc/pantala/pantalad.json"
+#define COLL_DEFAULT_UDP    "0.0.0.0:8094"
+#define COLL_DEFAULT_HTTP   "127.0.0.1:9090"
+
+struct coll_config {
+    struct pt_conf conf; /* owns the strings below */
+    const char *path;
+    const char *data_dir;
+    char udp_host[256], http_host[256];
+    uint16_t udp_port, http_port;
+    const char **tokens; /* API bearer tokens (heap array) */
+    size_t ntokens;
+    bool insecure;      /* accept unsigned frames, auto-register agents */
+    int64_t max_age_ns; /* oldest sample timestamp accepted (now - max_age) */
+    int64_t max_future_ns;
+    int64_t rcvbuf; /* SO_RCVBUF bytes requested */
+    const char *store_url;
+    int64_t retention_ns;
+    int64_t queue_batches; /* writer queue capacity in batches */
+    int64_t batch_frames;  /* frames per batch */
+    int64_t flush_ns;      /* a partial batch is handed over after this */
+    int log_level;
+    const char *log_file;
+};
+
+/* Loads path (which must exist) into cfg, filling defaults. On error returns
+ * <0 and pt_conf_error(&cfg->conf) says what and where. */
+int coll_config_load(struct coll_config *cfg, const char *path);
+void coll_config_close(struct coll_config *cfg);
+
+/* True when name is usable as ns / mcis / vm: 1..128 of [A-Za-z0-9._:@-]. */
+bool coll_name_valid(const char *name, size_t len);
+
+#endif

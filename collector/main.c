@@ -1,0 +1,274 @@
+/* pantalad: the Pantala collector daemon. Wires config, store, registry,
+ * writer, UDP ingest and the HTTP API together and runs the libuv loop. */
+#include "api/api.h"
+#include "config.h"
+#include "ingest/ingest.h"
+#include "registry.h"
+#include "stats.h"
+#include "store/store.h"
+#include "writer.h"
+
+#include "pt/err.h"
+#include "pt/log.h"
+#include "pt/time.h"
+#include "pt/version.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+static const char usage[] =
+    "Usage: pantalad [--config FILE] [--check-config] [--version] [--help]\n"
+    "\n"
+    "The Pantala collector: receives agents' msgpack/UDP frames, verifies them,\n"
+    "stores their metrics and answers the HTTP API.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE   configuration file (default " COLL_DEFAULT_CONFIG ")\n"
+    "      --check-config  validate the configuration, print a summary and exit\n"
+    "  -V, --version       print the version and exit\n"
+    "  -h, --help          print this help and exit\n"
+    "\n"
+    "Configuration (JSON; whole-line # or // comments allowed; every key optional\n"
+    "except api.tokens; unknown keys are errors):\n"
+    "  data_dir           where state.db and metrics.db live   (/var/lib/pantala)\n"
+    "  listen.udp         agents' frames                        (" COLL_DEFAULT_UDP ")\n"
+    "  listen.http        the HTTP API                          (" COLL_DEFAULT_HTTP ")\n"
+    "  api.tokens         bearer tokens accepted by the API (at least one, 16+ chars)\n"
+    "  ingest.insecure    accept unsigned frames, auto-register (false; labs only)\n"
+    "  ingest.max_age     oldest sample timestamp accepted      (2h)\n"
+    "  ingest.max_future  newest sample timestamp accepted      (5m)\n"
+    "  ingest.rcvbuf      UDP receive buffer in bytes            (33554432)\n"
+    "  store.url          metric store                          (sqlite: = data_dir/metrics.db)\n"
+    "  store.retention    raw points older than this are deleted (30d; 0 keeps all)\n"
+    "  writer.queue       batches waiting for the store at most (256)\n"
+    "  writer.batch       frames per store write                 (2048)\n"
+    "  writer.flush       hand over a partial batch after        (200ms)\n"
+    "  log.level          error | warn | info | debug           (info)\n"
+    "  log.file           log to this file instead of stderr\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
+    "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md.\n";
+
+struct daemon {
+    struct coll_config cfg;
+    struct coll_stats stats;
+    const struct store_ops *ops;
+    struct store *store;
+    struct coll_registry *reg;
+    struct coll_writer *writer;
+    struct coll_ingest ingest;
+    struct coll_api *api;
+    uv_loop_t *loop;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+};
+
+static void on_tick(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    coll_writer_tick(d->writer);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    PT_INFO("pantalad", "received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    coll_ingest_stop(&d->ingest);
+    uv_timer_stop(&d->tick);
+    uv_close((uv_handle_t *)&d->tick, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) && errno != EEXIST) return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) && errno != EEXIST) return -errno;
+    return 0;
+}
+
+static int start(struct daemon *d)
+{
+    struct coll_config *c = &d->cfg;
+    char err[512] = "";
+    int rc;
+    if ((rc = mkdir_p(c->data_dir))) {
+        PT_ERROR("pantalad", "cannot create data_dir %s: %s", c->data_dir, pt_strerror(rc));
+        return rc;
+    }
+    d->ops = store_ops_for_url(c->store_url);
+    if (!d->ops) {
+        PT_ERROR("pantalad", "store.url \"%s\": unknown backend (supported: sqlite:)",
+                 c->store_url);
+        return -EINVAL;
+    }
+    struct store_conf sc = {c->store_url, c->data_dir, c->retention_ns};
+    if ((rc = d->ops->open(&sc, &d->store, err, sizeof err))) {
+        PT_ERROR("pantalad", "store: %s", err);
+        return rc;
+    }
+    char state[PATH_MAX];
+    snprintf(state, sizeof state, "%s/state.db", c->data_dir);
+    if ((rc = coll_registry_open(&d->reg, state, &d->stats, err, sizeof err))) {
+        PT_ERROR("pantalad", "%s", err);
+        return rc;
+    }
+    struct coll_writer_opts wo = {
+        .queue_batches = (size_t)c->queue_batches,
+        .batch_frames = (size_t)c->batch_frames,
+        .flush_ns = c->flush_ns,
+        .retention_ns = c->retention_ns,
+        .persist_ns = 5 * PT_NS_PER_SEC,
+    };
+    if ((rc = coll_writer_start(&d->writer, d->ops, d->store, d->reg, &d->stats, &wo))) {
+        PT_ERROR("pantalad", "cannot start the writer thread: %s", pt_strerror(rc));
+        return rc;
+    }
+    struct coll_admit_opts ao = {c->insecure, c->max_age_ns, c->max_future_ns, 100000};
+    if ((rc = coll_ingest_init(&d->ingest, d->reg, d->writer, &d->stats, &ao))) return rc;
+    if ((rc = coll_ingest_start(&d->ingest, d->loop, c->udp_host, c->udp_port, (int)c->rcvbuf))) {
+        PT_ERROR("pantalad", "cannot listen for UDP on %s:%u: %s", c->udp_host, c->udp_port,
+                 uv_strerror(rc));
+        return rc;
+    }
+    struct coll_api_ctx actx = {
+        .reg = d->reg,
+        .ops = d->ops,
+        .store = d->store,
+        .stats = &d->stats,
+        .tokens = c->tokens,
+        .ntokens = c->ntokens,
+        .udp_host = c->udp_host,
+        .udp_port = (uint16_t)coll_ingest_port(&d->ingest),
+        .start_ns = d->stats.start_ns,
+    };
+    if ((rc = coll_api_start(&d->api, &actx, c->http_host, c->http_port, err, sizeof err))) {
+        PT_ERROR("pantalad", "%s", err);
+        return rc;
+    }
+    uv_timer_init(d->loop, &d->tick);
+    d->tick.data = d;
+    uint64_t every = (uint64_t)(c->flush_ns / PT_NS_PER_MS / 4);
+    uv_timer_start(&d->tick, on_tick, every ? every : 1, every ? every : 1);
+    uv_signal_init(d->loop, &d->sigint);
+    uv_signal_init(d->loop, &d->sigterm);
+    d->sigint.data = d->sigterm.data = d;
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+
+    if (c->insecure)
+        PT_WARN("pantalad", "ingest.insecure is on: UNSIGNED FRAMES ARE ACCEPTED and unknown "
+                            "agents are registered from their frames. Use only in a lab.");
+    PT_INFO("pantalad",
+            "pantalad %s ready: udp %s:%d, http %s:%d, store %s, data_dir %s, retention %llds",
+            PT_VERSION_STRING, c->udp_host, coll_ingest_port(&d->ingest), c->http_host,
+            coll_api_port(d->api), c->store_url, c->data_dir,
+            (long long)(c->retention_ns / PT_NS_PER_SEC));
+    return 0;
+}
+
+static void stop(struct daemon *d)
+{
+    coll_api_stop(d->api);
+    d->api = NULL;
+    if (d->writer) {
+        coll_writer_stop(d->writer); /* drains what was accepted */
+        d->writer = NULL;
+    }
+    coll_ingest_close(&d->ingest);
+    coll_registry_close(d->reg);
+    d->reg = NULL;
+    if (d->store) d->ops->close(d->store);
+    d->store = NULL;
+    unsigned long long acc = atomic_load(&d->stats.accepted),
+                       wr = atomic_load(&d->stats.frames_written),
+                       dq = atomic_load(&d->stats.frames_dropped_queue),
+                       ds = atomic_load(&d->stats.frames_dropped_store);
+    PT_INFO("pantalad", "stopped: %llu frames accepted, %llu written, %llu dropped", acc, wr,
+            dq + ds);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = COLL_DEFAULT_CONFIG;
+    int check = 0, o;
+    while ((o = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'V':
+            printf("pantalad %s\n", PT_VERSION_STRING);
+            return 0;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs("Try 'pantalad --help'.\n", stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pantalad: unexpected argument \"%s\"\nTry 'pantalad --help'.\n",
+                argv[optind]);
+        return 2;
+    }
+
+    static struct daemon d;
+    int rc = coll_config_load(&d.cfg, path);
+    if (rc) {
+        fprintf(stderr, "pantalad: %s\n", pt_conf_error(&d.cfg.conf));
+        coll_config_close(&d.cfg);
+        return 2;
+    }
+    if (check) {
+        printf("%s: OK (udp %s:%u, http %s:%u, store %s, data_dir %s, %zu API token(s)%s)\n", path,
+               d.cfg.udp_host, d.cfg.udp_port, d.cfg.http_host, d.cfg.http_port, d.cfg.store_url,
+               d.cfg.data_dir, d.cfg.ntokens, d.cfg.insecure ? ", INSECURE" : "");
+        coll_config_close(&d.cfg);
+        return 0;
+    }
+    pt_log_set_level(d.cfg.log_level);
+    if (d.cfg.log_file && (rc = pt_log_open(d.cfg.log_file))) {
+        fprintf(stderr, "pantalad: log.file %s: %s\n", d.cfg.log_file, pt_strerror(rc));
+        coll_config_close(&d.cfg);
+        return 2;
+    }
+    coll_stats_init(&d.stats);
+    d.loop = uv_default_loop();
+    rc = start(&d);
+    if (rc == 0) uv_run(d.loop, UV_RUN_DEFAULT);
+    if (rc) {
+        /* Close whatever handles did open, then the rest. */
+        coll_ingest_stop(&d.ingest);
+        if (uv_is_active((uv_handle_t *)&d.tick)) uv_close((uv_handle_t *)&d.tick, NULL);
+        uv_run(d.loop, UV_RUN_NOWAIT);
+    }
+    stop(&d);
+    uv_loop_close(d.loop);
+    coll_config_close(&d.cfg);
+    return rc ? 1 : 0;
+}

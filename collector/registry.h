@@ -1,0 +1,78 @@
+/* The agent registry: who may send, with which key, and how each agent is
+ * doing. Agents live in memory (a hash by id, used by the ingest thread for
+ * every frame) and in the state database (state.db in the data directory),
+ * which survives restarts.
+ *
+ * Thread use: the ingest thread calls coll_registry_admit() per frame; API
+ * threads add, remove, get and list; the writer thread calls
+ * coll_registry_persist() every few seconds. An internal mutex guards the
+ * in-memory table and is never held across database I/O. */
+#ifndef COLL_REGISTRY_H
+#define COLL_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "pt/wire.h"
+#include "stats.h"
+
+struct coll_registry;
+
+/* A consistent snapshot of one agent, for the API. */
+struct coll_agent_info {
+    uint64_t id;
+    char ns[129], mcis[129], vm[129], csp[129], host[256];
+    bool has_key; /* false: registered by an unsigned frame in insecure mode */
+    int64_t created_ns, first_seen_ns, last_seen_ns; /* 0: never */
+    int64_t last_ts_ns;                              /* timestamp of the newest accepted sample */
+    uint32_t interval_ms;
+    uint64_t accepted, rejected, duplicate, missing, values;
+    uint64_t epoch, last_seq;
+    char addr[64]; /* source address of the last accepted frame */
+};
+
+/* Opens (creating) the state database at path and loads every agent.
+ * On failure returns <0 with a message in err. */
+int coll_registry_open(struct coll_registry **out, const char *path, struct coll_stats *stats,
+                       char *err, size_t errlen);
+void coll_registry_close(struct coll_registry *r);
+
+/* Registers a new agent with a fresh random id and key. Returns 0 and fills
+ * info and key; -EEXIST (info = the existing agent) when ns/mcis/vm is
+ * already registered; -EINVAL for invalid names; PT_E_STORE on a database
+ * failure. */
+int coll_registry_add(struct coll_registry *r, const char *ns, const char *mcis, const char *vm,
+                      const char *csp, struct coll_agent_info *info, uint8_t key[PT_WIRE_KEY_LEN]);
+/* Forgets an agent: 0 or -ENOENT. Its frames are refused from then on. */
+int coll_registry_remove(struct coll_registry *r, uint64_t id);
+int coll_registry_get(struct coll_registry *r, uint64_t id, struct coll_agent_info *info);
+/* The agent registered as ns/mcis/vm: 0 or -ENOENT. */
+int coll_registry_find_name(struct coll_registry *r, const char *ns, const char *mcis,
+                            const char *vm, struct coll_agent_info *info);
+/* Snapshot of all agents sorted by (ns, mcis, vm); free(*out). */
+int coll_registry_list(struct coll_registry *r, struct coll_agent_info **out, size_t *n);
+/* Agents whose last frame is younger than three of their intervals. */
+size_t coll_registry_count_up(struct coll_registry *r, int64_t now_ns);
+
+/* Admission of a decoded frame (ingest thread). */
+struct coll_admit_opts {
+    bool insecure;
+    int64_t max_age_ns, max_future_ns;
+    size_t max_auto_agents; /* ceiling for agents registered by insecure frames */
+};
+enum coll_admit { COLL_ADMIT_OK, COLL_ADMIT_DUPLICATE, COLL_ADMIT_REJECT };
+/* Checks key, signature, identity, timestamp and sequence of f (decoded
+ * from buf) and updates the agent's counters. On COLL_ADMIT_REJECT *reason
+ * says why. */
+enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_frame *f,
+                                    const void *buf, const struct sockaddr *from,
+                                    const struct coll_admit_opts *o, int64_t now_ns,
+                                    enum coll_reject *reason);
+
+/* Writes changed runtime state (counters, sequence window tops, agents
+ * registered by insecure frames) to the database. */
+int coll_registry_persist(struct coll_registry *r);
+
+#endif

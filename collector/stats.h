@@ -1,0 +1,66 @@
+/* The collector's own counters, exported at /metrics in the Prometheus
+ * text format. Written by the ingest and writer threads with relaxed
+ * atomics, read by API threads; one instance per daemon. */
+#ifndef COLL_STATS_H
+#define COLL_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why a datagram was rejected. Keep coll_reject_names[] in step. */
+enum coll_reject {
+    COLL_REJ_MALFORMED,      /* not a v1 frame: bad msgpack, wrong shape or types */
+    COLL_REJ_TRUNCATED,      /* shorter than its own lengths say */
+    COLL_REJ_LIMIT,          /* exceeds a size/count ceiling */
+    COLL_REJ_VERSION,        /* unsupported protocol version */
+    COLL_REJ_UNKNOWN_SYMBOL, /* a symbol id this collector does not know */
+    COLL_REJ_UNKNOWN_AGENT,  /* agent id not registered */
+    COLL_REJ_UNSIGNED,       /* no HMAC trailer and not in insecure mode */
+    COLL_REJ_AUTH,           /* HMAC does not verify under the agent's key */
+    COLL_REJ_REPLAY,         /* sequence number or epoch older than the window */
+    COLL_REJ_TIME,           /* sample timestamp outside [now-max_age, now+max_future] */
+    COLL_REJ_IDENTITY,       /* ns/mcis/vm differ from the registration */
+    COLL_REJ_COUNT
+};
+extern const char *const coll_reject_names[COLL_REJ_COUNT];
+
+/* Maps a pt_wire_decode() error to a rejection reason. */
+enum coll_reject coll_reject_from_err(int err);
+
+/* Fixed-bucket histogram (cumulative rendering is done at export). */
+#define COLL_HIST_MAX 16
+struct coll_hist {
+    size_t nbounds;
+    double bounds[COLL_HIST_MAX];
+    _Atomic uint64_t counts[COLL_HIST_MAX + 1]; /* last: +Inf */
+    _Atomic uint64_t n;
+    _Atomic uint64_t sum_micro; /* sum in millionths, to stay atomic */
+};
+void coll_hist_observe(struct coll_hist *h, double v);
+
+struct coll_stats {
+    int64_t start_ns;
+    _Atomic uint64_t datagrams, bytes;
+    _Atomic uint64_t accepted, duplicate, rejected;
+    _Atomic uint64_t rejected_by[COLL_REJ_COUNT];
+    _Atomic uint64_t values_accepted;
+    _Atomic uint64_t recv_errors, truncated_datagrams;
+    _Atomic uint64_t points_written, frames_written, batches_written;
+    _Atomic uint64_t frames_dropped_queue, points_dropped_queue;
+    _Atomic uint64_t frames_dropped_store, points_dropped_store, store_errors;
+    _Atomic uint64_t store_retention_deleted;
+    _Atomic int64_t queue_depth, queue_capacity;
+    _Atomic int64_t store_bytes;
+    _Atomic int64_t agents_registered;
+    struct coll_hist batch_points;  /* points per write_batch */
+    struct coll_hist write_seconds; /* write_batch latency */
+};
+
+void coll_stats_init(struct coll_stats *s);
+
+/* Appends the Prometheus exposition to a heap buffer (*out, *len); the
+ * caller frees it. agents_up is computed by the caller from the registry. */
+int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_t *len);
+
+#endif

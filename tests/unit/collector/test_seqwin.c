@@ -1,0 +1,98 @@
+/* Sequence window: new, duplicate, replay, gaps, epochs, restore. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "ingest/seqwin.h"
+
+static void test_in_order_and_duplicates(void **state)
+{
+    (void)state;
+    struct seqwin w;
+    memset(&w, 0, sizeof w);
+    for (uint64_t s = 1; s <= 100; s++) assert_int_equal(seqwin_check(&w, 7, s), SEQWIN_NEW);
+    assert_int_equal(seqwin_check(&w, 7, 100), SEQWIN_DUPLICATE);
+    assert_int_equal(seqwin_check(&w, 7, 1), SEQWIN_DUPLICATE);
+    assert_int_equal((int)w.missing, 0);
+    assert_int_equal((int)w.top, 100);
+}
+
+static void test_gaps_and_late_arrivals(void **state)
+{
+    (void)state;
+    struct seqwin w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(seqwin_check(&w, 1, 1), SEQWIN_NEW);
+    assert_int_equal(seqwin_check(&w, 1, 5), SEQWIN_NEW); /* 2,3,4 missing */
+    assert_int_equal((int)w.missing, 3);
+    assert_int_equal(seqwin_check(&w, 1, 3), SEQWIN_NEW); /* late, fills a gap */
+    assert_int_equal((int)w.missing, 2);
+    assert_int_equal(seqwin_check(&w, 1, 3), SEQWIN_DUPLICATE);
+    assert_int_equal((int)w.missing, 2);
+    /* Beyond the window: refused as a replay. */
+    assert_int_equal(seqwin_check(&w, 1, 5 + SEQWIN_BITS + 10), SEQWIN_NEW);
+    assert_int_equal(seqwin_check(&w, 1, 5), SEQWIN_REPLAY);
+    assert_int_equal(seqwin_check(&w, 1, 2), SEQWIN_REPLAY);
+    /* Exactly at the edge of the window is still decidable. */
+    uint64_t top = w.top;
+    assert_int_equal(seqwin_check(&w, 1, top - (SEQWIN_BITS - 1)), SEQWIN_NEW);
+    assert_int_equal(seqwin_check(&w, 1, top - SEQWIN_BITS), SEQWIN_REPLAY);
+}
+
+static void test_shift_keeps_history(void **state)
+{
+    (void)state;
+    struct seqwin w;
+    memset(&w, 0, sizeof w);
+    /* Every other seq, across several 64-bit words and shifts by odd amounts. */
+    for (uint64_t s = 1; s <= 700; s += 3) assert_int_equal(seqwin_check(&w, 1, s), SEQWIN_NEW);
+    for (uint64_t s = 1; s <= 700; s++) {
+        enum seqwin_verdict want = (s - 1) % 3 == 0 ? SEQWIN_DUPLICATE : SEQWIN_NEW;
+        assert_int_equal(seqwin_check(&w, 1, s), want);
+    }
+    assert_int_equal((int)w.missing, 0);
+}
+
+static void test_epochs(void **state)
+{
+    (void)state;
+    struct seqwin w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(seqwin_check(&w, 100, 50), SEQWIN_NEW);
+    assert_int_equal((int)w.missing, 49);
+    /* The agent restarted: new epoch, numbering from 1 again. */
+    assert_int_equal(seqwin_check(&w, 200, 1), SEQWIN_NEW);
+    assert_int_equal(seqwin_check(&w, 200, 2), SEQWIN_NEW);
+    /* Frames of the old epoch are replays now. */
+    assert_int_equal(seqwin_check(&w, 100, 51), SEQWIN_REPLAY);
+}
+
+static void test_restore_treats_past_as_seen(void **state)
+{
+    (void)state;
+    struct seqwin w;
+    memset(&w, 0, sizeof w);
+    seqwin_restore(&w, 5, 5000, 3);
+    assert_int_equal(seqwin_check(&w, 5, 5000), SEQWIN_DUPLICATE);
+    assert_int_equal(seqwin_check(&w, 5, 4990), SEQWIN_DUPLICATE);
+    assert_int_equal(seqwin_check(&w, 5, 1), SEQWIN_REPLAY);
+    assert_int_equal(seqwin_check(&w, 4, 6000), SEQWIN_REPLAY);
+    assert_int_equal(seqwin_check(&w, 5, 5001), SEQWIN_NEW);
+    assert_int_equal((int)w.missing, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_order_and_duplicates),
+        cmocka_unit_test(test_gaps_and_late_arrivals),
+        cmocka_unit_test(test_shift_keeps_history),
+        cmocka_unit_test(test_epochs),
+        cmocka_unit_test(test_restore_treats_past_as_seen),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
