@@ -311,11 +311,12 @@ int coll_api_start(struct coll_api **out, const struct coll_api_ctx *ctx, const 
         s4->sin_port = htons(port);
         if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) goto bad_addr;
     }
-    a->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, &ss,
+    a->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, a,
+                            /* the logger first, so no message escapes it */
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_SOCK_ADDR, &ss,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)512, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
     if (!a->d) {
         snprintf(err, errlen, "cannot listen for HTTP on %s:%u (address in use or not local?)",
                  host, port);

@@ -104,7 +104,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
                     uv_strerror((int)nread));
         return;
     }
-    if (nread == 0 || !addr) return; /* nothing more, or the end of an mmsg batch */
+    if (!addr) return; /* nothing to read, or the end of a recvmmsg batch */
+    /* nread == 0 with an address is an empty datagram: counted and rejected
+     * like any other malformed input. */
     if (flags & UV_UDP_PARTIAL) {
         atomic_fetch_add(&in->stats->datagrams, 1);
         atomic_fetch_add(&in->stats->rejected, 1);

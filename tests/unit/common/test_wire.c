@@ -160,6 +160,12 @@ static void test_symbols_keep_frames_small(void **state)
     uint32_t l;
     assert_string_equal(pt_sym_name(pt_sym_find("drop_out", 8), &l), "drop_out");
     assert_int_equal(pt_sym_find("no_such_symbol", 14), 0);
+    /* Ids are part of protocol v1 (docs/protocol.md): pinned. */
+    assert_int_equal(pt_sym_find("cpu", 3), 1);
+    assert_int_equal(pt_sym_find("total", 5), 11);
+    assert_int_equal(pt_sym_find("cpu_utilization", 15), 12);
+    assert_int_equal(pt_sym_find("drop_out", 8), 64);
+    assert_int_equal(pt_sym_find("mem_available", 13), 65);
     /* Every catalog field has a symbol. */
     for (size_t i = 0; i < pt_catalog_len; i++)
         assert_int_not_equal(pt_sym_find(pt_catalog[i].field, strlen(pt_catalog[i].field)), 0);

@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""End-to-end test of the spine: a real pantalad and a real pantala-agent on
+loopback, talking msgpack/UDP, checked through the HTTP API.
+
+Run by ctest with PANTALAD and PANTALA_AGENT pointing at the binaries.
+Standard library only.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
+AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
+TOKEN = "integration-test-token-0123456789"
+
+
+def free_port(kind):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Recorder(threading.Thread):
+    """A UDP relay between agent and collector that keeps a copy of every
+    datagram, so the test can replay real frames."""
+
+    def __init__(self, target_port):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.target = ("127.0.0.1", target_port)
+        self.frames = []
+        self.running = True
+
+    def run(self):
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        while self.running:
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            self.frames.append(data)
+            out.sendto(data, self.target)
+
+
+class Spine(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="pt-spine-")
+        cls.udp = free_port(socket.SOCK_DGRAM)
+        cls.http = free_port(socket.SOCK_STREAM)
+        cls.api = "http://127.0.0.1:%d" % cls.http
+        cls.conf = os.path.join(cls.dir, "pantalad.json")
+        with open(cls.conf, "w") as f:
+            f.write("# written by test_spine.py\n")
+            json.dump({
+                "data_dir": os.path.join(cls.dir, "data"),
+                "listen": {"udp": "127.0.0.1:%d" % cls.udp,
+                           "http": "127.0.0.1:%d" % cls.http},
+                "api": {"tokens": [TOKEN]},
+                "writer": {"flush": "100ms"},
+                "log": {"level": "info"},
+            }, f, indent=1)
+        cls.daemon = None
+        cls.agent = None
+        cls.start_daemon()
+        cls.recorder = Recorder(cls.udp)
+        cls.recorder.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.recorder.running = False
+        for p in (cls.agent, cls.daemon):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        if os.environ.get("PT_KEEP_TMP"):
+            print("kept", cls.dir)
+        else:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def start_daemon(cls):
+        with open(os.path.join(cls.dir, "pantalad.log"), "ab") as log:
+            cls.daemon = subprocess.Popen([PANTALAD, "--config", cls.conf],
+                                          stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                if cls.get("/healthz", token=None)[0] == 200:
+                    return
+            except OSError:
+                pass
+            if cls.daemon.poll() is not None:
+                raise RuntimeError("pantalad exited: " + cls.read_log())
+            time.sleep(0.05)
+        raise RuntimeError("pantalad did not answer /healthz: " + cls.read_log())
+
+    @classmethod
+    def read_log(cls):
+        with open(os.path.join(cls.dir, "pantalad.log"), errors="replace") as f:
+            return f.read()
+
+    @classmethod
+    def request(cls, method, path, body=None, token=TOKEN):
+        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+        req = urllib.request.Request(cls.api + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw = r.read()
+                status = r.status
+                ctype = r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            status = e.code
+            ctype = e.headers.get("Content-Type", "")
+        if ctype.startswith("application/json") and raw:
+            return status, json.loads(raw)
+        return status, raw.decode(errors="replace")
+
+    @classmethod
+    def get(cls, path, token=TOKEN):
+        return cls.request("GET", path, token=token)
+
+    def metrics(self):
+        status, text = self.get("/metrics")
+        self.assertEqual(status, 200)
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def wait_for(self, what, fn, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.1)
+        self.fail("timed out waiting for " + what + "\n" + self.read_log()[-3000:])
+
+    # ------------------------------------------------------------------ tests
+
+    def test_01_health_and_auth(self):
+        status, body = self.get("/healthz", token=None)
+        self.assertEqual(status, 200)
+        self.assertEqual(body["status"], "ok")
+        self.assertEqual(body["store"], "sqlite")
+        for token in (None, "wrong-token-wrong-token-wrong"):
+            status, body = self.get("/api/v1/agents", token=token)
+            self.assertEqual(status, 401)
+            self.assertEqual(body["error"]["code"], "unauthorized")
+        status, _ = self.get("/metrics", token=None)
+        self.assertEqual(status, 401)
+        status, body = self.get("/api/v1/nope")
+        self.assertEqual(status, 404)
+        self.assertEqual(body["error"]["code"], "not_found")
+        status, body = self.request("PUT", "/api/v1/agents", {})
+        self.assertEqual(status, 405)
+
+    def test_02_register(self):
+        cls = type(self)
+        vm = "vm-%d" % random.randint(1, 10 ** 6)
+        status, body = self.request("POST", "/api/v1/agents",
+                                    {"ns": "ns01", "mcis": "mcis01", "vm": vm, "csp": "aws"})
+        self.assertEqual(status, 201, body)
+        self.assertEqual(len(body["key"]), 64)
+        self.assertEqual(body["status"], "never")
+        cls.agent_id = body["id"]
+        cls.vm = vm
+        cls.agent_conf = dict(body["agent_config"])
+        self.assertEqual(cls.agent_conf["collector"], "127.0.0.1:%d" % cls.udp)
+        # the same VM again: conflict, naming the existing id
+        status, body = self.request("POST", "/api/v1/agents",
+                                    {"ns": "ns01", "mcis": "mcis01", "vm": vm})
+        self.assertEqual(status, 409)
+        self.assertEqual(body["error"]["agent_id"], cls.agent_id)
+        # bad bodies: 400 naming the key
+        for bad, key in (({"ns": "a", "mcis": "b"}, '"vm"'),
+                         ({"ns": "a", "mcis": "b", "vm": 5}, '"vm"'),
+                         ({"ns": "a b", "mcis": "b", "vm": "c"}, '"ns"'),
+                         ({"ns": "a", "mcis": "b", "vm": "c", "colour": "red"}, '"colour"')):
+            status, body = self.request("POST", "/api/v1/agents", bad)
+            self.assertEqual(status, 400, bad)
+            self.assertIn(key, body["error"]["message"])
+        status, body = self.request("POST", "/api/v1/agents", b"{not json")
+        self.assertEqual(status, 400)
+        self.assertIn("invalid JSON", body["error"]["message"])
+        # the key is never shown again
+        status, body = self.get("/api/v1/agents/%d" % cls.agent_id)
+        self.assertEqual(status, 200)
+        self.assertNotIn("key", body)
+
+    def test_03_agent_reports(self):
+        cls = type(self)
+        conf = dict(cls.agent_conf)
+        conf["collector"] = "127.0.0.1:%d" % cls.recorder.port  # through the recorder
+        conf["interval"] = "1s"
+        path = os.path.join(cls.dir, "agent.json")
+        with open(path, "w") as f:
+            json.dump(conf, f)
+        os.chmod(path, 0o600)
+        with open(os.path.join(cls.dir, "agent.log"), "ab") as log:
+            cls.agent = subprocess.Popen([AGENT, "--config", path], stdout=log,
+                                         stderr=subprocess.STDOUT)
+        vm_path = "/api/v1/ns/ns01/mcis/mcis01/vm/%s" % cls.vm
+        cls.vm_path = vm_path
+
+        def has_two_samples():
+            status, body = self.get(vm_path + "/metrics/cpu?fields=cpu_utilization&from=now-5m")
+            if status != 200 or not body["series"]:
+                return None
+            rows = body["series"][0]["values"]
+            return body if len(rows) >= 2 else None
+
+        body = self.wait_for("two cpu samples", has_two_samples, timeout=20)
+        for t, v in body["series"][0]["values"]:
+            self.assertIsInstance(v, float)
+            self.assertGreaterEqual(v, 0.0)
+            self.assertLessEqual(v, 100.0)
+        # latest: cpu and memory with plausible values
+        status, body = self.get(vm_path + "/latest")
+        self.assertEqual(status, 200, body)
+        by_name = {m["name"]: m for m in body["measurements"]}
+        self.assertIn("cpu", by_name)
+        self.assertIn("memory", by_name)
+        cpu = by_name["cpu"]["fields"]
+        mem = by_name["memory"]["fields"]
+        self.assertTrue(0.0 <= cpu["cpu_utilization"] <= 100.0)
+        self.assertEqual(cpu["cpu_num"], os.cpu_count())
+        with open("/proc/meminfo") as f:
+            memtotal_kib = int(next(l for l in f if l.startswith("MemTotal:")).split()[1])
+        self.assertEqual(mem["mem_total"], memtotal_kib * 1024)
+        self.assertIsInstance(mem["mem_total"], int)
+        self.assertTrue(0.0 <= mem["mem_utilization"] <= 100.0)
+        self.assertLessEqual(mem["mem_used"], mem["mem_total"])
+        # aggregation over the range
+        status, body = self.get(vm_path + "/metrics/memory?fields=mem_total,mem_utilization"
+                                "&from=now-5m&step=1h&agg=max")
+        self.assertEqual(status, 200, body)
+        row = body["series"][0]["values"][-1]
+        self.assertEqual(body["series"][0]["columns"], ["time", "mem_total", "mem_utilization"])
+        self.assertEqual(row[1], memtotal_kib * 1024)
+        # the agent is up and counted
+        status, a = self.get("/api/v1/agents/%d" % cls.agent_id)
+        self.assertEqual(a["status"], "up")
+        self.assertGreaterEqual(a["frames"]["accepted"], 2)
+        self.assertTrue(a["address"].startswith("127.0.0.1:"))
+
+    def test_04_garbage_and_replays_are_counted(self):
+        cls = type(self)
+        before = self.metrics()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(s.close)
+        dest = ("127.0.0.1", cls.udp)
+        rnd = random.Random(7)
+        for _ in range(50):
+            s.sendto(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300))), dest)
+        real = cls.recorder.frames[-1]
+        for cut in (1, 5, len(real) // 2, len(real) - 1):
+            s.sendto(real[:cut], dest)
+        tampered = bytearray(real)
+        tampered[-1] ^= 0xFF
+        s.sendto(bytes(tampered), dest)
+        s.sendto(b"\x91\x07", dest)  # version 7
+        s.sendto(b"", dest)
+        replays = cls.recorder.frames[:3]
+        for frame in replays:
+            s.sendto(frame, dest)
+
+        def settled():
+            m = self.metrics()
+            got = m['pantala_datagrams_received_total'] - before['pantala_datagrams_received_total']
+            return m if got >= 50 + 4 + 1 + 1 + 1 + len(replays) else None
+
+        after = self.wait_for("garbage to be counted", settled)
+        d = lambda k: after[k] - before.get(k, 0)  # noqa: E731
+        rejected = d('pantala_frames_total{outcome="rejected"}')
+        self.assertGreaterEqual(rejected, 50 + 4 + 1 + 1 + 1)
+        self.assertGreaterEqual(d('pantala_frames_rejected_total{reason="auth"}'), 1)
+        self.assertGreaterEqual(d('pantala_frames_rejected_total{reason="truncated"}'), 3)
+        self.assertGreaterEqual(d('pantala_frames_rejected_total{reason="version"}'), 1)
+        self.assertEqual(d('pantala_frames_total{outcome="duplicate"}'), len(replays))
+        reasons = sum(v for k, v in after.items()
+                      if k.startswith("pantala_frames_rejected_total"))
+        self.assertEqual(reasons, after['pantala_frames_total{outcome="rejected"}'])
+        status, body = self.get("/healthz", token=None)
+        self.assertEqual(status, 200)
+        status, a = self.get("/api/v1/agents/%d" % cls.agent_id)
+        self.assertGreaterEqual(a["frames"]["duplicate"], len(replays))
+        self.assertGreaterEqual(a["frames"]["rejected"], 1)  # the tampered frame
+
+    def test_05_bad_query_parameters(self):
+        p = type(self).vm_path + "/metrics/cpu"
+        for q, word in (("?step=abc", "step"), ("?agg=median&step=1m", "agg"),
+                        ("?from=yesterday", "from"), ("?to=soon", "to"),
+                        ("?from=now&to=now-1h", "before"), ("?agg=max", "step"),
+                        ("?stepp=1m", "stepp"), ("?fields=", "fields"),
+                        ("?step=0s", "step")):
+            status, body = self.get(p + q)
+            self.assertEqual(status, 400, q)
+            self.assertEqual(body["error"]["code"], "bad_request")
+            self.assertIn(word, body["error"]["message"], q)
+        status, body = self.get("/api/v1/ns/ns01/mcis/mcis01/vm/no-such-vm/latest")
+        self.assertEqual(status, 404)
+        status, body = self.get("/api/v1/agents/abc")
+        self.assertEqual(status, 400)
+        status, body = self.get("/api/v1/agents/999")
+        self.assertEqual(status, 404)
+
+    def test_06_prometheus_text(self):
+        status, text = self.get("/metrics")
+        self.assertEqual(status, 200)
+        for name in ("pantala_frames_total", "pantala_write_queue_depth",
+                     "pantala_store_batch_points_bucket", "pantala_store_write_seconds_count",
+                     "process_resident_memory_bytes"):
+            self.assertIn(name, text)
+        m = self.metrics()
+        self.assertGreater(m["pantala_points_written_total"], 0)
+        self.assertEqual(m['pantala_points_dropped_total{reason="queue_full"}'], 0)
+
+    def test_07_agent_survives_collector_outage(self):
+        cls = type(self)
+        status, a = self.get("/api/v1/agents/%d" % cls.agent_id)
+        accepted_before = a["frames"]["accepted"]
+        cls.daemon.send_signal(signal.SIGTERM)
+        self.assertEqual(cls.daemon.wait(timeout=15), 0)
+        self.assertIn("stopped:", self.read_log())
+        # the agent keeps running without spinning while nobody listens
+        def cpu_seconds(pid):
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        c0 = cpu_seconds(cls.agent.pid)
+        time.sleep(3)
+        self.assertIsNone(cls.agent.poll(), "agent died while the collector was down")
+        self.assertLess(cpu_seconds(cls.agent.pid) - c0, 0.3, "agent busy-loops")
+        cls.start_daemon()
+        # state survived the restart and new frames are accepted again
+        def resumed():
+            status, a2 = self.get("/api/v1/agents/%d" % cls.agent_id)
+            return a2 if a2["frames"]["accepted"] > accepted_before + 1 else None
+        a2 = self.wait_for("frames after the restart", resumed, timeout=20)
+        self.assertGreaterEqual(a2["frames"]["missing"], 1)  # the outage shows as a gap
+        status, body = self.get(cls.vm_path + "/metrics/cpu?fields=cpu_num&from=now-5m")
+        self.assertGreaterEqual(len(body["series"][0]["values"]), 4)
+
+    def test_08_delete_agent(self):
+        cls = type(self)
+        before = self.metrics()
+        status, _ = self.request("DELETE", "/api/v1/agents/%d" % cls.agent_id)
+        self.assertEqual(status, 204)
+        status, _ = self.get("/api/v1/agents/%d" % cls.agent_id)
+        self.assertEqual(status, 404)
+
+        def refused():
+            m = self.metrics()
+            k = 'pantala_frames_rejected_total{reason="unknown_agent"}'
+            return m if m[k] > before[k] else None
+        self.wait_for("frames of the deleted agent to be refused", refused)
+        # its data stays queryable
+        status, body = self.get(cls.vm_path + "/latest")
+        self.assertEqual(status, 200)
+        self.assertTrue(body["measurements"])
+
+
+if __name__ == "__main__":
+    for path in (PANTALAD, AGENT):
+        if not os.access(path, os.X_OK):
+            sys.exit("missing executable %s (set PANTALAD / PANTALA_AGENT)" % path)
+    unittest.main(verbosity=2)
