@@ -68,7 +68,12 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         return pt_conf_fail(c, "log.level", "expected \"error\", \"warn\", \"info\" or \"debug\"");
     if (!cfg->data_dir[0]) return pt_conf_fail(c, "data_dir", "must not be empty");
     for (size_t i = 0; i < cfg->ntokens; i++)
-        if (strlen(cfg->tokens[i]) < 16)
+        if (strstr(cfg->tokens[i], "CHANGE-ME"))
+            return pt_conf_fail(c, "api.tokens",
+                                "token %zu is the placeholder of the example file; replace it "
+                                "with a secret, e.g. `openssl rand -hex 24`",
+                                i);
+        else if (strlen(cfg->tokens[i]) < 16)
             return pt_conf_fail(c, "api.tokens",
                                 "token %zu is shorter than 16 characters; use e.g. "
                                 "`openssl rand -hex 24`",

@@ -186,7 +186,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct api_resp *rs)
     size_t len;
     const char *ctype = "application/json";
     if (rs->json) {
-        body = json_dumps(rs->json, JSON_COMPACT);
+        body = json_dumps(rs->json, JSON_COMPACT | JSON_REAL_PRECISION(15));
         len = body ? strlen(body) : 0;
         if (body) { /* a trailing newline is kind to curl users */
             char *nb = realloc(body, len + 2);

@@ -1,0 +1,110 @@
+/* pantalad configuration: the shipped file, defaults, errors naming keys. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "pt/time.h"
+
+static char path[64];
+
+static int load_text(struct coll_config *cfg, const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/pt-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    int rc = coll_config_load(cfg, path);
+    unlink(path);
+    return rc;
+}
+
+static void test_shipped_file_demands_a_real_token(void **state)
+{
+    (void)state;
+    char shipped[512];
+    snprintf(shipped, sizeof shipped, "%s/../../packaging/pantalad.json", getenv("PT_TEST_DATA"));
+    struct coll_config cfg;
+    assert_int_not_equal(coll_config_load(&cfg, shipped), 0);
+    const char *err = pt_conf_error(&cfg.conf);
+    assert_non_null(strstr(err, "key \"api.tokens\""));
+    assert_non_null(strstr(err, "placeholder"));
+    coll_config_close(&cfg);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct coll_config cfg;
+    assert_int_equal(load_text(&cfg, "{\"api\": {\"tokens\": [\"0123456789abcdef0123\"]}}"), 0);
+    assert_string_equal(cfg.udp_host, "0.0.0.0");
+    assert_int_equal(cfg.udp_port, 8094);
+    assert_string_equal(cfg.http_host, "127.0.0.1");
+    assert_int_equal(cfg.http_port, 9090);
+    assert_string_equal(cfg.store_url, "sqlite:");
+    assert_true(cfg.retention_ns == 30 * 86400 * PT_NS_PER_SEC);
+    assert_true(cfg.max_age_ns == 2 * 3600 * PT_NS_PER_SEC);
+    assert_false(cfg.insecure);
+    coll_config_close(&cfg);
+}
+
+static void expect(const char *text, const char *key, const char *words)
+{
+    struct coll_config cfg;
+    assert_int_not_equal(load_text(&cfg, text), 0);
+    const char *err = pt_conf_error(&cfg.conf);
+    if (!strstr(err, key) || !strstr(err, words))
+        fail_msg("\"%s\" should name %s and say \"%s\"", err, key, words);
+    assert_non_null(strstr(err, path)); /* and the file */
+    coll_config_close(&cfg);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect("{}", "\"api.tokens\"", "at least one API token");
+    expect("{\"api\": {\"tokens\": [\"short\"]}}", "\"api.tokens\"", "shorter than 16");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"listen\": {\"udp\": \"8094\"}}",
+           ":2: key \"listen.udp\"", "host:port");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"log\": {\"level\": \"loud\"}}",
+           ":2: key \"log.level\"", "\"error\", \"warn\"");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"store\": {\"retention\": "
+           "\"forever\"}}",
+           ":2: key \"store.retention\"", "duration");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"writer\": {\"queue\": 1}}",
+           ":2: key \"writer.queue\"", "from 2 to 65536");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"ingest\": {\"insecur\": true}}",
+           ":2: key \"ingest.insecur\"", "unknown key");
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_true(coll_name_valid("vm-01.prod_a:b@c", 16));
+    assert_false(coll_name_valid("a b", 3));
+    assert_false(coll_name_valid("a/b", 3));
+    assert_false(coll_name_valid("", 0));
+    char long_name[130];
+    memset(long_name, 'a', sizeof long_name);
+    assert_false(coll_name_valid(long_name, 129));
+    assert_true(coll_name_valid(long_name, 128));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shipped_file_demands_a_real_token),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
