@@ -85,6 +85,8 @@ int pt_conf_load(struct pt_conf *c, const char *path)
 void pt_conf_close(struct pt_conf *c)
 {
     json_decref(c->root);
+    /* The text may hold secrets (agent keys, API tokens). */
+    if (c->text) explicit_bzero(c->text, strlen(c->text));
     free(c->text);
     for (size_t i = 0; i < c->nknown; i++) free(c->known[i]);
     free(c->known);

@@ -1,0 +1,67 @@
+/* cpu measurement: percentages of CPU time from tick deltas, the context
+ * switch rate, and the gauges (CPUs, uptime, tasks, load). */
+#include "cpu.h"
+
+#include <string.h>
+
+void agent_cpu_init(struct agent_cpu *c)
+{
+    memset(c, 0, sizeof *c);
+}
+
+/* Appends the 11 percentage fields for the interval a..b, or nothing. */
+static void cpu_percentages(const struct agent_cpu_raw *a, const struct agent_cpu_raw *b,
+                            struct agent_meas *out)
+{
+    if (b->user < a->user || b->nice < a->nice || b->system < a->system || b->idle < a->idle ||
+        b->irq < a->irq || b->softirq < a->softirq || b->steal < a->steal || b->guest < a->guest ||
+        b->guest_nice < a->guest_nice)
+        return;
+    uint64_t user = b->user - a->user, nice = b->nice - a->nice;
+    uint64_t guest = b->guest - a->guest, guest_nice = b->guest_nice - a->guest_nice;
+    uint64_t idle = b->idle - a->idle;
+    uint64_t iowait = b->iowait >= a->iowait ? b->iowait - a->iowait : 0;
+    uint64_t system = b->system - a->system, irq = b->irq - a->irq;
+    uint64_t softirq = b->softirq - a->softirq, steal = b->steal - a->steal;
+    /* Guest time is also counted in user (guest_nice in nice). The kernel
+     * adds to both, but a reader can catch it between the two additions. */
+    if (guest > user) guest = user;
+    if (guest_nice > nice) guest_nice = nice;
+
+    /* Guest time is inside user and nice, so it is not added again. */
+    uint64_t total = user + nice + system + idle + iowait + irq + softirq + steal;
+    if (total == 0) return; /* less than a tick: no basis for a percentage */
+    double pct = 100.0 / (double)total;
+
+    /* 100 - idle% - iowait%, from the integers so it is never below 0. */
+    agent_meas_float(out, "cpu_utilization", (double)(total - idle - iowait) * pct);
+    agent_meas_float(out, "cpu_user", (double)(user - guest) * pct);
+    agent_meas_float(out, "cpu_nice", (double)(nice - guest_nice) * pct);
+    agent_meas_float(out, "cpu_system", (double)system * pct);
+    agent_meas_float(out, "cpu_idle", (double)idle * pct);
+    agent_meas_float(out, "cpu_iowait", (double)iowait * pct);
+    agent_meas_float(out, "cpu_hintr", (double)irq * pct);
+    agent_meas_float(out, "cpu_sintr", (double)softirq * pct);
+    agent_meas_float(out, "cpu_steal", (double)steal * pct);
+    agent_meas_float(out, "cpu_guest", (double)guest * pct);
+    agent_meas_float(out, "cpu_guest_nice", (double)guest_nice * pct);
+}
+
+void agent_cpu_update(struct agent_cpu *c, const struct agent_cpu_raw *cur, int64_t mono_ns,
+                      struct agent_meas *out)
+{
+    agent_meas_init(out, "cpu");
+    if (c->have_prev) cpu_percentages(&c->prev, cur, out);
+    agent_meas_uint(out, "cpu_num", cur->ncpu);
+    agent_meas_uint(out, "uptime", cur->uptime_s);
+    if (c->have_prev)
+        agent_meas_rate(out, "contexts", c->prev.ctxt, cur->ctxt, mono_ns - c->prev_ns);
+    agent_meas_uint(out, "proc_run", cur->procs_running);
+    agent_meas_uint(out, "proc_total", cur->procs_total);
+    agent_meas_float(out, "load_avg_1m", cur->load1);
+    agent_meas_float(out, "load_avg_5m", cur->load5);
+    agent_meas_float(out, "load_avg_15m", cur->load15);
+    c->prev = *cur;
+    c->prev_ns = mono_ns;
+    c->have_prev = true;
+}

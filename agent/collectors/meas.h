@@ -1,0 +1,40 @@
+/* One measurement being built: its name and a fixed-capacity field list,
+ * so collecting allocates nothing.
+ *
+ * Field keys are borrowed (string literals in practice) and must outlive the
+ * measurement. A float that is not finite is dropped rather than sent: a
+ * field is either a real value or absent. */
+#ifndef AGENT_MEAS_H
+#define AGENT_MEAS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pt/wire.h"
+
+/* cpu has 19 fields and memory 16; room for what comes next. */
+#define AGENT_MEAS_MAX_FIELDS 32
+
+struct agent_meas {
+    struct pt_meas m; /* m.fields points at f */
+    struct pt_field f[AGENT_MEAS_MAX_FIELDS];
+};
+
+/* Empties am and names it (name is borrowed). */
+void agent_meas_init(struct agent_meas *am, const char *name);
+/* Append a field. Beyond AGENT_MEAS_MAX_FIELDS the field is dropped (a
+ * programming error, caught by the unit tests' field counts). */
+void agent_meas_float(struct agent_meas *am, const char *key, double v);
+void agent_meas_uint(struct agent_meas *am, const char *key, uint64_t v);
+
+/* Appends key = (cur - prev) / elapsed seconds, the per-second rate of a
+ * counter read twice elapsed_ns apart (monotonic). Appends nothing when the
+ * counter went backwards (wrap, reset) or no time elapsed: no value is
+ * better than a made-up one. */
+void agent_meas_rate(struct agent_meas *am, const char *key, uint64_t prev, uint64_t cur,
+                     int64_t elapsed_ns);
+
+/* The field called key in m, or NULL when m has none. */
+const struct pt_field *agent_meas_find(const struct pt_meas *m, const char *key);
+
+#endif

@@ -1,0 +1,237 @@
+/* Tests of agent/agent.c: the frames on the wire (decoded and verified with
+ * libpantala-common's decoder), tick alignment, and --once. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "pt/err.h"
+#include "pt/time.h"
+
+#include "agent.h"
+#include "agent_test.h"
+
+#define KEY_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+static void test_next_tick(void **state)
+{
+    const int64_t s = PT_NS_PER_SEC, ms = PT_NS_PER_MS;
+    assert_int_equal(agent_next_tick(1000 * s, s), 1001 * s); /* on a tick: the next one */
+    assert_int_equal(agent_next_tick(1000 * s + 1, s), 1001 * s);
+    assert_int_equal(agent_next_tick(1001 * s - 1, s), 1001 * s);
+    assert_int_equal(agent_next_tick(1000 * s + 50 * ms, 100 * ms), 1000 * s + 100 * ms);
+    assert_int_equal(agent_next_tick(1000 * s + 1, 60 * s), 1020 * s);
+    assert_int_equal(agent_next_tick(-1, s), 0);
+}
+
+struct wire {
+    int fd;
+    struct agent_config cfg;
+    struct agent a;
+    struct pt_wire_dec *dec;
+    uint8_t buf[PT_WIRE_MAX_FRAME];
+    char roots[2][512];
+};
+
+/* An agent sending to a loopback socket of the test's, reading fixture
+ * "base" (t0 first). */
+static struct wire *wire_setup(bool with_key)
+{
+    struct wire *w = calloc(1, sizeof *w);
+    w->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(w->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(w->fd, (struct sockaddr *)&a, &len), 0);
+
+    char text[512], err[512];
+    snprintf(text, sizeof text,
+             "{\"collector\": \"127.0.0.1:%u\", %s \"ns\": \"ns01\", \"mcis\": \"web\", "
+             "\"vm\": \"web-1\", \"csp\": \"aws\", \"host\": \"h1\", \"interval\": \"2s\"}",
+             ntohs(a.sin_port), with_key ? "\"agent_id\": 77, \"key\": \"" KEY_HEX "\"," : "");
+    agent_config_defaults(&w->cfg);
+    if (agent_config_parse(&w->cfg, "test", text, strlen(text), true, err, sizeof err))
+        fail_msg("%s", err);
+    fixture(w->roots[0], sizeof w->roots[0], "base", "t0");
+    fixture(w->roots[1], sizeof w->roots[1], "base", "t1");
+    assert_int_equal(agent_init(&w->a, &w->cfg), 0);
+    w->a.sample.root = w->roots[0];
+    w->dec = pt_wire_dec_new();
+    return w;
+}
+
+static void wire_teardown(struct wire *w)
+{
+    agent_close(&w->a);
+    pt_wire_dec_free(w->dec);
+    close(w->fd);
+    free(w);
+}
+
+/* Receives and decodes the next frame into f. */
+static void wire_recv(struct wire *w, struct pt_frame *f, ssize_t *len)
+{
+    struct pollfd p = {w->fd, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 1000), 1);
+    *len = recv(w->fd, w->buf, sizeof w->buf, 0);
+    assert_true(*len > 0);
+    assert_int_equal(pt_wire_decode(w->dec, w->buf, (size_t)*len, f), 0);
+}
+
+static const struct pt_meas *meas_named(const struct pt_frame *f, const char *name)
+{
+    for (size_t i = 0; i < f->nmeas; i++)
+        if (pt_str_eq(f->meas[i].name, name)) return &f->meas[i];
+    fail_msg("no measurement %s", name);
+    return NULL;
+}
+
+static void test_signed_frames(void **state)
+{
+    struct wire *w = wire_setup(true);
+    struct pt_frame f;
+    ssize_t len;
+    struct pt_wire_key key;
+    uint8_t raw[PT_WIRE_KEY_LEN];
+    for (int i = 0; i < PT_WIRE_KEY_LEN; i++) raw[i] = (uint8_t)i;
+    assert_int_equal(pt_wire_key_init(&key, raw, sizeof raw), 0);
+    const int64_t tick = INT64_C(1795239454) * PT_NS_PER_SEC;
+
+    assert_int_equal(agent_tick(&w->a, tick), 0);
+    wire_recv(w, &f, &len);
+    assert_int_equal(pt_wire_verify(&f, w->buf, &key), 0);
+    assert_true(len < PT_WIRE_TARGET_FRAME); /* one MTU */
+    assert_int_equal(f.flags, PT_WIRE_F_SIGNED);
+    assert_int_equal(f.agent_id, 77);
+    assert_true(f.epoch > UINT64_C(1700000000000) && f.epoch <= (uint64_t)(pt_now_ns() / PT_NS_PER_MS));
+    assert_int_equal(f.seq, 1);
+    assert_int_equal(f.ts_ns, tick);
+    assert_int_equal(f.interval_ms, 2000);
+    assert_int_equal(f.part, 0);
+    assert_int_equal(f.nparts, 1);
+    assert_true(pt_str_eq(f.id.ns, "ns01") && pt_str_eq(f.id.mcis, "web") &&
+                pt_str_eq(f.id.vm, "web-1") && pt_str_eq(f.id.csp, "aws") &&
+                pt_str_eq(f.id.host, "h1"));
+    assert_int_equal(f.nmeas, 2);
+    assert_true(pt_str_eq(f.meas[0].name, "cpu") && pt_str_eq(f.meas[1].name, "memory"));
+    /* First frame: gauges, no rates. */
+    assert_field_uint(meas_named(&f, "cpu"), "cpu_num", 2);
+    assert_no_field(meas_named(&f, "cpu"), "cpu_utilization");
+    assert_field_uint(meas_named(&f, "memory"), "mem_total", UINT64_C(24684096) * 1024);
+    assert_no_field(meas_named(&f, "memory"), "page_in");
+    uint64_t epoch = f.epoch;
+
+    /* A tampered frame does not verify. */
+    w->buf[len / 2] ^= 1;
+    struct pt_frame g;
+    if (pt_wire_decode(w->dec, w->buf, (size_t)len, &g) == 0)
+        assert_int_equal(pt_wire_verify(&g, w->buf, &key), PT_E_AUTH);
+
+    /* Second frame, from t1: percentages, the next seq, the same epoch. */
+    w->a.sample.root = w->roots[1];
+    assert_int_equal(agent_tick(&w->a, tick + 2 * PT_NS_PER_SEC), 0);
+    wire_recv(w, &f, &len);
+    assert_int_equal(pt_wire_verify(&f, w->buf, &key), 0);
+    assert_int_equal(f.seq, 2);
+    assert_int_equal(f.epoch, epoch);
+    assert_int_equal(f.ts_ns, tick + 2 * PT_NS_PER_SEC);
+    const struct pt_meas *cpu = meas_named(&f, "cpu");
+    assert_int_equal(cpu->nfields, 19);
+    assert_field_float(cpu, "cpu_utilization", 44.5);
+    assert_field_float(cpu, "cpu_guest", 10.0);
+    const struct pt_meas *mem = meas_named(&f, "memory");
+    assert_int_equal(mem->nfields, 16);
+    assert_true(agent_meas_find(mem, "page_in") != NULL); /* its value depends on real time */
+    assert_catalog_types(cpu);
+    assert_catalog_types(mem);
+    assert_int_equal(w->a.sent, 2);
+
+    pt_wire_key_close(&key);
+    wire_teardown(w);
+}
+
+static void test_unsigned_frames(void **state)
+{
+    struct wire *w = wire_setup(false);
+    struct pt_frame f;
+    ssize_t len;
+    assert_true(w->cfg.agent_id_derived);
+    assert_int_equal(agent_tick(&w->a, PT_NS_PER_SEC), 0);
+    wire_recv(w, &f, &len);
+    assert_int_equal(f.flags, 0);
+    assert_null(f.mac);
+    assert_int_equal(f.agent_id, agent_config_derive_id("ns01", "web", "web-1"));
+    wire_teardown(w);
+}
+
+static void test_unreadable_proc(void **state)
+{
+    /* Nothing readable: the frame still goes out (the agent is alive), with
+     * no measurements. */
+    struct wire *w = wire_setup(false);
+    struct pt_frame f;
+    ssize_t len;
+    char root[512];
+    w->a.sample.root = fixture(root, sizeof root, "missing", "t0");
+    assert_int_equal(agent_tick(&w->a, PT_NS_PER_SEC), 0);
+    wire_recv(w, &f, &len);
+    assert_int_equal(f.nmeas, 0);
+    /* garbled3: cpu is broken (empty uptime), memory is not. */
+    w->a.sample.root = fixture(root, sizeof root, "garbled3", "t0");
+    assert_int_equal(agent_tick(&w->a, 2 * PT_NS_PER_SEC), 0);
+    wire_recv(w, &f, &len);
+    assert_int_equal(f.nmeas, 1);
+    assert_true(pt_str_eq(f.meas[0].name, "memory"));
+    assert_int_equal(f.seq, 2);
+    wire_teardown(w);
+}
+
+static void test_once(void **state)
+{
+    struct agent_config cfg;
+    char root[512];
+    char *text = NULL;
+    size_t len = 0;
+    agent_config_defaults(&cfg);
+    snprintf(cfg.ns, sizeof cfg.ns, "ns01");
+    cfg.interval_ns = 100 * PT_NS_PER_MS; /* waits the interval when under 250 ms */
+    snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", fixture(root, sizeof root, "base", "t0"));
+    FILE *out = open_memstream(&text, &len);
+    int64_t t0 = pt_mono_ns();
+    assert_int_equal(agent_once(&cfg, out), 0);
+    int64_t took = pt_mono_ns() - t0;
+    fclose(out);
+    assert_true(took >= 100 * PT_NS_PER_MS && took < 200 * PT_NS_PER_MS);
+    assert_non_null(strstr(text, "  \"ns\": \"ns01\",\n"));
+    assert_non_null(strstr(text, "  \"interval_ms\": 100,\n"));
+    assert_non_null(strstr(text, "\"mem_total\": 25276514304,\n"));
+    assert_non_null(strstr(text, "\"contexts\": 0.0,\n")); /* same file twice: a true 0 */
+    assert_null(strstr(text, "cpu_utilization"));          /* no tick elapsed */
+    free(text);
+}
+
+int main(void)
+{
+    pt_log_set_level(PT_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_next_tick),
+        cmocka_unit_test(test_signed_frames),
+        cmocka_unit_test(test_unsigned_frames),
+        cmocka_unit_test(test_unreadable_proc),
+        cmocka_unit_test(test_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
