@@ -47,7 +47,10 @@ struct coll_writer {
     struct pt_tag *tags;
     struct pt_field *fields;
     struct pt_ident *ids;
-    size_t cap_pts, cap_meas, cap_tags, cap_fields, cap_ids;
+    struct point_idx {
+        size_t tag, field, id;
+    } * idx; /* where each point's tags, fields and identity start */
+    size_t cap_pts, cap_meas, cap_tags, cap_fields, cap_ids, cap_idx;
 };
 
 static size_t batch_bytes(const struct coll_writer *w)
@@ -187,8 +190,8 @@ void coll_writer_tick(struct coll_writer *w)
 
 /* Decodes every frame of b into w->pts. Strings point into b, which stays
  * alive until the write is done. The arrays may move while they grow, so
- * the cross references are kept as indexes and turned into pointers at the
- * end. Returns the number of points or <0. */
+ * each point's tags, fields and identity are kept as indexes (w->idx) and
+ * turned into pointers at the end. Returns the number of points or <0. */
 static long decode_batch(struct coll_writer *w, struct batch *b)
 {
     size_t npts = 0, ntags = 0, nfields = 0, nids = 0;
@@ -206,18 +209,17 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
             const struct pt_meas *src = &f.meas[m];
             GROW(w->pts, w->cap_pts, npts + 1);
             GROW(w->meas, w->cap_meas, npts + 1);
-            GROW(w->tags, w->cap_tags, ntags + src->ntags);
-            GROW(w->fields, w->cap_fields, nfields + src->nfields);
-            memcpy(&w->tags[ntags], src->tags, src->ntags * sizeof *src->tags);
-            memcpy(&w->fields[nfields], src->fields, src->nfields * sizeof *src->fields);
-            struct pt_meas *dst = &w->meas[npts];
-            dst->name = src->name;
-            dst->ntags = src->ntags;
-            dst->nfields = src->nfields;
-            /* Offsets for now: tags/fields may still move when they grow. */
-            dst->tags = (struct pt_tag *)(uintptr_t)ntags;
-            dst->fields = (struct pt_field *)(uintptr_t)nfields;
-            w->pts[npts].id = (const struct pt_ident *)(uintptr_t)nids;
+            GROW(w->idx, w->cap_idx, npts + 1);
+            if (src->ntags) {
+                GROW(w->tags, w->cap_tags, ntags + src->ntags);
+                memcpy(&w->tags[ntags], src->tags, src->ntags * sizeof *src->tags);
+            }
+            if (src->nfields) {
+                GROW(w->fields, w->cap_fields, nfields + src->nfields);
+                memcpy(&w->fields[nfields], src->fields, src->nfields * sizeof *src->fields);
+            }
+            w->meas[npts] = *src;
+            w->idx[npts] = (struct point_idx){ntags, nfields, nids};
             w->pts[npts].ts_ns = f.ts_ns;
             ntags += src->ntags;
             nfields += src->nfields;
@@ -226,9 +228,9 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
         nids++;
     }
     for (size_t i = 0; i < npts; i++) {
-        w->meas[i].tags = w->tags + (uintptr_t)w->meas[i].tags;
-        w->meas[i].fields = w->fields + (uintptr_t)w->meas[i].fields;
-        w->pts[i].id = w->ids + (uintptr_t)w->pts[i].id;
+        w->meas[i].tags = w->meas[i].ntags ? w->tags + w->idx[i].tag : NULL;
+        w->meas[i].fields = w->meas[i].nfields ? w->fields + w->idx[i].field : NULL;
+        w->pts[i].id = &w->ids[w->idx[i].id];
         w->pts[i].m = &w->meas[i];
     }
     return (long)npts;
@@ -259,7 +261,9 @@ static void write_batch(struct coll_writer *w, struct batch *b)
             return;
         }
         atomic_fetch_add(&w->stats->store_errors, 1);
-        if (attempt >= sizeof backoff_ms / sizeof backoff_ms[0]) break;
+        /* An invalid point can never be stored: retrying cannot help. */
+        bool permanent = rc == -EINVAL || rc == PT_E_LIMIT;
+        if (permanent || attempt >= sizeof backoff_ms / sizeof backoff_ms[0]) break;
         PT_WARN("writer", "store write of %ld points failed (%s); retrying in %lld ms", n,
                 pt_strerror(rc), (long long)backoff_ms[attempt]);
         struct timespec ts = {0, (long)(backoff_ms[attempt] % 1000) * 1000000L};
@@ -394,6 +398,7 @@ void coll_writer_stop(struct coll_writer *w)
     free(w->tags);
     free(w->fields);
     free(w->ids);
+    free(w->idx);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     free(w);

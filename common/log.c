@@ -38,6 +38,8 @@ int pt_log_open(const char *path)
 }
 
 static void log_vwrite(int level, const char *component, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void log_vwrite(int level, const char *component, const char *fmt, va_list ap)
 {
     char line[2048];
     char ts[40];

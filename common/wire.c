@@ -32,7 +32,8 @@ enum {
 #define IDENT_COUNT 5
 
 /* Zone chunk big enough that a maximal frame never needs a second chunk:
- * each msgpack byte yields at most one 24-byte object. */
+ * after msgpack_plausible() each msgpack byte yields at most one 24-byte
+ * object. */
 #define ZONE_CHUNK (PT_WIRE_MAX_FRAME * sizeof(msgpack_object) + 4096)
 
 struct pt_wire_dec {
@@ -55,6 +56,7 @@ bool pt_str_eq(struct pt_str a, const char *s)
 
 bool pt_utf8_ok(const char *s, size_t len, bool ctrl)
 {
+    if (len == 0) return true; /* s may be NULL then */
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         unsigned c = *p;
@@ -150,6 +152,7 @@ struct wbuf {
 static int wbuf_write(void *data, const char *buf, size_t len)
 {
     struct wbuf *w = data;
+    if (len == 0) return 0;
     if (len > w->cap - w->len) return -1;
     memcpy(w->p + w->len, buf, len);
     w->len += len;
@@ -267,6 +270,122 @@ int pt_wire_encode(const struct pt_frame *f, struct pt_wire_key *key, void *out,
 
 /* ---- decoder ------------------------------------------------------------- */
 
+/* msgpack-c reserves room for every element a container header claims before
+ * it reads any of them, so five bytes claiming 2^32 elements would make it
+ * allocate about 100 GB, before any signature could be checked. This pass
+ * walks the encoding once, allocating nothing, and refuses input that owes
+ * more objects than it has bytes left (every object takes at least one
+ * byte). That bounds msgpack-c's allocations by the input's length, which
+ * PT_WIRE_MAX_FRAME bounds. Returns 0, PT_E_TRUNCATED or PT_E_MALFORMED. */
+static int msgpack_plausible(const unsigned char *p, size_t n)
+{
+    uint64_t owed = 1; /* objects still to come before the root is complete */
+    size_t i = 0;
+    while (owed) {
+        if (i >= n) return PT_E_TRUNCATED;
+        unsigned b = p[i++];
+        uint64_t count = 0, len = 0;
+        size_t width = 0;   /* bytes of a length or count field */
+        unsigned extra = 0; /* bytes after it that are not counted in len */
+        owed--;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, nil, bool: the byte is the whole object */
+        } else if (b <= 0x8f) {
+            count = 2u * (b & 0x0f);
+        } else if (b <= 0x9f) {
+            count = b & 0x0f;
+        } else if (b <= 0xbf) {
+            len = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc4:
+            case 0xd9:
+                width = 1;
+                break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda:
+                width = 2;
+                break; /* bin16, str16 */
+            case 0xc6:
+            case 0xdb:
+                width = 4;
+                break; /* bin32, str32 */
+            case 0xc7:
+                width = 1, extra = 1;
+                break; /* ext8 */
+            case 0xc8:
+                width = 2, extra = 1;
+                break; /* ext16 */
+            case 0xc9:
+                width = 4, extra = 1;
+                break; /* ext32 */
+            case 0xca:
+                len = 4;
+                break; /* float32 */
+            case 0xcb:
+                len = 8;
+                break; /* float64 */
+            case 0xcc:
+            case 0xd0:
+                len = 1;
+                break; /* (u)int8 */
+            case 0xcd:
+            case 0xd1:
+                len = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                len = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                len = 8;
+                break;
+            case 0xd4:
+                len = 2;
+                break; /* fixext 1..16 */
+            case 0xd5:
+                len = 3;
+                break;
+            case 0xd6:
+                len = 5;
+                break;
+            case 0xd7:
+                len = 9;
+                break;
+            case 0xd8:
+                len = 17;
+                break;
+            case 0xdc:
+            case 0xde:
+                width = 2;
+                break; /* array16, map16 */
+            case 0xdd:
+            case 0xdf:
+                width = 4;
+                break; /* array32, map32 */
+            default:
+                return PT_E_MALFORMED; /* 0xc1 */
+            }
+            if (width) {
+                if (n - i < width) return PT_E_TRUNCATED;
+                uint64_t v = 0;
+                for (size_t k = 0; k < width; k++) v = v << 8 | p[i + k];
+                i += width;
+                if (b >= 0xdc) /* containers */
+                    count = b >= 0xde ? 2 * v : v;
+                else
+                    len = v + extra;
+            }
+        }
+        if (len > n - i) return PT_E_TRUNCATED;
+        i += (size_t)len;
+        owed += count;
+        if (owed > n - i) return PT_E_TRUNCATED;
+    }
+    return 0;
+}
+
 struct pt_wire_dec *pt_wire_dec_new(void)
 {
     struct pt_wire_dec *d = malloc(sizeof *d);
@@ -302,7 +421,7 @@ static int get_str(const msgpack_object *o, bool empty_ok, bool ctrl, struct pt_
     if (n > PT_WIRE_MAX_STR) return PT_E_LIMIT;
     if (n == 0 && !empty_ok) return PT_E_MALFORMED;
     if (!pt_utf8_ok(o->via.str.ptr, n, ctrl)) return PT_E_MALFORMED;
-    out->p = o->via.str.ptr;
+    out->p = n ? o->via.str.ptr : ""; /* msgpack-c may give NULL for "" */
     out->len = n;
     return 0;
 }
@@ -438,6 +557,8 @@ int pt_wire_fields_decode(struct pt_wire_dec *d, const void *buf, size_t len,
 {
     if (len == 0) return PT_E_TRUNCATED;
     if (len > PT_WIRE_MAX_FRAME) return PT_E_LIMIT;
+    int rc = msgpack_plausible(buf, len);
+    if (rc) return rc;
     msgpack_zone_clear(&d->zone);
     msgpack_object o;
     size_t off = 0;
@@ -446,7 +567,7 @@ int pt_wire_fields_decode(struct pt_wire_dec *d, const void *buf, size_t len,
     if (ur != MSGPACK_UNPACK_SUCCESS) return PT_E_MALFORMED;
     if (o.type != MSGPACK_OBJECT_MAP) return PT_E_TYPE;
     if (o.via.map.size > PT_WIRE_MAX_FIELDS) return PT_E_LIMIT;
-    int rc = decode_fields(&o, d->fields);
+    rc = decode_fields(&o, d->fields);
     if (rc) return rc;
     *fields = d->fields;
     *n = (uint16_t)o.via.map.size;
@@ -458,6 +579,8 @@ int pt_wire_decode(struct pt_wire_dec *d, const void *buf, size_t len, struct pt
     memset(f, 0, sizeof *f);
     if (len == 0) return PT_E_TRUNCATED;
     if (len > PT_WIRE_MAX_FRAME) return PT_E_LIMIT;
+    int rc = msgpack_plausible(buf, len);
+    if (rc) return rc;
 
     msgpack_zone_clear(&d->zone);
     msgpack_object root;
@@ -477,7 +600,6 @@ int pt_wire_decode(struct pt_wire_dec *d, const void *buf, size_t len, struct pt
     const msgpack_object *e = root.via.array.ptr;
     uint32_t n = root.via.array.size;
     uint64_t v;
-    int rc;
 
     /* Version first, so a future version is reported as such whatever its
      * shape. */

@@ -529,6 +529,48 @@ static void test_fields_blob(void **state)
         assert_int_not_equal(pt_wire_fields_decode(fx->dec, buf, cut, &out, &n), 0);
 }
 
+/* Found by fuzzing: a container header claiming 2^32 elements made
+ * msgpack-c allocate ~100 GB before anything was checked. */
+static void test_huge_claimed_counts(void **state)
+{
+    struct fixture *fx = *state;
+    struct pt_frame out;
+    struct pt_field *fl;
+    uint16_t n;
+    static const char *const inputs[] = {"\xdd\xdd\x00\x00\x00", "\xdf\xff\xff\xff\xff",
+                                         "\x9c\x01\xdd\x10\x00\x00\x00"};
+    static const size_t lens[] = {5, 5, 7};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(pt_wire_decode(fx->dec, inputs[i], lens[i], &out), PT_E_TRUNCATED);
+        assert_int_equal(pt_wire_fields_decode(fx->dec, inputs[i], lens[i], &fl, &n),
+                         PT_E_TRUNCATED);
+    }
+    /* an array claiming one element more than the bytes that follow */
+    char buf[64] = {(char)0xdc, 0x00, 61};
+    memset(buf + 3, 0x01, 60);
+    assert_int_equal(pt_wire_fields_decode(fx->dec, buf, sizeof buf - 1, &fl, &n), PT_E_TRUNCATED);
+    /* the never-used byte 0xc1 */
+    assert_int_equal(pt_wire_decode(fx->dec, "\xc1", 1, &out), PT_E_MALFORMED);
+}
+
+/* Found by fuzzing: msgpack-c hands out NULL for an empty first string. */
+static void test_empty_string_field(void **state)
+{
+    struct fixture *fx = *state;
+    struct pt_field *fl;
+    uint16_t n;
+    assert_int_equal(pt_wire_fields_decode(fx->dec, "\x81\x2b\xa0", 3, &fl, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(fl[0].type, PT_F_STR);
+    assert_int_equal(fl[0].v.s.len, 0);
+    assert_non_null(fl[0].v.s.p);
+    uint8_t buf[16];
+    size_t len;
+    assert_int_equal(pt_wire_fields_encode(fl, n, buf, sizeof buf, &len), 0);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "\x81\x2b\xa0", 3);
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -553,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_hand_built_frames),
         cmocka_unit_test(test_ceilings),
         cmocka_unit_test(test_fields_blob),
+        cmocka_unit_test(test_huge_claimed_counts),
+        cmocka_unit_test(test_empty_string_field),
         cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
