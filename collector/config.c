@@ -60,6 +60,8 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         (rc = pt_conf_int(c, "writer.batch", 1, 65536, 2048, &cfg->batch_frames)) ||
         (rc = pt_conf_duration(c, "writer.flush", PT_NS_PER_MS, 60 * PT_NS_PER_SEC,
                                200 * PT_NS_PER_MS, &cfg->flush_ns)) ||
+        (rc = pt_conf_duration(c, "writer.drain", PT_NS_PER_SEC, 3600 * PT_NS_PER_SEC,
+                               30 * PT_NS_PER_SEC, &cfg->drain_ns)) ||
         (rc = pt_conf_str(c, "log.level", "info", &level)) ||
         (rc = pt_conf_str(c, "log.file", NULL, &cfg->log_file)))
         return rc;

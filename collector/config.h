@@ -29,6 +29,7 @@ struct coll_config {
     int64_t queue_batches; /* writer queue capacity in batches */
     int64_t batch_frames;  /* frames per batch */
     int64_t flush_ns;      /* a partial batch is handed over after this */
+    int64_t drain_ns;      /* shutdown: how long to keep writing queued batches */
     int log_level;
     const char *log_file;
 };

@@ -49,6 +49,7 @@ static const char usage[] =
     "  writer.queue       batches waiting for the store at most (256)\n"
     "  writer.batch       frames per store write                 (2048)\n"
     "  writer.flush       hand over a partial batch after        (200ms)\n"
+    "  writer.drain       at shutdown, keep writing queued data  (30s)\n"
     "  log.level          error | warn | info | debug           (info)\n"
     "  log.file           log to this file instead of stderr\n"
     "\n"
@@ -132,6 +133,7 @@ static int start(struct daemon *d)
         .flush_ns = c->flush_ns,
         .retention_ns = c->retention_ns,
         .persist_ns = 5 * PT_NS_PER_SEC,
+        .drain_ns = c->drain_ns,
     };
     if ((rc = coll_writer_start(&d->writer, d->ops, d->store, d->reg, &d->stats, &wo))) {
         PT_ERROR("pantalad", "cannot start the writer thread: %s", pt_strerror(rc));
@@ -196,7 +198,8 @@ static void stop(struct daemon *d)
     unsigned long long acc = atomic_load(&d->stats.accepted),
                        wr = atomic_load(&d->stats.frames_written),
                        dq = atomic_load(&d->stats.frames_dropped_queue),
-                       ds = atomic_load(&d->stats.frames_dropped_store);
+                       ds = atomic_load(&d->stats.frames_dropped_store) +
+                            atomic_load(&d->stats.frames_dropped_shutdown);
     PT_INFO("pantalad", "stopped: %llu frames accepted, %llu written, %llu dropped", acc, wr,
             dq + ds);
 }

@@ -189,14 +189,18 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
               "# HELP pantala_points_dropped_total Points that were not stored, by reason.\n"
               "# TYPE pantala_points_dropped_total counter\n"
               "pantala_points_dropped_total{reason=\"queue_full\"} %llu\n"
-              "pantala_points_dropped_total{reason=\"store_error\"} %llu\n",
-              LOAD(s->points_dropped_queue), LOAD(s->points_dropped_store));
+              "pantala_points_dropped_total{reason=\"store_error\"} %llu\n"
+              "pantala_points_dropped_total{reason=\"shutdown\"} %llu\n",
+              LOAD(s->points_dropped_queue), LOAD(s->points_dropped_store),
+              LOAD(s->points_dropped_shutdown));
     tb_printf(&b,
               "# HELP pantala_frames_dropped_total Accepted frames that were not stored, by "
               "reason.\n# TYPE pantala_frames_dropped_total counter\n"
               "pantala_frames_dropped_total{reason=\"queue_full\"} %llu\n"
-              "pantala_frames_dropped_total{reason=\"store_error\"} %llu\n",
-              LOAD(s->frames_dropped_queue), LOAD(s->frames_dropped_store));
+              "pantala_frames_dropped_total{reason=\"store_error\"} %llu\n"
+              "pantala_frames_dropped_total{reason=\"shutdown\"} %llu\n",
+              LOAD(s->frames_dropped_queue), LOAD(s->frames_dropped_store),
+              LOAD(s->frames_dropped_shutdown));
     counter(&b, "pantala_store_errors_total", "Failed store writes.", LOAD(s->store_errors));
     counter(&b, "pantala_store_retention_deleted_total", "Points deleted by retention.",
             LOAD(s->store_retention_deleted));

@@ -49,6 +49,7 @@ struct coll_stats {
     _Atomic uint64_t points_written, frames_written, batches_written;
     _Atomic uint64_t frames_dropped_queue, points_dropped_queue;
     _Atomic uint64_t frames_dropped_store, points_dropped_store, store_errors;
+    _Atomic uint64_t frames_dropped_shutdown, points_dropped_shutdown;
     _Atomic uint64_t store_retention_deleted;
     _Atomic int64_t queue_depth, queue_capacity;
     _Atomic int64_t store_bytes;

@@ -36,6 +36,7 @@ struct coll_writer {
     struct batch *spare; /* free list */
     size_t nspare;
     int stopping;
+    int64_t drain_deadline; /* monotonic; set with stopping */
 
     pthread_t thread;
     struct pt_complain c_full, c_store;
@@ -319,7 +320,19 @@ static void *writer_main(void *arg)
             atomic_store(&w->stats->queue_depth, (int64_t)w->depth);
         }
         int stop = w->stopping && !b;
+        bool late = w->stopping && pt_mono_ns() > w->drain_deadline;
+        size_t left = w->depth;
         pthread_mutex_unlock(&w->lock);
+        if (b && late) {
+            atomic_fetch_add(&w->stats->frames_dropped_shutdown, b->nframes);
+            atomic_fetch_add(&w->stats->points_dropped_shutdown, b->npoints);
+            pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
+                        "shutdown: the store did not take the queue in time; dropping %zu "
+                        "queued batches",
+                        left + 1);
+            batch_put(w, b);
+            continue;
+        }
         if (b) {
             write_batch(w, b);
             batch_put(w, b);
@@ -339,6 +352,7 @@ int coll_writer_start(struct coll_writer **out, const struct store_ops *ops, str
     if (!w) return -ENOMEM;
     w->o = *o;
     if (w->o.persist_ns <= 0) w->o.persist_ns = 5 * PT_NS_PER_SEC;
+    if (w->o.drain_ns <= 0) w->o.drain_ns = 30 * PT_NS_PER_SEC;
     w->ops = ops;
     w->store = store;
     w->reg = reg;
@@ -370,8 +384,10 @@ void coll_writer_stop(struct coll_writer *w)
     if (!w) return;
     struct batch *b = w->cur;
     if (b && b->nframes) {
-        /* Shutdown: wait for room rather than drop what is already accepted. */
-        for (;;) {
+        /* Shutdown: wait (a while) for room rather than drop what is
+         * already accepted. */
+        int64_t until = pt_mono_ns() + w->o.drain_ns;
+        while (pt_mono_ns() < until) {
             pthread_mutex_lock(&w->lock);
             bool room = w->depth < w->o.queue_batches;
             pthread_mutex_unlock(&w->lock);
@@ -383,6 +399,10 @@ void coll_writer_stop(struct coll_writer *w)
     }
     pthread_mutex_lock(&w->lock);
     w->stopping = 1;
+    w->drain_deadline = pt_mono_ns() + w->o.drain_ns;
+    if (w->depth)
+        PT_INFO("writer", "writing %zu queued batches before exiting (at most %llds)", w->depth,
+                (long long)(w->o.drain_ns / PT_NS_PER_SEC));
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);

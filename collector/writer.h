@@ -26,6 +26,7 @@ struct coll_writer_opts {
     int64_t flush_ns;     /* maximum age of a partial batch */
     int64_t retention_ns; /* 0: keep everything */
     int64_t persist_ns;   /* registry persistence period */
+    int64_t drain_ns;     /* at shutdown, stop writing queued batches after this */
 };
 
 int coll_writer_start(struct coll_writer **out, const struct store_ops *ops, struct store *store,
@@ -35,8 +36,9 @@ int coll_writer_start(struct coll_writer **out, const struct store_ops *ops, str
 void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint16_t npoints);
 /* Ingest thread, from a timer: hands over the partial batch when it is old. */
 void coll_writer_tick(struct coll_writer *w);
-/* Hands over the partial batch, lets the writer drain the queue, joins it and
- * frees w. */
+/* Hands over the partial batch, lets the writer drain the queue (for at
+ * most drain_ns; what is left then is counted as dropped and logged), joins
+ * it and frees w. */
 void coll_writer_stop(struct coll_writer *w);
 
 #endif

@@ -56,11 +56,12 @@ struct store_query {
     size_t max_rows;        /* per series; the query fails with -E2BIG beyond it */
 };
 
-/* Ceilings of one query, so that no request can exhaust memory: max_rows 0
- * means STORE_MAX_ROWS; more than STORE_MAX_COLS columns in a series
- * (requested, or discovered when fields is NULL), more than
- * STORE_MAX_VALUES cells in the whole result, or more than STORE_MAX_BUCKET
- * values of one field in one p95 bucket fail the query with -E2BIG. */
+/* Ceilings of one query, so that no request can exhaust memory: max_rows 0,
+ * or above STORE_MAX_ROWS, means STORE_MAX_ROWS; more than STORE_MAX_COLS
+ * columns in a series (requested, or discovered when fields is NULL), more
+ * than STORE_MAX_VALUES cells in the whole result (or values held for p95),
+ * or more than STORE_MAX_BUCKET values of one field in one p95 bucket fail
+ * the query with -E2BIG. */
 #define STORE_MAX_ROWS   1000000
 #define STORE_MAX_COLS   256
 #define STORE_MAX_VALUES (1 << 24)
@@ -103,10 +104,23 @@ struct store_ops {
     const char *name; /* URL scheme */
     /* Opens the backend; on failure returns <0 and a message in err. */
     int (*open)(const struct store_conf *conf, struct store **out, char *err, size_t errlen);
-    /* Stores n points atomically (all or none). */
+    /* Stores n points atomically (all or none). A point at the time of an
+     * existing one of the same series replaces it; a measurement without
+     * fields is skipped. -EINVAL or PT_E_LIMIT: a point is invalid (what
+     * the wire decoder would refuse: bad names, non-finite floats, ...) and
+     * the batch can never be stored, so do not retry it; other errors
+     * (-EBUSY, -EIO, -ENOSPC, PT_E_STORE, ...) may be transient. */
     int (*write_batch)(struct store *s, const struct store_point *pts, size_t n);
+    /* Fills out (overwritten; empty on error). A VM or measurement without
+     * data gives nseries 0, not an error; only series with a row in the
+     * range are returned, sorted by tags. Columns, when fields is NULL, are
+     * the numeric fields seen, catalog fields first in catalog order, then
+     * the others by name; string fields are never columns. -EINVAL for a
+     * bad query (from >= to, step < 0, step without agg, ...), -E2BIG past
+     * max_rows or a STORE_MAX_* ceiling. */
     int (*query)(struct store *s, const struct store_query *q, struct store_result *out);
-    /* Newest point of every series of one VM (measurement NULL: all). */
+    /* Newest point of every series of one VM (measurement NULL: all), in
+     * catalog order of measurements, then by tags; nlatest 0 when none. */
     int (*latest)(struct store *s, const char *ns, const char *mcis, const char *vm,
                   const char *measurement, struct store_result *out);
     /* Deletes raw points older than cutoff_ns; returns the count (>=0) or <0. */
