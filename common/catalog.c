@@ -68,82 +68,92 @@ const size_t pt_catalog_len = sizeof pt_catalog / sizeof pt_catalog[0];
 #undef U
 
 /* Symbol ids are 1 + the index in this table. Append only: protocol v1
- * frames and stored rows refer to these ids forever. */
-static const char *const symbols[] = {
-    /* 1 */ "cpu",
-    "cpufreq",
-    "memory",
-    "disk",
-    "diskio",
-    "network",
-    /* 7: tag keys */ "device",
-    "mount",
-    "fstype",
-    "interface",
-    "total",
+ * frames and stored rows refer to these ids forever. Lengths are computed
+ * at compile time so lookups by id need no initialisation. */
+#define SYM(s)           \
+    {                    \
+        s, sizeof(s) - 1 \
+    }
+static const struct {
+    const char *name;
+    uint8_t len;
+} symbols[] = {
+    /* 1: measurements */
+    SYM("cpu"),
+    SYM("cpufreq"),
+    SYM("memory"),
+    SYM("disk"),
+    SYM("diskio"),
+    SYM("network"),
+    /* 7: tag keys and values */
+    SYM("device"),
+    SYM("mount"),
+    SYM("fstype"),
+    SYM("interface"),
+    SYM("total"),
     /* 12: the 53 catalog fields, in catalog order */
-    "cpu_utilization",
-    "cpu_user",
-    "cpu_nice",
-    "cpu_system",
-    "cpu_idle",
-    "cpu_iowait",
-    "cpu_hintr",
-    "cpu_sintr",
-    "cpu_steal",
-    "cpu_guest",
-    "cpu_guest_nice",
-    "cpu_num",
-    "uptime",
-    "contexts",
-    "proc_run",
-    "proc_total",
-    "load_avg_1m",
-    "load_avg_5m",
-    "load_avg_15m",
-    "cpu_speed",
-    "mem_utilization",
-    "mem_total",
-    "mem_used",
-    "mem_free",
-    "mem_shared",
-    "mem_buffers",
-    "mem_cached",
-    "swap_utilization",
-    "swap_total",
-    "swap_used",
-    "swap_free",
-    "page_in",
-    "page_out",
-    "swap_in",
-    "swap_out",
-    "disk_utilization",
-    "disk_total",
-    "disk_used",
-    "disk_free",
-    "kb_read",
-    "kb_written",
-    "ops_read",
-    "ops_write",
-    "read_time",
-    "write_time",
-    "bytes_in",
-    "bytes_out",
-    "pkts_in",
-    "pkts_out",
-    "err_in",
-    "err_out",
-    "drop_in",
-    "drop_out",
+    SYM("cpu_utilization"),
+    SYM("cpu_user"),
+    SYM("cpu_nice"),
+    SYM("cpu_system"),
+    SYM("cpu_idle"),
+    SYM("cpu_iowait"),
+    SYM("cpu_hintr"),
+    SYM("cpu_sintr"),
+    SYM("cpu_steal"),
+    SYM("cpu_guest"),
+    SYM("cpu_guest_nice"),
+    SYM("cpu_num"),
+    SYM("uptime"),
+    SYM("contexts"),
+    SYM("proc_run"),
+    SYM("proc_total"),
+    SYM("load_avg_1m"),
+    SYM("load_avg_5m"),
+    SYM("load_avg_15m"),
+    SYM("cpu_speed"),
+    SYM("mem_utilization"),
+    SYM("mem_total"),
+    SYM("mem_used"),
+    SYM("mem_free"),
+    SYM("mem_shared"),
+    SYM("mem_buffers"),
+    SYM("mem_cached"),
+    SYM("swap_utilization"),
+    SYM("swap_total"),
+    SYM("swap_used"),
+    SYM("swap_free"),
+    SYM("page_in"),
+    SYM("page_out"),
+    SYM("swap_in"),
+    SYM("swap_out"),
+    SYM("disk_utilization"),
+    SYM("disk_total"),
+    SYM("disk_used"),
+    SYM("disk_free"),
+    SYM("kb_read"),
+    SYM("kb_written"),
+    SYM("ops_read"),
+    SYM("ops_write"),
+    SYM("read_time"),
+    SYM("write_time"),
+    SYM("bytes_in"),
+    SYM("bytes_out"),
+    SYM("pkts_in"),
+    SYM("pkts_out"),
+    SYM("err_in"),
+    SYM("err_out"),
+    SYM("drop_in"),
+    SYM("drop_out"),
     /* 65: beyond the 53 */
-    "mem_available",
+    SYM("mem_available"),
 };
+#undef SYM
 #define NSYM (sizeof symbols / sizeof symbols[0])
 
 /* Open-addressing hash from string to id, built once. */
 #define HSIZE 256
 static uint16_t htab[HSIZE];
-static uint8_t symlen[NSYM];
 static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
 
 static uint32_t fnv1a(const char *s, size_t len)
@@ -156,9 +166,7 @@ static uint32_t fnv1a(const char *s, size_t len)
 static void build_hash(void)
 {
     for (uint32_t i = 0; i < NSYM; i++) {
-        size_t len = strlen(symbols[i]);
-        symlen[i] = (uint8_t)len;
-        uint32_t h = fnv1a(symbols[i], len) & (HSIZE - 1);
+        uint32_t h = fnv1a(symbols[i].name, symbols[i].len) & (HSIZE - 1);
         while (htab[h]) h = (h + 1) & (HSIZE - 1);
         htab[h] = (uint16_t)(i + 1);
     }
@@ -170,7 +178,7 @@ uint32_t pt_sym_find(const char *s, size_t len)
     uint32_t h = fnv1a(s, len) & (HSIZE - 1);
     while (htab[h]) {
         uint32_t i = htab[h] - 1u;
-        if (symlen[i] == len && memcmp(symbols[i], s, len) == 0) return i + 1;
+        if (symbols[i].len == len && memcmp(symbols[i].name, s, len) == 0) return i + 1;
         h = (h + 1) & (HSIZE - 1);
     }
     return 0;
@@ -179,9 +187,8 @@ uint32_t pt_sym_find(const char *s, size_t len)
 const char *pt_sym_name(uint32_t id, uint32_t *len)
 {
     if (id == 0 || id > NSYM) return NULL;
-    pthread_once(&hash_once, build_hash);
-    if (len) *len = symlen[id - 1];
-    return symbols[id - 1];
+    if (len) *len = symbols[id - 1].len;
+    return symbols[id - 1].name;
 }
 
 uint32_t pt_sym_count(void)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,6 +278,50 @@ int pt_wire_encode(const struct pt_frame *f, struct pt_wire_key *key, void *out,
  * more objects than it has bytes left (every object takes at least one
  * byte). That bounds msgpack-c's allocations by the input's length, which
  * PT_WIRE_MAX_FRAME bounds. Returns 0, PT_E_TRUNCATED or PT_E_MALFORMED. */
+/* What a msgpack lead byte announces: the bytes of payload that follow it
+ * directly (fixed), or the width of a length (str, bin, ext) or count
+ * (array, map) field. */
+enum { MP_SCALAR, MP_LEN, MP_EXTLEN, MP_ARRAY, MP_MAP, MP_BAD };
+struct mp_lead {
+    uint8_t kind, n; /* MP_SCALAR: payload bytes; else: width of the field */
+};
+
+static struct mp_lead mp_leads[256];
+static pthread_once_t mp_once = PTHREAD_ONCE_INIT;
+
+static void mp_leads_init(void)
+{
+    static const struct {
+        uint8_t b;
+        struct mp_lead l;
+    } special[] = {
+        {0xc0, {MP_SCALAR, 0}},  {0xc1, {MP_BAD, 0}},    {0xc2, {MP_SCALAR, 0}},
+        {0xc3, {MP_SCALAR, 0}},  {0xc4, {MP_LEN, 1}},    {0xc5, {MP_LEN, 2}},
+        {0xc6, {MP_LEN, 4}},     {0xc7, {MP_EXTLEN, 1}}, {0xc8, {MP_EXTLEN, 2}},
+        {0xc9, {MP_EXTLEN, 4}},  {0xca, {MP_SCALAR, 4}}, {0xcb, {MP_SCALAR, 8}},
+        {0xcc, {MP_SCALAR, 1}},  {0xcd, {MP_SCALAR, 2}}, {0xce, {MP_SCALAR, 4}},
+        {0xcf, {MP_SCALAR, 8}},  {0xd0, {MP_SCALAR, 1}}, {0xd1, {MP_SCALAR, 2}},
+        {0xd2, {MP_SCALAR, 4}},  {0xd3, {MP_SCALAR, 8}}, {0xd4, {MP_SCALAR, 2}},
+        {0xd5, {MP_SCALAR, 3}},  {0xd6, {MP_SCALAR, 5}}, {0xd7, {MP_SCALAR, 9}},
+        {0xd8, {MP_SCALAR, 17}}, {0xd9, {MP_LEN, 1}},    {0xda, {MP_LEN, 2}},
+        {0xdb, {MP_LEN, 4}},     {0xdc, {MP_ARRAY, 2}},  {0xdd, {MP_ARRAY, 4}},
+        {0xde, {MP_MAP, 2}},     {0xdf, {MP_MAP, 4}},
+    };
+    for (unsigned b = 0; b < 256; b++) {
+        if (b <= 0x7f || b >= 0xe0)
+            mp_leads[b] = (struct mp_lead){MP_SCALAR, 0};
+        else if (b <= 0x8f)
+            mp_leads[b] = (struct mp_lead){MP_MAP, 0}; /* fixmap */
+        else if (b <= 0x9f)
+            mp_leads[b] = (struct mp_lead){MP_ARRAY, 0}; /* fixarray */
+        else if (b <= 0xbf)
+            mp_leads[b] = (struct mp_lead){MP_SCALAR, (uint8_t)(b & 0x1f)};
+    }
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        mp_leads[special[i].b] = special[i].l;
+}
+
+/* The table is built by pt_wire_dec_new(), which every decode needs. */
 static int msgpack_plausible(const unsigned char *p, size_t n)
 {
     uint64_t owed = 1; /* objects still to come before the root is complete */
@@ -284,110 +329,38 @@ static int msgpack_plausible(const unsigned char *p, size_t n)
     while (owed) {
         if (i >= n) return PT_E_TRUNCATED;
         unsigned b = p[i++];
-        uint64_t count = 0, len = 0;
-        size_t width = 0;   /* bytes of a length or count field */
-        unsigned extra = 0; /* bytes after it that are not counted in len */
+        struct mp_lead l = mp_leads[b];
         owed--;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, bool: the byte is the whole object */
-        } else if (b <= 0x8f) {
-            count = 2u * (b & 0x0f);
-        } else if (b <= 0x9f) {
-            count = b & 0x0f;
-        } else if (b <= 0xbf) {
-            len = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xc4:
-            case 0xd9:
-                width = 1;
-                break; /* bin8, str8 */
-            case 0xc5:
-            case 0xda:
-                width = 2;
-                break; /* bin16, str16 */
-            case 0xc6:
-            case 0xdb:
-                width = 4;
-                break; /* bin32, str32 */
-            case 0xc7:
-                width = 1, extra = 1;
-                break; /* ext8 */
-            case 0xc8:
-                width = 2, extra = 1;
-                break; /* ext16 */
-            case 0xc9:
-                width = 4, extra = 1;
-                break; /* ext32 */
-            case 0xca:
-                len = 4;
-                break; /* float32 */
-            case 0xcb:
-                len = 8;
-                break; /* float64 */
-            case 0xcc:
-            case 0xd0:
-                len = 1;
-                break; /* (u)int8 */
-            case 0xcd:
-            case 0xd1:
-                len = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                len = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                len = 8;
-                break;
-            case 0xd4:
-                len = 2;
-                break; /* fixext 1..16 */
-            case 0xd5:
-                len = 3;
-                break;
-            case 0xd6:
-                len = 5;
-                break;
-            case 0xd7:
-                len = 9;
-                break;
-            case 0xd8:
-                len = 17;
-                break;
-            case 0xdc:
-            case 0xde:
-                width = 2;
-                break; /* array16, map16 */
-            case 0xdd:
-            case 0xdf:
-                width = 4;
-                break; /* array32, map32 */
-            default:
-                return PT_E_MALFORMED; /* 0xc1 */
-            }
-            if (width) {
-                if (n - i < width) return PT_E_TRUNCATED;
-                uint64_t v = 0;
-                for (size_t k = 0; k < width; k++) v = v << 8 | p[i + k];
-                i += width;
-                if (b >= 0xdc) /* containers */
-                    count = b >= 0xde ? 2 * v : v;
-                else
-                    len = v + extra;
-            }
+        if (l.kind == MP_SCALAR) {
+            if (l.n > n - i) return PT_E_TRUNCATED;
+            i += l.n;
+            continue;
         }
-        if (len > n - i) return PT_E_TRUNCATED;
-        i += (size_t)len;
-        owed += count;
-        if (owed > n - i) return PT_E_TRUNCATED;
+        if (l.kind == MP_BAD) return PT_E_MALFORMED;
+        uint64_t v;
+        if (l.n == 0) { /* fixmap, fixarray: the count is in the lead byte */
+            v = b & 0x0f;
+        } else {
+            if (n - i < l.n) return PT_E_TRUNCATED;
+            v = 0;
+            for (unsigned k = 0; k < l.n; k++) v = v << 8 | p[i + k];
+            i += l.n;
+        }
+        if (l.kind == MP_ARRAY || l.kind == MP_MAP) {
+            owed += l.kind == MP_MAP ? 2 * v : v;
+            if (owed > n - i) return PT_E_TRUNCATED;
+        } else { /* MP_LEN, MP_EXTLEN (one type byte more) */
+            uint64_t len = v + (l.kind == MP_EXTLEN);
+            if (len > n - i) return PT_E_TRUNCATED;
+            i += (size_t)len;
+        }
     }
     return 0;
 }
 
 struct pt_wire_dec *pt_wire_dec_new(void)
 {
+    pthread_once(&mp_once, mp_leads_init);
     struct pt_wire_dec *d = malloc(sizeof *d);
     if (!d) return NULL;
     if (!msgpack_zone_init(&d->zone, ZONE_CHUNK)) {
