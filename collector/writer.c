@@ -375,6 +375,7 @@ int coll_writer_start(struct coll_writer **out, const struct store_ops *ops, str
         free(w);
         return -rc;
     }
+    pthread_setname_np(w->thread, "pt-writer"); /* shows in top -H, ps -L */
     *out = w;
     return 0;
 }

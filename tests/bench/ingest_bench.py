@@ -108,8 +108,7 @@ class Collector:
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=2)
         cmd = [binary, "--config", self.config_path]
-        if pin:
-            cmd = ["taskset", "-c", "0"] + cmd
+        self.pin = pin
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid  # taskset execs pantalad: same pid
@@ -149,10 +148,23 @@ class Collector:
         _, text = self.get("/metrics")
         return Metrics(text)
 
-    def cpu_seconds(self):
-        with open(f"/proc/{self.pid}/stat") as f:
+    def cpu_seconds(self, tid=None):
+        """CPU seconds of the whole process, or of one thread."""
+        path = f"/proc/{self.pid}/stat" if tid is None else f"/proc/{self.pid}/task/{tid}/stat"
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+    def ingest_cpu_seconds(self):
+        """The ingest path runs on the libuv loop: the main thread."""
+        return self.cpu_seconds(self.pid)
+
+    def pin_threads(self):
+        """DESIGN §13 measures ingest on one core: the ingest (main) thread
+        gets CPU 0 to itself; the writer and API threads share CPU 1 with
+        the load generator."""
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            os.sched_setaffinity(int(tid), {0} if int(tid) == self.pid else {1})
 
     def memory_kib(self):
         rss = hwm = 0
@@ -251,6 +263,7 @@ def drain(coll, settle_max):
 def run_step(args, coll, loadgen, agents_file, rate, seconds, epoch):
     m0 = coll.metrics()
     cpu0, t0 = coll.cpu_seconds(), time.monotonic()
+    icpu0 = coll.ingest_cpu_seconds()
     sampler = Sampler(coll)
     sampler.start()
     cmd = [loadgen, "--agents-file", agents_file, "--target", f"127.0.0.1:{coll.udp_port}",
@@ -264,6 +277,7 @@ def run_step(args, coll, loadgen, agents_file, rate, seconds, epoch):
         cmd = ["taskset", "-c", "1"] + cmd
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cpu1, t1 = coll.cpu_seconds(), time.monotonic()
+    icpu1 = coll.ingest_cpu_seconds()
     sampler.stop_event.set()
     sampler.join()
     if out.returncode != 0:
@@ -309,6 +323,7 @@ def run_step(args, coll, loadgen, agents_file, rate, seconds, epoch):
         "loss_pct": 100.0 * lost / sent if sent else 0.0,
         "kernel_drops": int(max(0, sent - received)),
         "cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+        "ingest_cpu_pct": 100.0 * (icpu1 - icpu0) / (t1 - t0),
         "rss_mib": max(rss, rss_after) / 1024.0,
         "hwm_mib": hwm / 1024.0,
         "points_written": int(d("pantala_points_written_total")),
@@ -324,16 +339,17 @@ def run_step(args, coll, loadgen, agents_file, rate, seconds, epoch):
     }
 
 
-HEADER = ("{:>8} {:>9} {:>10} {:>9} {:>7} {:>8} {:>6} {:>7} {:>7} {:>10} {:>9} {:>6}"
+HEADER = ("{:>8} {:>9} {:>10} {:>9} {:>7} {:>8} {:>6} {:>7} {:>7} {:>7} {:>10} {:>9} {:>6}"
           .format("target", "sent/s", "accepted/s", "values/s", "loss%", "rejected",
-                  "CPU%", "RSS MiB", "HWM MiB", "written/s", "dropped", "qmax"))
+                  "CPU%", "ingest%", "RSS MiB", "HWM MiB", "written/s", "dropped", "qmax"))
 
 
 def fmt_row(r):
     return ("{:>8} {:>9.0f} {:>10.0f} {:>8.2f}M {:>7.3f} {:>8} {:>6.1f} {:>7.1f} {:>7.1f} "
-            "{:>10.0f} {:>9} {:>6}").format(
+            "{:>7.1f} {:>10.0f} {:>9} {:>6}").format(
         r["target_rate"], r["sent_rate"], r["accepted_rate"], r["values_rate"] / 1e6,
-        r["loss_pct"], r["rejected"], r["cpu_pct"], r["rss_mib"], r["hwm_mib"],
+        r["loss_pct"], r["rejected"], r["cpu_pct"], r["ingest_cpu_pct"], r["rss_mib"],
+        r["hwm_mib"],
         r["points_written_rate"], r["points_dropped"], r["queue_max"])
 
 
@@ -358,7 +374,8 @@ def parse_args():
     p.add_argument("--settle", type=float, default=15,
                    help="most seconds to wait for the collector to drain after a step")
     p.add_argument("--pin", action="store_true",
-                   help="pin pantalad to CPU 0 and the load generator to CPU 1 (taskset)")
+                   help="pin pantalad's ingest thread to CPU 0, its other threads and the load "
+                        "generator to CPU 1")
     p.add_argument("--unsigned", action="store_true",
                    help="unsigned frames, collector in insecure mode")
     p.add_argument("--no-gso", action="store_true", help="pass --no-gso to the load generator")
@@ -410,6 +427,8 @@ def main():
     status = 0
     try:
         coll.wait_ready()
+        if args.pin:
+            coll.pin_threads()
         log(f"pantalad {coll.pid} up: udp 127.0.0.1:{coll.udp_port}, api {coll.api}")
         m = coll.metrics()
         missing = [n for n in ("pantala_frames_received_total", "pantala_frames_total",
@@ -432,7 +451,7 @@ def main():
 
         print(f"# pantalad ingest: {args.agents} agents, {'unsigned' if args.unsigned else 'signed'}"
               f" frames of 54 values, {args.step_seconds:g} s per step"
-              + (", pinned (pantalad CPU 0, loadgen CPU 1)" if args.pin else ""), flush=True)
+              + (", pinned (ingest thread CPU 0; writer, API and loadgen CPU 1)" if args.pin else ""), flush=True)
         print(HEADER, flush=True)
         for rate in args.rate_list:
             r = run_step(args, coll, loadgen, agents_file, rate, args.step_seconds, epoch)
