@@ -20,3 +20,25 @@ function(pt_require prefix pcname debpkg)
     endif()
     message(STATUS "Found ${pcname} ${${prefix}_VERSION}")
 endfunction()
+
+# pt_require_lib(PREFIX header library debian-package)
+# For libraries without a pkg-config file: finds the header and the
+# library and creates the imported target Pt::PREFIX.
+function(pt_require_lib prefix header lib debpkg)
+    if(TARGET Pt::${prefix})
+        return()
+    endif()
+    find_path(${prefix}_INCLUDE_DIR ${header})
+    find_library(${prefix}_LIBRARY ${lib})
+    if(NOT ${prefix}_INCLUDE_DIR OR NOT ${prefix}_LIBRARY)
+        message(FATAL_ERROR
+            "Missing dependency '${lib}' (${header}). "
+            "On Debian/Ubuntu install it with: sudo apt-get install ${debpkg}\n"
+            "(scripts/deps.sh installs every build dependency at once.)")
+    endif()
+    add_library(Pt::${prefix} UNKNOWN IMPORTED GLOBAL)
+    set_target_properties(Pt::${prefix} PROPERTIES
+        IMPORTED_LOCATION ${${prefix}_LIBRARY}
+        INTERFACE_INCLUDE_DIRECTORIES ${${prefix}_INCLUDE_DIR})
+    message(STATUS "Found ${lib}: ${${prefix}_LIBRARY}")
+endfunction()

@@ -5,11 +5,11 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
+#include <msgpuck.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -32,13 +32,7 @@ enum {
 };
 #define IDENT_COUNT 5
 
-/* Zone chunk big enough that a maximal frame never needs a second chunk:
- * after msgpack_plausible() each msgpack byte yields at most one 24-byte
- * object. */
-#define ZONE_CHUNK (PT_WIRE_MAX_FRAME * sizeof(msgpack_object) + 4096)
-
 struct pt_wire_dec {
-    msgpack_zone zone;
     struct pt_meas meas[PT_WIRE_MAX_MEAS];
     struct pt_tag tags[PT_WIRE_MAX_ALL_TAGS];
     struct pt_field fields[PT_WIRE_MAX_ALL_FIELDS];
@@ -269,237 +263,6 @@ int pt_wire_encode(const struct pt_frame *f, struct pt_wire_key *key, void *out,
     return 0;
 }
 
-/* ---- decoder ------------------------------------------------------------- */
-
-/* msgpack-c reserves room for every element a container header claims before
- * it reads any of them, so five bytes claiming 2^32 elements would make it
- * allocate about 100 GB, before any signature could be checked. This pass
- * walks the encoding once, allocating nothing, and refuses input that owes
- * more objects than it has bytes left (every object takes at least one
- * byte). That bounds msgpack-c's allocations by the input's length, which
- * PT_WIRE_MAX_FRAME bounds. Returns 0, PT_E_TRUNCATED or PT_E_MALFORMED. */
-/* What a msgpack lead byte announces: the bytes of payload that follow it
- * directly (fixed), or the width of a length (str, bin, ext) or count
- * (array, map) field. */
-enum { MP_SCALAR, MP_LEN, MP_EXTLEN, MP_ARRAY, MP_MAP, MP_BAD };
-struct mp_lead {
-    uint8_t kind, n; /* MP_SCALAR: payload bytes; else: width of the field */
-};
-
-static struct mp_lead mp_leads[256];
-static pthread_once_t mp_once = PTHREAD_ONCE_INIT;
-
-static void mp_leads_init(void)
-{
-    static const struct {
-        uint8_t b;
-        struct mp_lead l;
-    } special[] = {
-        {0xc0, {MP_SCALAR, 0}},  {0xc1, {MP_BAD, 0}},    {0xc2, {MP_SCALAR, 0}},
-        {0xc3, {MP_SCALAR, 0}},  {0xc4, {MP_LEN, 1}},    {0xc5, {MP_LEN, 2}},
-        {0xc6, {MP_LEN, 4}},     {0xc7, {MP_EXTLEN, 1}}, {0xc8, {MP_EXTLEN, 2}},
-        {0xc9, {MP_EXTLEN, 4}},  {0xca, {MP_SCALAR, 4}}, {0xcb, {MP_SCALAR, 8}},
-        {0xcc, {MP_SCALAR, 1}},  {0xcd, {MP_SCALAR, 2}}, {0xce, {MP_SCALAR, 4}},
-        {0xcf, {MP_SCALAR, 8}},  {0xd0, {MP_SCALAR, 1}}, {0xd1, {MP_SCALAR, 2}},
-        {0xd2, {MP_SCALAR, 4}},  {0xd3, {MP_SCALAR, 8}}, {0xd4, {MP_SCALAR, 2}},
-        {0xd5, {MP_SCALAR, 3}},  {0xd6, {MP_SCALAR, 5}}, {0xd7, {MP_SCALAR, 9}},
-        {0xd8, {MP_SCALAR, 17}}, {0xd9, {MP_LEN, 1}},    {0xda, {MP_LEN, 2}},
-        {0xdb, {MP_LEN, 4}},     {0xdc, {MP_ARRAY, 2}},  {0xdd, {MP_ARRAY, 4}},
-        {0xde, {MP_MAP, 2}},     {0xdf, {MP_MAP, 4}},
-    };
-    for (unsigned b = 0; b < 256; b++) {
-        if (b <= 0x7f || b >= 0xe0)
-            mp_leads[b] = (struct mp_lead){MP_SCALAR, 0};
-        else if (b <= 0x8f)
-            mp_leads[b] = (struct mp_lead){MP_MAP, 0}; /* fixmap */
-        else if (b <= 0x9f)
-            mp_leads[b] = (struct mp_lead){MP_ARRAY, 0}; /* fixarray */
-        else if (b <= 0xbf)
-            mp_leads[b] = (struct mp_lead){MP_SCALAR, (uint8_t)(b & 0x1f)};
-    }
-    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
-        mp_leads[special[i].b] = special[i].l;
-}
-
-/* The table is built by pt_wire_dec_new(), which every decode needs. */
-static int msgpack_plausible(const unsigned char *p, size_t n)
-{
-    uint64_t owed = 1; /* objects still to come before the root is complete */
-    size_t i = 0;
-    while (owed) {
-        if (i >= n) return PT_E_TRUNCATED;
-        unsigned b = p[i++];
-        struct mp_lead l = mp_leads[b];
-        owed--;
-        if (l.kind == MP_SCALAR) {
-            if (l.n > n - i) return PT_E_TRUNCATED;
-            i += l.n;
-            continue;
-        }
-        if (l.kind == MP_BAD) return PT_E_MALFORMED;
-        uint64_t v;
-        if (l.n == 0) { /* fixmap, fixarray: the count is in the lead byte */
-            v = b & 0x0f;
-        } else {
-            if (n - i < l.n) return PT_E_TRUNCATED;
-            v = 0;
-            for (unsigned k = 0; k < l.n; k++) v = v << 8 | p[i + k];
-            i += l.n;
-        }
-        if (l.kind == MP_ARRAY || l.kind == MP_MAP) {
-            owed += l.kind == MP_MAP ? 2 * v : v;
-            if (owed > n - i) return PT_E_TRUNCATED;
-        } else { /* MP_LEN, MP_EXTLEN (one type byte more) */
-            uint64_t len = v + (l.kind == MP_EXTLEN);
-            if (len > n - i) return PT_E_TRUNCATED;
-            i += (size_t)len;
-        }
-    }
-    return 0;
-}
-
-struct pt_wire_dec *pt_wire_dec_new(void)
-{
-    pthread_once(&mp_once, mp_leads_init);
-    struct pt_wire_dec *d = malloc(sizeof *d);
-    if (!d) return NULL;
-    if (!msgpack_zone_init(&d->zone, ZONE_CHUNK)) {
-        free(d);
-        return NULL;
-    }
-    return d;
-}
-
-void pt_wire_dec_free(struct pt_wire_dec *d)
-{
-    if (!d) return;
-    msgpack_zone_destroy(&d->zone);
-    free(d);
-}
-
-static int get_u64(const msgpack_object *o, uint64_t max, uint64_t *out)
-{
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return PT_E_TYPE;
-    if (o->via.u64 > max) return PT_E_LIMIT;
-    *out = o->via.u64;
-    return 0;
-}
-
-/* A string of 0..PT_WIRE_MAX_STR bytes (at least one when !empty_ok) of
- * UTF-8; control characters only when ctrl. */
-static int get_str(const msgpack_object *o, bool empty_ok, bool ctrl, struct pt_str *out)
-{
-    if (o->type != MSGPACK_OBJECT_STR) return PT_E_TYPE;
-    uint32_t n = o->via.str.size;
-    if (n > PT_WIRE_MAX_STR) return PT_E_LIMIT;
-    if (n == 0 && !empty_ok) return PT_E_MALFORMED;
-    if (!pt_utf8_ok(o->via.str.ptr, n, ctrl)) return PT_E_MALFORMED;
-    out->p = n ? o->via.str.ptr : ""; /* msgpack-c may give NULL for "" */
-    out->len = n;
-    return 0;
-}
-
-/* A name: a symbol id or a non-empty string. */
-static int get_name(const msgpack_object *o, struct pt_str *out)
-{
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o->via.u64 > UINT32_MAX) return PT_E_UNKNOWN;
-        out->p = pt_sym_name((uint32_t)o->via.u64, &out->len);
-        return out->p ? 0 : PT_E_UNKNOWN;
-    }
-    return get_str(o, false, false, out);
-}
-
-static int get_value(const msgpack_object *o, struct pt_field *fl)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        if (!isfinite(o->via.f64)) return PT_E_MALFORMED;
-        fl->type = PT_F_FLOAT;
-        fl->v.f = o->via.f64;
-        return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        fl->type = PT_F_UINT;
-        fl->v.u = o->via.u64;
-        return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        fl->type = PT_F_INT;
-        fl->v.i = o->via.i64;
-        return 0;
-    case MSGPACK_OBJECT_EXT: {
-        if (o->via.ext.type != PT_WIRE_EXT_INT || o->via.ext.size != 8) return PT_E_TYPE;
-        const unsigned char *b = (const unsigned char *)o->via.ext.ptr;
-        uint64_t u = 0;
-        for (int i = 0; i < 8; i++) u = (u << 8) | b[i];
-        fl->type = PT_F_INT;
-        fl->v.i = (int64_t)u;
-        return 0;
-    }
-    case MSGPACK_OBJECT_STR:
-        fl->type = PT_F_STR;
-        return get_str(o, true, true, &fl->v.s);
-    default:
-        return PT_E_TYPE;
-    }
-}
-
-static int decode_fields(const msgpack_object *o, struct pt_field *out);
-
-static int decode_ident(const msgpack_object *o, struct pt_ident *id)
-{
-    if (o->type != MSGPACK_OBJECT_ARRAY) return PT_E_TYPE;
-    if (o->via.array.size != IDENT_COUNT) return PT_E_MALFORMED;
-    const msgpack_object *e = o->via.array.ptr;
-    int rc;
-    if ((rc = get_str(&e[0], false, false, &id->ns)) ||
-        (rc = get_str(&e[1], false, false, &id->mcis)) ||
-        (rc = get_str(&e[2], false, false, &id->vm)) ||
-        (rc = get_str(&e[3], true, false, &id->csp)) ||
-        (rc = get_str(&e[4], true, false, &id->host)))
-        return rc;
-    return 0;
-}
-
-static int decode_meas(struct pt_wire_dec *d, const msgpack_object *o, struct pt_frame *f)
-{
-    if (o->type != MSGPACK_OBJECT_ARRAY) return PT_E_TYPE;
-    if (o->via.array.size > PT_WIRE_MAX_MEAS) return PT_E_LIMIT;
-    size_t ntag = 0, nfield = 0;
-    f->nmeas = (uint16_t)o->via.array.size;
-    f->meas = d->meas;
-    for (uint32_t i = 0; i < o->via.array.size; i++) {
-        const msgpack_object *mo = &o->via.array.ptr[i];
-        struct pt_meas *m = &d->meas[i];
-        int rc;
-        if (mo->type != MSGPACK_OBJECT_ARRAY) return PT_E_TYPE;
-        if (mo->via.array.size != 3) return PT_E_MALFORMED;
-        const msgpack_object *tags = &mo->via.array.ptr[1], *fields = &mo->via.array.ptr[2];
-        if ((rc = get_name(&mo->via.array.ptr[0], &m->name))) return rc;
-        if (tags->type != MSGPACK_OBJECT_MAP || fields->type != MSGPACK_OBJECT_MAP)
-            return PT_E_TYPE;
-        if (tags->via.map.size > PT_WIRE_MAX_TAGS || fields->via.map.size > PT_WIRE_MAX_FIELDS)
-            return PT_E_LIMIT;
-        if (ntag + tags->via.map.size > PT_WIRE_MAX_ALL_TAGS ||
-            nfield + fields->via.map.size > PT_WIRE_MAX_ALL_FIELDS)
-            return PT_E_LIMIT;
-        m->tags = &d->tags[ntag];
-        m->ntags = (uint16_t)tags->via.map.size;
-        for (uint32_t j = 0; j < tags->via.map.size; j++) {
-            const msgpack_object_kv *kv = &tags->via.map.ptr[j];
-            if ((rc = get_name(&kv->key, &m->tags[j].key)) ||
-                (rc = get_str(&kv->val, false, false, &m->tags[j].val)))
-                return rc;
-        }
-        m->fields = &d->fields[nfield];
-        m->nfields = (uint16_t)fields->via.map.size;
-        if ((rc = decode_fields(fields, m->fields))) return rc;
-        ntag += m->ntags;
-        nfield += m->nfields;
-    }
-    return 0;
-}
-
 int pt_wire_fields_encode(const struct pt_field *fields, size_t n, void *out, size_t cap,
                           size_t *outlen)
 {
@@ -514,13 +277,209 @@ int pt_wire_fields_encode(const struct pt_field *fields, size_t n, void *out, si
     return 0;
 }
 
-static int decode_fields(const msgpack_object *o, struct pt_field *out)
+/* ---- decoder ------------------------------------------------------------- */
+
+struct pt_wire_dec *pt_wire_dec_new(void)
+{
+    return malloc(sizeof(struct pt_wire_dec));
+}
+
+void pt_wire_dec_free(struct pt_wire_dec *d)
+{
+    free(d);
+}
+
+/* A bounded reader over untrusted bytes. Every rd_*() checks the type and
+ * that the whole object lies before end (msgpuck's mp_check_*()) before
+ * decoding it with msgpuck's mp_decode_*(), and consumes exactly one
+ * object. Counts are compared with the PT_WIRE_MAX_* ceilings before any
+ * loop runs, and nothing is allocated, so a header claiming 2^32 elements
+ * costs no more than any other byte. Strings point into the datagram. */
+struct rd {
+    const char *p, *end;
+};
+
+#define NEED(r)                                        \
+    do {                                               \
+        if ((r)->p >= (r)->end) return PT_E_TRUNCATED; \
+    } while (0)
+
+/* An unsigned integer, also when sent in a signed format (msgpack allows
+ * a non-negative value in int8..int64). */
+static int rd_uint(struct rd *r, uint64_t max, uint64_t *out)
+{
+    uint64_t v;
+    NEED(r);
+    switch (mp_typeof(*r->p)) {
+    case MP_UINT:
+        if (mp_check_uint(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        v = mp_decode_uint(&r->p);
+        break;
+    case MP_INT: {
+        if (mp_check_int(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        int64_t i = mp_decode_int(&r->p);
+        if (i < 0) return PT_E_TYPE;
+        v = (uint64_t)i;
+        break;
+    }
+    default:
+        return PT_E_TYPE;
+    }
+    if (v > max) return PT_E_LIMIT;
+    *out = v;
+    return 0;
+}
+
+/* A string of 0..PT_WIRE_MAX_STR bytes (at least one when !empty_ok) of
+ * UTF-8; control characters only when ctrl. */
+static int rd_str(struct rd *r, bool empty_ok, bool ctrl, struct pt_str *out)
+{
+    NEED(r);
+    if (mp_typeof(*r->p) != MP_STR) return PT_E_TYPE;
+    if (mp_check_strl(r->p, r->end) > 0) return PT_E_TRUNCATED;
+    uint32_t n = mp_decode_strl(&r->p);
+    if (n > (size_t)(r->end - r->p)) return PT_E_TRUNCATED;
+    const char *s = r->p;
+    r->p += n;
+    if (n > PT_WIRE_MAX_STR) return PT_E_LIMIT;
+    if (n == 0 && !empty_ok) return PT_E_MALFORMED;
+    if (!pt_utf8_ok(s, n, ctrl)) return PT_E_MALFORMED;
+    out->p = n ? s : "";
+    out->len = n;
+    return 0;
+}
+
+/* A name: a symbol id or a non-empty string. */
+static int rd_name(struct rd *r, struct pt_str *out)
+{
+    NEED(r);
+    enum mp_type t = mp_typeof(*r->p);
+    if (t == MP_UINT || t == MP_INT) {
+        uint64_t id;
+        int rc = rd_uint(r, UINT32_MAX, &id);
+        if (rc == PT_E_TRUNCATED) return rc;
+        if (rc) return PT_E_UNKNOWN;
+        out->p = pt_sym_name((uint32_t)id, &out->len);
+        return out->p ? 0 : PT_E_UNKNOWN;
+    }
+    return rd_str(r, false, false, out);
+}
+
+static int rd_value(struct rd *r, struct pt_field *fl)
+{
+    NEED(r);
+    switch (mp_typeof(*r->p)) {
+    case MP_FLOAT:
+        if (mp_check_float(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        fl->type = PT_F_FLOAT;
+        fl->v.f = mp_decode_float(&r->p);
+        return isfinite(fl->v.f) ? 0 : PT_E_MALFORMED;
+    case MP_DOUBLE:
+        if (mp_check_double(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        fl->type = PT_F_FLOAT;
+        fl->v.f = mp_decode_double(&r->p);
+        return isfinite(fl->v.f) ? 0 : PT_E_MALFORMED;
+    case MP_UINT:
+        if (mp_check_uint(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        fl->type = PT_F_UINT;
+        fl->v.u = mp_decode_uint(&r->p);
+        return 0;
+    case MP_INT: { /* a non-negative value in a signed format is a uint */
+        if (mp_check_int(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        int64_t i = mp_decode_int(&r->p);
+        fl->type = i < 0 ? PT_F_INT : PT_F_UINT;
+        if (i < 0)
+            fl->v.i = i;
+        else
+            fl->v.u = (uint64_t)i;
+        return 0;
+    }
+    case MP_EXT: { /* only fixext 8 of type PT_WIRE_EXT_INT: an int64 */
+        const unsigned char *b = (const unsigned char *)r->p;
+        if (b[0] != 0xd7) return PT_E_TYPE;
+        if (r->end - r->p < 10) return PT_E_TRUNCATED;
+        if (b[1] != PT_WIRE_EXT_INT) return PT_E_TYPE;
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++) u = (u << 8) | b[2 + i];
+        r->p += 10;
+        fl->type = PT_F_INT;
+        fl->v.i = (int64_t)u;
+        return 0;
+    }
+    case MP_STR:
+        fl->type = PT_F_STR;
+        return rd_str(r, true, true, &fl->v.s);
+    default:
+        return PT_E_TYPE;
+    }
+}
+
+/* A container header of type want (MP_ARRAY or MP_MAP) with at most max
+ * entries: its size in *n. */
+static int rd_container(struct rd *r, enum mp_type want, uint32_t max, uint32_t *n)
+{
+    NEED(r);
+    if (mp_typeof(*r->p) != want) return PT_E_TYPE;
+    if (want == MP_ARRAY) {
+        if (mp_check_array(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        *n = mp_decode_array(&r->p);
+    } else {
+        if (mp_check_map(r->p, r->end) > 0) return PT_E_TRUNCATED;
+        *n = mp_decode_map(&r->p);
+    }
+    return *n > max ? PT_E_LIMIT : 0;
+}
+
+static int rd_fields(struct rd *r, uint32_t n, struct pt_field *out)
 {
     int rc;
-    for (uint32_t j = 0; j < o->via.map.size; j++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[j];
-        if ((rc = get_name(&kv->key, &out[j].key)) || (rc = get_value(&kv->val, &out[j])))
-            return rc;
+    for (uint32_t j = 0; j < n; j++)
+        if ((rc = rd_name(r, &out[j].key)) || (rc = rd_value(r, &out[j]))) return rc;
+    return 0;
+}
+
+static int rd_ident(struct rd *r, struct pt_ident *id)
+{
+    uint32_t n;
+    int rc = rd_container(r, MP_ARRAY, UINT32_MAX, &n);
+    if (rc) return rc;
+    if (n != IDENT_COUNT) return PT_E_MALFORMED;
+    if ((rc = rd_str(r, false, false, &id->ns)) || (rc = rd_str(r, false, false, &id->mcis)) ||
+        (rc = rd_str(r, false, false, &id->vm)) || (rc = rd_str(r, true, false, &id->csp)) ||
+        (rc = rd_str(r, true, false, &id->host)))
+        return rc;
+    return 0;
+}
+
+static int rd_meas(struct pt_wire_dec *d, struct rd *r, struct pt_frame *f)
+{
+    uint32_t n;
+    int rc = rd_container(r, MP_ARRAY, PT_WIRE_MAX_MEAS, &n);
+    if (rc) return rc;
+    size_t ntag = 0, nfield = 0;
+    f->nmeas = (uint16_t)n;
+    f->meas = d->meas;
+    for (uint32_t i = 0; i < n; i++) {
+        struct pt_meas *m = &d->meas[i];
+        uint32_t parts, nt, nf;
+        if ((rc = rd_container(r, MP_ARRAY, UINT32_MAX, &parts))) return rc;
+        if (parts != 3) return PT_E_MALFORMED;
+        if ((rc = rd_name(r, &m->name))) return rc;
+        if ((rc = rd_container(r, MP_MAP, PT_WIRE_MAX_TAGS, &nt))) return rc;
+        if (ntag + nt > PT_WIRE_MAX_ALL_TAGS) return PT_E_LIMIT;
+        m->tags = &d->tags[ntag];
+        m->ntags = (uint16_t)nt;
+        for (uint32_t j = 0; j < nt; j++)
+            if ((rc = rd_name(r, &m->tags[j].key)) ||
+                (rc = rd_str(r, false, false, &m->tags[j].val)))
+                return rc;
+        if ((rc = rd_container(r, MP_MAP, PT_WIRE_MAX_FIELDS, &nf))) return rc;
+        if (nfield + nf > PT_WIRE_MAX_ALL_FIELDS) return PT_E_LIMIT;
+        m->fields = &d->fields[nfield];
+        m->nfields = (uint16_t)nf;
+        if ((rc = rd_fields(r, nf, m->fields))) return rc;
+        ntag += nt;
+        nfield += nf;
     }
     return 0;
 }
@@ -530,20 +489,14 @@ int pt_wire_fields_decode(struct pt_wire_dec *d, const void *buf, size_t len,
 {
     if (len == 0) return PT_E_TRUNCATED;
     if (len > PT_WIRE_MAX_FRAME) return PT_E_LIMIT;
-    int rc = msgpack_plausible(buf, len);
+    struct rd r = {buf, (const char *)buf + len};
+    uint32_t nf;
+    int rc = rd_container(&r, MP_MAP, PT_WIRE_MAX_FIELDS, &nf);
     if (rc) return rc;
-    msgpack_zone_clear(&d->zone);
-    msgpack_object o;
-    size_t off = 0;
-    int ur = msgpack_unpack(buf, len, &off, &d->zone, &o);
-    if (ur == MSGPACK_UNPACK_CONTINUE) return PT_E_TRUNCATED;
-    if (ur != MSGPACK_UNPACK_SUCCESS) return PT_E_MALFORMED;
-    if (o.type != MSGPACK_OBJECT_MAP) return PT_E_TYPE;
-    if (o.via.map.size > PT_WIRE_MAX_FIELDS) return PT_E_LIMIT;
-    rc = decode_fields(&o, d->fields);
-    if (rc) return rc;
+    if ((rc = rd_fields(&r, nf, d->fields))) return rc;
+    if (r.p != r.end) return PT_E_MALFORMED;
     *fields = d->fields;
-    *n = (uint16_t)o.via.map.size;
+    *n = (uint16_t)nf;
     return 0;
 }
 
@@ -552,68 +505,50 @@ int pt_wire_decode(struct pt_wire_dec *d, const void *buf, size_t len, struct pt
     memset(f, 0, sizeof *f);
     if (len == 0) return PT_E_TRUNCATED;
     if (len > PT_WIRE_MAX_FRAME) return PT_E_LIMIT;
-    int rc = msgpack_plausible(buf, len);
-    if (rc) return rc;
-
-    msgpack_zone_clear(&d->zone);
-    msgpack_object root;
-    size_t off = 0;
-    switch (msgpack_unpack(buf, len, &off, &d->zone, &root)) {
-    case MSGPACK_UNPACK_SUCCESS:
-    case MSGPACK_UNPACK_EXTRA_BYTES:
-        break;
-    case MSGPACK_UNPACK_CONTINUE:
-        return PT_E_TRUNCATED;
-    case MSGPACK_UNPACK_NOMEM_ERROR:
-        return -ENOMEM;
-    default:
-        return PT_E_MALFORMED;
-    }
-    if (root.type != MSGPACK_OBJECT_ARRAY) return PT_E_TYPE;
-    const msgpack_object *e = root.via.array.ptr;
-    uint32_t n = root.via.array.size;
+    struct rd r = {buf, (const char *)buf + len};
+    uint32_t n;
     uint64_t v;
-
+    int rc = rd_container(&r, MP_ARRAY, UINT32_MAX, &n);
+    if (rc) return rc;
     /* Version first, so a future version is reported as such whatever its
      * shape. */
     if (n < 1) return PT_E_MALFORMED;
-    if ((rc = get_u64(&e[E_VERSION], UINT8_MAX, &v))) return rc;
+    if ((rc = rd_uint(&r, UINT8_MAX, &v))) return rc;
     if (v != PT_WIRE_VERSION) return PT_E_VERSION;
     f->version = (uint8_t)v;
-    if (n < E_AGENT + 1) return PT_E_MALFORMED;
-    if ((rc = get_u64(&e[E_KIND], UINT8_MAX, &v))) return rc;
+    if (n != E_SAMPLE_COUNT) return PT_E_MALFORMED;
+    if ((rc = rd_uint(&r, UINT8_MAX, &v))) return rc;
     if (v != PT_WIRE_SAMPLE) return PT_E_MALFORMED; /* acks come from the collector only */
     f->kind = (uint8_t)v;
-    if ((rc = get_u64(&e[E_FLAGS], UINT8_MAX, &v))) return rc;
+    if ((rc = rd_uint(&r, UINT8_MAX, &v))) return rc;
     if (v & ~(uint64_t)PT_WIRE_F_KNOWN) return PT_E_MALFORMED;
     f->flags = (uint8_t)v;
-    if ((rc = get_u64(&e[E_AGENT], UINT64_MAX, &f->agent_id))) return rc;
+    if ((rc = rd_uint(&r, UINT64_MAX, &f->agent_id))) return rc;
     if (f->agent_id == 0) return PT_E_MALFORMED;
-    if (n != E_SAMPLE_COUNT) return PT_E_MALFORMED;
+    if ((rc = rd_uint(&r, UINT64_MAX, &f->epoch)) || (rc = rd_uint(&r, UINT64_MAX, &f->seq)))
+        return rc;
+    if ((rc = rd_uint(&r, INT64_MAX, &v))) return rc;
+    f->ts_ns = (int64_t)v;
+    if ((rc = rd_uint(&r, UINT32_MAX, &v))) return rc;
+    f->interval_ms = (uint32_t)v;
+    uint64_t part, nparts;
+    if ((rc = rd_uint(&r, PT_WIRE_MAX_PARTS, &part)) ||
+        (rc = rd_uint(&r, PT_WIRE_MAX_PARTS, &nparts)))
+        return rc;
+    f->part = (uint16_t)part;
+    f->nparts = (uint16_t)nparts;
+    if (f->nparts == 0 || f->part >= f->nparts || f->seq == 0) return PT_E_MALFORMED;
+    if ((rc = rd_ident(&r, &f->id)) || (rc = rd_meas(d, &r, f))) return rc;
 
     /* The trailer: exactly a MAC when signed, nothing when not. */
-    size_t rest = len - off;
+    f->body_len = (size_t)(r.p - (const char *)buf);
+    size_t rest = len - f->body_len;
     if (f->flags & PT_WIRE_F_SIGNED) {
         if (rest < PT_WIRE_MAC_LEN) return PT_E_TRUNCATED;
         if (rest > PT_WIRE_MAC_LEN) return PT_E_MALFORMED;
-        f->mac = (const uint8_t *)buf + off;
+        f->mac = (const uint8_t *)buf + f->body_len;
     } else if (rest) {
         return PT_E_MALFORMED;
     }
-    f->body_len = off;
-
-    if ((rc = get_u64(&e[E_EPOCH], UINT64_MAX, &f->epoch)) ||
-        (rc = get_u64(&e[E_SEQ], UINT64_MAX, &f->seq)))
-        return rc;
-    if ((rc = get_u64(&e[E_TS], INT64_MAX, &v))) return rc;
-    f->ts_ns = (int64_t)v;
-    if ((rc = get_u64(&e[E_INTERVAL], UINT32_MAX, &v))) return rc;
-    f->interval_ms = (uint32_t)v;
-    if ((rc = get_u64(&e[E_NPARTS], PT_WIRE_MAX_PARTS, &v))) return rc;
-    f->nparts = (uint16_t)v;
-    if ((rc = get_u64(&e[E_PART], PT_WIRE_MAX_PARTS, &v))) return rc;
-    f->part = (uint16_t)v;
-    if (f->nparts == 0 || f->part >= f->nparts || f->seq == 0) return PT_E_MALFORMED;
-    if ((rc = decode_ident(&e[E_IDENT], &f->id))) return rc;
-    return decode_meas(d, &e[E_MEAS], f);
+    return 0;
 }

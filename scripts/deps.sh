@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config git
-  libuv1-dev libmsgpack-dev libjansson-dev libcurl4-openssl-dev
+  libuv1-dev libmsgpack-dev libmsgpuck-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libssl-dev
   libcmocka-dev clang python3 curl sqlite3
 )

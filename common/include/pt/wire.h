@@ -106,8 +106,7 @@ int pt_wire_mac(struct pt_wire_key *k, const void *data, size_t len, uint8_t *ou
 int pt_wire_encode(const struct pt_frame *f, struct pt_wire_key *key, void *out, size_t cap,
                    size_t *outlen);
 
-/* Decoder state: a reusable msgpack zone and the arrays a frame points into.
- * One per thread. */
+/* Decoder state: the arrays a decoded frame points into. One per thread. */
 struct pt_wire_dec;
 struct pt_wire_dec *pt_wire_dec_new(void);
 void pt_wire_dec_free(struct pt_wire_dec *d);
