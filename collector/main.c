@@ -46,7 +46,7 @@ static const char usage[] =
     "  ingest.rcvbuf      UDP receive buffer in bytes            (33554432)\n"
     "  store.url          metric store                          (sqlite: = data_dir/metrics.db)\n"
     "  store.retention    raw points older than this are deleted (30d; 0 keeps all)\n"
-    "  writer.queue       batches waiting for the store at most (256)\n"
+    "  writer.queue       batches waiting for the store at most (64, ~2.5 MB each)\n"
     "  writer.batch       frames per store write                 (2048)\n"
     "  writer.flush       hand over a partial batch after        (200ms)\n"
     "  writer.drain       at shutdown, keep writing queued data  (30s)\n"

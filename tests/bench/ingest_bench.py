@@ -101,7 +101,7 @@ class Collector:
             "ingest": {"insecure": insecure, "max_age": "2h", "max_future": "5m",
                        "rcvbuf": 33554432},
             "store": {"url": "sqlite:", "retention": "30d"},
-            "writer": {"queue": 256, "batch": 2048, "flush": "200ms"},
+            "writer": {"queue": 64, "batch": 2048, "flush": "200ms"},  # the defaults
             "log": {"level": log_level},
         }
         os.makedirs(config["data_dir"], exist_ok=True)
