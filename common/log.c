@@ -103,10 +103,13 @@ void pt_complain_release(struct pt_complain *c, const char *component, const cha
     c->suppressed = 0;
     c->backoff_ns = 0;
     if (PT_LOG_INFO > pt_log_threshold) return;
-    char msg[1536];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_vwrite(PT_LOG_INFO, component, fmt, ap);
     va_end(ap);
-    pt_log_write(PT_LOG_INFO, component, "%s", msg);
+}
+
+bool pt_complain_due(const struct pt_complain *c)
+{
+    return !c->active || pt_mono_ns() >= c->next_ns;
 }

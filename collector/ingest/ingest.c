@@ -48,12 +48,16 @@ static void reject(struct coll_ingest *in, enum coll_reject why, uint64_t agent,
 {
     atomic_fetch_add_explicit(&in->stats->rejected, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&in->stats->rejected_by[why], 1, memory_order_relaxed);
+    struct pt_complain *c = &in->c_reject[why];
     if (PT_LOG_WARN > pt_log_threshold) return;
+    if (!pt_complain_due(c)) {
+        c->suppressed++; /* skip formatting the address for a line not logged */
+        return;
+    }
     char addr[64];
     fmt_addr(from, addr, sizeof addr);
-    pt_complain(&in->c_reject[why], PT_LOG_WARN, "ingest",
-                "rejected frame from %s (agent %llu): %s", addr, (unsigned long long)agent,
-                coll_reject_names[why]);
+    pt_complain(c, PT_LOG_WARN, "ingest", "rejected frame from %s (agent %llu): %s", addr,
+                (unsigned long long)agent, coll_reject_names[why]);
 }
 
 void coll_ingest_datagram(struct coll_ingest *in, const void *buf, size_t len,

@@ -59,8 +59,9 @@ int main(int argc, char **argv)
             batch = false;
             break;
         default:
-            fprintf(stderr, "usage: %s [--agents N] [--frames-per-agent K] [--rounds R] "
-                            "[--no-batch]\n",
+            fprintf(stderr,
+                    "usage: %s [--agents N] [--frames-per-agent K] [--rounds R] "
+                    "[--no-batch]\n",
                     argv[0]);
             return o == 'h' ? 0 : 2;
         }
@@ -114,8 +115,10 @@ int main(int argc, char **argv)
     if (batch) {
         struct store_conf sc = {"sqlite:", dir, 0};
         if ((rc = store_sqlite_ops.open(&sc, &store, err, sizeof err))) die(err, rc);
-        struct coll_writer_opts wo = {.queue_batches = 1u << 16, .batch_frames = 2048,
-                                      .flush_ns = PT_NS_PER_SEC, .persist_ns = 3600 * PT_NS_PER_SEC};
+        struct coll_writer_opts wo = {.queue_batches = 1u << 16,
+                                      .batch_frames = 2048,
+                                      .flush_ns = PT_NS_PER_SEC,
+                                      .persist_ns = 3600 * PT_NS_PER_SEC};
         if ((rc = coll_writer_start(&w, &store_sqlite_ops, store, reg, &stats, &wo)))
             die("writer", rc);
     }
@@ -131,8 +134,7 @@ int main(int argc, char **argv)
          * later rounds see duplicates. Time the first round separately. */
         int64_t t0 = pt_mono_ns();
         for (size_t i = 0; i < nframes; i++)
-            coll_ingest_datagram(&in, frames[i].p, frames[i].len, (struct sockaddr *)&from,
-                                 now);
+            coll_ingest_datagram(&in, frames[i].p, frames[i].len, (struct sockaddr *)&from, now);
         double ns = (double)(pt_mono_ns() - t0) / (double)nframes;
         printf("round %zu (%s): %.0f ns/frame = %.0f frames/s on one core\n", r + 1,
                r == 0 ? "accepted" : "duplicates", ns, 1e9 / ns);

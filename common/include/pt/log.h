@@ -59,6 +59,9 @@ struct pt_complain {
 
 void pt_complain(struct pt_complain *c, int level, const char *component, const char *fmt, ...)
     PT_PRINTF(4, 5);
+/* True when pt_complain(c, ...) would log now: lets a caller skip building
+ * an expensive message that would only be counted. */
+bool pt_complain_due(const struct pt_complain *c);
 /* Logs fmt at info level once if c was complaining, and resets it. */
 void pt_complain_release(struct pt_complain *c, const char *component, const char *fmt, ...)
     PT_PRINTF(3, 4);

@@ -116,7 +116,8 @@ static void test_signed_frames(void **state)
     assert_true(len < PT_WIRE_TARGET_FRAME); /* one MTU */
     assert_int_equal(f.flags, PT_WIRE_F_SIGNED);
     assert_int_equal(f.agent_id, 77);
-    assert_true(f.epoch > UINT64_C(1700000000000) && f.epoch <= (uint64_t)(pt_now_ns() / PT_NS_PER_MS));
+    assert_true(f.epoch > UINT64_C(1700000000000) &&
+                f.epoch <= (uint64_t)(pt_now_ns() / PT_NS_PER_MS));
     assert_int_equal(f.seq, 1);
     assert_int_equal(f.ts_ns, tick);
     assert_int_equal(f.interval_ms, 2000);
