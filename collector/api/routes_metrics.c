@@ -129,6 +129,11 @@ void api_vm_metrics(struct api_req *rq, struct api_resp *rs, const char *ns, con
     const char *fields[MAX_FIELDS_ARG];
     size_t nfields = 0;
     if (a_fields) {
+        if (strlen(a_fields) >= sizeof fbuf) {
+            api_error(rs, 400, "bad_request", "parameter \"fields\" is longer than %zu bytes",
+                      sizeof fbuf - 1);
+            return;
+        }
         snprintf(fbuf, sizeof fbuf, "%s", a_fields);
         char *save = NULL;
         for (char *f = strtok_r(fbuf, ",", &save); f; f = strtok_r(NULL, ",", &save)) {

@@ -317,6 +317,7 @@ class Spine(unittest.TestCase):
                         ("?from=yesterday", "from"), ("?to=soon", "to"),
                         ("?from=now&to=now-1h", "before"), ("?agg=max", "step"),
                         ("?stepp=1m", "stepp"), ("?fields=", "fields"),
+                        ("?fields=" + ",".join(["cpu_utilization"] * 200), "fields"),
                         ("?step=0s", "step")):
             status, body = self.get(p + q)
             self.assertEqual(status, 400, q)
