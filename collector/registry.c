@@ -27,6 +27,8 @@ struct agent {
     struct sockaddr_storage addr;
     bool dirty;   /* runtime state changed since the last persist */
     bool unsaved; /* registered by an insecure frame, not in the database yet */
+    /* Lengths of the names in info, so admission needs no strlen(). */
+    uint16_t ns_len, mcis_len, vm_len, host_len;
 };
 
 struct coll_registry {
@@ -163,6 +165,9 @@ static struct agent *agent_new(uint64_t id, const char *ns, const char *mcis, co
     snprintf(a->info.mcis, sizeof a->info.mcis, "%s", mcis);
     snprintf(a->info.vm, sizeof a->info.vm, "%s", vm);
     snprintf(a->info.csp, sizeof a->info.csp, "%s", csp ? csp : "");
+    a->ns_len = (uint16_t)strlen(a->info.ns);
+    a->mcis_len = (uint16_t)strlen(a->info.mcis);
+    a->vm_len = (uint16_t)strlen(a->info.vm);
     if (key) {
         memcpy(a->key, key, PT_WIRE_KEY_LEN);
         a->info.has_key = true;
@@ -204,6 +209,7 @@ static int load_agents(struct coll_registry *r)
         struct coll_agent_info *i = &a->info;
         i->created_ns = sqlite3_column_int64(st, 6);
         snprintf(i->host, sizeof i->host, "%s", col_text(st, 7));
+        a->host_len = (uint16_t)strlen(i->host);
         i->first_seen_ns = sqlite3_column_int64(st, 8);
         i->last_seen_ns = sqlite3_column_int64(st, 9);
         i->last_ts_ns = sqlite3_column_int64(st, 10);
@@ -458,10 +464,15 @@ size_t coll_registry_count_up(struct coll_registry *r, int64_t now_ns)
 
 /* ---- admission (ingest thread) ------------------------------------------- */
 
+static bool same(struct pt_str s, const char *name, uint16_t len)
+{
+    return s.len == len && memcmp(s.p, name, len) == 0;
+}
+
 static bool ident_matches(const struct agent *a, const struct pt_ident *id)
 {
-    return pt_str_eq(id->ns, a->info.ns) && pt_str_eq(id->mcis, a->info.mcis) &&
-           pt_str_eq(id->vm, a->info.vm);
+    return same(id->ns, a->info.ns, a->ns_len) && same(id->mcis, a->info.mcis, a->mcis_len) &&
+           same(id->vm, a->info.vm, a->vm_len);
 }
 
 /* Registers an agent announced by an unsigned frame (insecure mode only). */
@@ -494,7 +505,7 @@ static struct agent *auto_register(struct coll_registry *r, const struct pt_fram
 }
 
 enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_frame *f,
-                                    const void *buf, const struct sockaddr *from,
+                                    uint64_t values, const void *buf, const struct sockaddr *from,
                                     const struct coll_admit_opts *o, int64_t now_ns,
                                     enum coll_reject *reason)
 {
@@ -541,10 +552,12 @@ enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_fra
     i->last_seen_ns = now_ns;
     if (f->ts_ns > i->last_ts_ns) i->last_ts_ns = f->ts_ns;
     i->interval_ms = f->interval_ms;
-    if (!pt_str_eq(f->id.host, i->host))
+    if (!same(f->id.host, i->host, a->host_len)) {
         snprintf(i->host, sizeof i->host, "%.*s", (int)f->id.host.len, f->id.host.p);
+        a->host_len = (uint16_t)strlen(i->host);
+    }
     i->accepted++;
-    for (size_t m = 0; m < f->nmeas; m++) i->values += f->meas[m].nfields;
+    i->values += values;
     if (from) {
         size_t alen =
             from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);

@@ -64,10 +64,10 @@ struct coll_admit_opts {
 };
 enum coll_admit { COLL_ADMIT_OK, COLL_ADMIT_DUPLICATE, COLL_ADMIT_REJECT };
 /* Checks key, signature, identity, timestamp and sequence of f (decoded
- * from buf) and updates the agent's counters. On COLL_ADMIT_REJECT *reason
- * says why. */
+ * from buf, carrying values field values in all) and updates the agent's
+ * counters. On COLL_ADMIT_REJECT *reason says why. */
 enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_frame *f,
-                                    const void *buf, const struct sockaddr *from,
+                                    uint64_t values, const void *buf, const struct sockaddr *from,
                                     const struct coll_admit_opts *o, int64_t now_ns,
                                     enum coll_reject *reason);
 

@@ -142,15 +142,22 @@ static void hand_over(struct coll_writer *w)
     w->cur = batch_get(w);
 }
 
+/* Bytes a frame of len bytes takes in a batch: header, frame, padding to 8. */
+static size_t record_size(size_t len)
+{
+    return (RECORD_HDR + len + 7) & ~(size_t)7;
+}
+
 void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint16_t npoints)
 {
+    size_t rec = record_size(len);
     if (!w->cur) w->cur = batch_get(w);
     struct batch *b = w->cur;
-    if (b && b->used + RECORD_HDR + len > b->cap) {
+    if (b && b->used + rec > b->cap) {
         hand_over(w);
         b = w->cur;
     }
-    if (!b || b->used + RECORD_HDR + len > b->cap) {
+    if (!b || b->used + rec > b->cap) {
         atomic_fetch_add(&w->stats->frames_dropped_queue, 1);
         atomic_fetch_add(&w->stats->points_dropped_queue, npoints);
         pt_complain(&w->c_full, PT_LOG_ERROR, "writer", "out of memory for write batches");
@@ -162,8 +169,7 @@ void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint1
     memcpy(p + 4, &npoints, 2);
     memset(p + 6, 0, 2);
     memcpy(p + RECORD_HDR, frame, len);
-    b->used += (RECORD_HDR + len + 7) & ~(size_t)7;
-    if (b->used > b->cap) b->used = b->cap;
+    b->used += rec;
     if (b->nframes++ == 0) b->born_ns = pt_mono_ns();
     b->npoints += npoints;
     if (b->nframes >= w->o.batch_frames) hand_over(w);
@@ -203,7 +209,7 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
         uint32_t len;
         memcpy(&len, b->data + off, 4);
         const unsigned char *frame = b->data + off + RECORD_HDR;
-        off += (RECORD_HDR + len + 7) & ~(size_t)7;
+        off += record_size(len);
         if (pt_wire_decode(w->dec, frame, len, &f) != 0) continue; /* cannot happen: checked */
         w->ids[nids] = f.id;
         for (size_t m = 0; m < f.nmeas; m++) {

@@ -113,18 +113,22 @@ static bool method_is(struct api_req *rq, struct api_resp *rs, const char *allow
     return false;
 }
 
-static void split_path(struct api_req *rq, const char *url)
+/* Splits url into segments; false when it does not fit (never truncated:
+ * a cut path could name another resource). */
+static bool split_path(struct api_req *rq, const char *url)
 {
+    if (strlen(url) >= sizeof rq->path) return false;
     snprintf(rq->path, sizeof rq->path, "%s", url);
     rq->nseg = 0;
     char *save = NULL;
     for (char *s = strtok_r(rq->path, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
         if (rq->nseg == API_MAX_SEGS) {
             rq->nseg = API_MAX_SEGS + 1; /* too deep: no route matches */
-            return;
+            return true;
         }
         rq->seg[rq->nseg++] = s;
     }
+    return true;
 }
 
 static bool seg_is(struct api_req *rq, size_t i, const char *s)
@@ -253,10 +257,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rq->ctx = &api->ctx;
     rq->method = method;
     rq->url = url;
-    split_path(rq, url);
     struct api_resp rs = {0};
     rs.status = 500;
-    route(rq, &rs);
+    if (split_path(rq, url))
+        route(rq, &rs);
+    else
+        api_error(&rs, 414, "uri_too_long", "request path longer than %zu bytes",
+                  sizeof rq->path - 1);
     if (!rs.json && !rs.text && rs.status != 204)
         api_error(&rs, 500, "internal", "the handler produced no response");
     PT_DEBUG("api", "%s %s -> %d", method, url, rs.status);

@@ -72,10 +72,10 @@ void coll_ingest_datagram(struct coll_ingest *in, const void *buf, size_t len,
         return;
     }
     enum coll_reject why = COLL_REJ_MALFORMED;
-    switch (coll_registry_admit(in->reg, &f, buf, from, &in->opts, now_ns, &why)) {
+    uint64_t values = 0;
+    for (size_t m = 0; m < f.nmeas; m++) values += f.meas[m].nfields;
+    switch (coll_registry_admit(in->reg, &f, values, buf, from, &in->opts, now_ns, &why)) {
     case COLL_ADMIT_OK: {
-        uint64_t values = 0;
-        for (size_t m = 0; m < f.nmeas; m++) values += f.meas[m].nfields;
         atomic_fetch_add_explicit(&in->stats->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&in->stats->values_accepted, values, memory_order_relaxed);
         if (in->writer) coll_writer_add(in->writer, buf, len, f.nmeas);

@@ -329,6 +329,10 @@ class Spine(unittest.TestCase):
         self.assertEqual(status, 400)
         status, body = self.get("/api/v1/agents/999")
         self.assertEqual(status, 404)
+        # a path too long to route is refused, never cut short
+        status, body = self.get("/api/v1/agents/" + "1" * 2000)
+        self.assertEqual(status, 414)
+        self.assertEqual(body["error"]["code"], "uri_too_long")
 
     def test_06_prometheus_text(self):
         status, text = self.get("/metrics")
