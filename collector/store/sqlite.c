@@ -1092,6 +1092,7 @@ static int query_check(const struct store_query *q)
 static int sq_query(struct store *s, const struct store_query *q, struct store_result *out)
 {
     memset(out, 0, sizeof *out);
+    if (!q->vm || q->ntag_filters) return -ENOTSUP; /* MCIS level and tag filters: to come */
     int rc = query_check(q);
     if (rc) return rc;
     struct rconn *c;

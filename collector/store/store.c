@@ -59,6 +59,7 @@ void store_result_free(struct store_result *r)
     if (!r) return;
     for (size_t i = 0; i < r->nseries; i++) {
         struct store_series *s = &r->series[i];
+        free(s->vm);
         free(s->measurement);
         free_strv(s->tag_keys, s->ntags);
         free_strv(s->tag_vals, s->ntags);
@@ -70,6 +71,7 @@ void store_result_free(struct store_result *r)
     free(r->series);
     for (size_t i = 0; i < r->nlatest; i++) {
         struct store_latest *l = &r->latest[i];
+        free(l->vm);
         free(l->measurement);
         free_strv(l->tag_keys, l->ntags);
         free_strv(l->tag_vals, l->ntags);

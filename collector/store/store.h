@@ -43,16 +43,34 @@ enum store_agg {
 int store_agg_parse(const char *s);
 const char *store_agg_name(enum store_agg a);
 
-/* A range query for one VM and one measurement: every series (tag set) of
- * that measurement, each field reduced per step bucket. */
+/* A range query for one measurement: every series (tag set) of it, each
+ * field reduced per step bucket.
+ *
+ * Per VM (vm set): one result series per tag set of that VM.
+ *
+ * MCIS level (vm NULL): the VMs of ns/mcis.
+ *  - group_by_vm: one result series per (VM, tag set), each reduced by agg
+ *    exactly as a per-VM query would; store_series.vm names the VM.
+ *  - otherwise across (MIN, MAX, AVG or SUM) combines the VMs at each step:
+ *    first every VM's values in the bucket are reduced by agg (as per VM),
+ *    then those per-VM results are combined by across. One result series
+ *    per tag set (device=sda of every VM together, device=total together);
+ *    store_series.vm is NULL. step must be > 0 and agg set.
+ *
+ * Tag filters (ntag_filters pairs) keep only series that have every listed
+ * tag with exactly that value (e.g. device=total). */
 struct store_query {
-    const char *ns, *mcis, *vm;
+    const char *ns, *mcis, *vm; /* vm NULL: MCIS level */
     const char *measurement;
     const char *const *fields; /* NULL/0: every numeric field seen */
     size_t nfields;
+    const char *const *tag_keys, *const *tag_vals; /* filters, ntag_filters each */
+    size_t ntag_filters;
     int64_t from_ns, to_ns; /* [from, to) */
     int64_t step_ns;        /* 0: raw points; else buckets aligned to multiples of step */
     enum store_agg agg;     /* ignored when step is 0 */
+    enum store_agg across;  /* MCIS level without group_by_vm: MIN, MAX, AVG or SUM */
+    bool group_by_vm;       /* MCIS level: one series per VM */
     size_t max_rows;        /* per series; the query fails with -E2BIG beyond it */
 };
 
@@ -71,6 +89,7 @@ struct store_query {
  * for any requested field is omitted. vals[row * nfields + col] is NaN
  * where a field had no value. */
 struct store_series {
+    char *vm; /* the VM of the series; NULL for an across-VM aggregate */
     char *measurement;
     char **tag_keys, **tag_vals; /* sorted by key */
     size_t ntags;
@@ -84,6 +103,7 @@ struct store_series {
 
 /* Latest values of one series. */
 struct store_latest {
+    char *vm; /* always set */
     char *measurement;
     char **tag_keys, **tag_vals;
     size_t ntags;
@@ -120,7 +140,8 @@ struct store_ops {
      * max_rows or a STORE_MAX_* ceiling. */
     int (*query)(struct store *s, const struct store_query *q, struct store_result *out);
     /* Newest point of every series of one VM (measurement NULL: all), in
-     * catalog order of measurements, then by tags; nlatest 0 when none. */
+     * catalog order of measurements, then by tags; nlatest 0 when none.
+     * vm NULL: of every VM of the MCIS, ordered by VM first. */
     int (*latest)(struct store *s, const char *ns, const char *mcis, const char *vm,
                   const char *measurement, struct store_result *out);
     /* Deletes raw points older than cutoff_ns; returns the count (>=0) or <0. */
