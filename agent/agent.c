@@ -8,6 +8,7 @@
 #include "pt/time.h"
 
 #include "json.h"
+#include "table.h"
 
 #define ONCE_WAIT_NS (250 * PT_NS_PER_MS)
 
@@ -50,21 +51,88 @@ void agent_frame_fill(struct pt_frame *f, const struct agent_config *cfg,
     f->nmeas = s->n;
 }
 
-int agent_tick(struct agent *a, int64_t ts_ns)
+/* Encoded size of f without a trailer, or -1 when it cannot be encoded at
+ * all (a ceiling broken, or larger than a datagram). */
+static long frame_size(const struct pt_frame *f, uint8_t *buf)
+{
+    size_t len;
+    if (pt_wire_encode(f, NULL, buf, PT_WIRE_MAX_FRAME, &len)) return -1;
+    return (long)len;
+}
+
+int agent_frame_split(const struct pt_frame *f, bool signed_, struct agent_parts *out)
 {
     uint8_t buf[PT_WIRE_MAX_FRAME];
-    struct pt_frame f;
-    size_t len;
+    const long trailer = signed_ ? PT_WIRE_MAC_LEN : 0;
+    struct pt_frame t = *f;
+    memset(out, 0, sizeof *out);
 
-    agent_sample_collect(&a->sample);
-    agent_frame_fill(&f, a->cfg, &a->sample, ts_ns, (uint32_t)(a->cfg->interval_ns / PT_NS_PER_MS));
-    f.agent_id = a->cfg->agent_id;
-    f.epoch = a->epoch;
-    f.seq = ++a->seq;
-    int rc = pt_wire_encode(&f, a->cfg->has_key ? &a->key : NULL, buf, sizeof buf, &len);
+    /* The common case: the whole sample fits one frame, one encoding. */
+    long whole = f->nmeas <= PT_WIRE_MAX_MEAS ? frame_size(f, buf) : -1;
+    if (whole >= 0 && whole + trailer <= PT_WIRE_TARGET_FRAME) {
+        out->first[0] = 0;
+        out->count[0] = f->nmeas;
+        out->n = 1;
+        return 0;
+    }
+
+    /* A frame's size is its size without measurements plus the size of
+     * each measurement; the measurement array's header grows from 1 byte
+     * (fixarray, up to 15) to 3 bytes (array 16), hence 2 bytes of slack.
+     * part and nparts stay below 128: 1 byte each whatever their value. */
+    t.nmeas = 0;
+    const long empty = frame_size(&t, buf);
+    if (empty < 0) return PT_E_LIMIT;
+    const long base = empty + trailer + 2;
+
+    size_t fields = 0, tags = 0;
+    long size = base;
+    for (uint16_t i = 0; i < f->nmeas; i++) {
+        const struct pt_meas *m = &f->meas[i];
+        t.meas = (struct pt_meas *)m;
+        t.nmeas = 1;
+        long one = frame_size(&t, buf);
+        long msize = one < 0 ? -1 : one - empty;
+        if (msize < 0 || base + msize > PT_WIRE_MAX_FRAME) {
+            out->skipped++; /* cannot travel even alone: the caller logs it */
+            continue;
+        }
+        uint16_t last = out->n ? (uint16_t)(out->n - 1) : 0;
+        bool fits = out->n > 0 && size + msize <= PT_WIRE_TARGET_FRAME &&
+                    out->count[last] < PT_WIRE_MAX_MEAS &&
+                    fields + m->nfields <= PT_WIRE_MAX_ALL_FIELDS &&
+                    tags + m->ntags <= PT_WIRE_MAX_ALL_TAGS &&
+                    out->first[last] + out->count[last] == i; /* nothing skipped between */
+        if (!fits) {
+            if (out->n == PT_WIRE_MAX_PARTS) {
+                out->skipped = (uint16_t)(out->skipped + f->nmeas - i);
+                break;
+            }
+            out->first[out->n] = i;
+            out->count[out->n] = 0;
+            out->n++;
+            size = base;
+            fields = tags = 0;
+        }
+        out->count[out->n - 1]++;
+        size += msize;
+        fields += m->nfields;
+        tags += m->ntags;
+    }
+    return 0;
+}
+
+/* Encodes (signed when there is a key) and sends one frame. */
+static int send_frame(struct agent *a, struct pt_frame *f, uint8_t *buf)
+{
+    size_t len;
+    f->agent_id = a->cfg->agent_id;
+    f->epoch = a->epoch;
+    f->seq = ++a->seq;
+    int rc = pt_wire_encode(f, a->cfg->has_key ? &a->key : NULL, buf, PT_WIRE_MAX_FRAME, &len);
     if (rc) {
         pt_complain(&a->encode_fail, PT_LOG_ERROR, "agent", "cannot encode frame %llu: %s",
-                    (unsigned long long)f.seq, pt_strerror(rc));
+                    (unsigned long long)f->seq, pt_strerror(rc));
         a->unsent++;
         return rc;
     }
@@ -74,9 +142,46 @@ int agent_tick(struct agent *a, int64_t ts_ns)
         return rc;
     }
     if (a->sent++ == 0) PT_INFO("agent", "first frame sent to %s (%zu bytes)", a->sender.name, len);
-    PT_DEBUG("agent", "frame %llu: %u measurements, %zu bytes", (unsigned long long)f.seq,
-             (unsigned)f.nmeas, len);
+    PT_DEBUG("agent", "frame %llu (part %u of %u): %u measurements, %zu bytes",
+             (unsigned long long)f->seq, (unsigned)f->part + 1, (unsigned)f->nparts,
+             (unsigned)f->nmeas, len);
     return 0;
+}
+
+int agent_tick(struct agent *a, int64_t ts_ns)
+{
+    uint8_t buf[PT_WIRE_MAX_FRAME];
+    struct pt_frame f;
+    struct agent_parts parts;
+
+    agent_sample_collect(&a->sample);
+    agent_frame_fill(&f, a->cfg, &a->sample, ts_ns, (uint32_t)(a->cfg->interval_ns / PT_NS_PER_MS));
+    int rc = agent_frame_split(&f, a->cfg->has_key, &parts);
+    if (rc) {
+        pt_complain(&a->encode_fail, PT_LOG_ERROR, "agent", "cannot encode the sample: %s",
+                    pt_strerror(rc));
+        a->unsent++;
+        return rc;
+    }
+    if (parts.skipped) {
+        a->skipped += parts.skipped;
+        pt_complain(&a->encode_fail, PT_LOG_ERROR, "agent",
+                    "%u measurement%s of this sample cannot be sent: too large for %d parts of "
+                    "at most %d bytes",
+                    (unsigned)parts.skipped, parts.skipped == 1 ? "" : "s", PT_WIRE_MAX_PARTS,
+                    PT_WIRE_MAX_FRAME);
+    }
+    struct pt_meas *all = f.meas;
+    int first_rc = 0;
+    for (uint16_t p = 0; p < parts.n; p++) {
+        f.part = p;
+        f.nparts = parts.n;
+        f.meas = all + parts.first[p];
+        f.nmeas = parts.count[p];
+        rc = send_frame(a, &f, buf);
+        if (rc && !first_rc) first_rc = rc;
+    }
+    return first_rc;
 }
 
 int64_t agent_next_tick(int64_t now_ns, int64_t interval_ns)
@@ -134,7 +239,7 @@ int agent_run(struct agent *a, const volatile sig_atomic_t *stop)
     return 0;
 }
 
-int agent_once(const struct agent_config *cfg, FILE *out)
+int agent_once(const struct agent_config *cfg, bool json, FILE *out)
 {
     struct agent_sample s;
     struct pt_frame f;
@@ -148,7 +253,7 @@ int agent_once(const struct agent_config *cfg, FILE *out)
     agent_frame_fill(&f, cfg, &s, pt_now_ns(), (uint32_t)(wait / PT_NS_PER_MS));
     f.agent_id = cfg->agent_id;
     f.seq = 1;
-    if (agent_json_write(out, &f)) {
+    if (json ? agent_json_write(out, &f) : agent_table_write(out, &f)) {
         PT_ERROR("agent", "cannot write the sample to standard output");
         return failed + 1;
     }

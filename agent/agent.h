@@ -25,6 +25,7 @@ struct agent {
     uint64_t epoch;         /* start time, Unix milliseconds */
     uint64_t seq;           /* of the last frame built; the first is 1 */
     uint64_t sent, unsent;  /* frames handed to the kernel, frames not */
+    uint64_t skipped;       /* measurements too large to send */
     struct pt_complain encode_fail, late;
 };
 
@@ -39,8 +40,29 @@ void agent_close(struct agent *a);
 void agent_frame_fill(struct pt_frame *f, const struct agent_config *cfg,
                       const struct agent_sample *s, int64_t ts_ns, uint32_t interval_ms);
 
-/* Collects, encodes (signed when there is a key) and sends one frame for
- * the tick at ts_ns. Returns 0 or the send error (already logged). */
+/* How one sample is cut into frames: part p carries the measurements
+ * first[p] .. first[p] + count[p] - 1 of the sample. */
+struct agent_parts {
+    uint16_t first[PT_WIRE_MAX_PARTS], count[PT_WIRE_MAX_PARTS];
+    uint16_t n;       /* parts; 0 when nothing can be sent */
+    uint16_t skipped; /* measurements too large to travel even alone */
+};
+
+/* Splits the sample of f (identity, header, measurements) into parts that
+ * each encode to at most PT_WIRE_TARGET_FRAME bytes (trailer included when
+ * signed_), keeping the measurements in order and whole, and within the
+ * wire ceilings (PT_WIRE_MAX_MEAS, _ALL_FIELDS, _ALL_TAGS per frame). A
+ * measurement larger than the target on its own gets a part of its own (up
+ * to PT_WIRE_MAX_FRAME); one larger still, or beyond PT_WIRE_MAX_PARTS
+ * parts, is counted in skipped. Most samples fit one frame: that costs one
+ * trial encoding. Returns 0 or PT_E_LIMIT when even the identity breaks a
+ * ceiling. */
+int agent_frame_split(const struct pt_frame *f, bool signed_, struct agent_parts *out);
+
+/* Collects, encodes (signed when there is a key) and sends the sample for
+ * the tick at ts_ns: one frame, or several parts when it is larger than
+ * PT_WIRE_TARGET_FRAME (agent_frame_split()), each with its own seq.
+ * Returns 0 or the first send error (already logged). */
 int agent_tick(struct agent *a, int64_t ts_ns);
 
 /* The first multiple of interval_ns (counted from the Unix epoch) after
@@ -53,9 +75,10 @@ int64_t agent_next_tick(int64_t now_ns, int64_t interval_ns);
 int agent_run(struct agent *a, const volatile sig_atomic_t *stop);
 
 /* --once: reads, waits 250 ms (or the interval when shorter), reads again
- * and writes that sample to out as JSON (agent/json.h). Needs neither a
- * collector nor a key. Returns 0, or the number of measurements that could
- * not be read (the JSON has the others). */
-int agent_once(const struct agent_config *cfg, FILE *out);
+ * and writes that sample to out as a table (agent/table.h), or as JSON
+ * (agent/json.h) when json is set. Needs neither a collector nor a key.
+ * Returns 0, or the number of measurements that could not be read (the
+ * output has the others). */
+int agent_once(const struct agent_config *cfg, bool json, FILE *out);
 
 #endif

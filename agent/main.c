@@ -29,7 +29,7 @@ static void usage(FILE *out)
 {
     fprintf(
         out,
-        "Usage: pantala-agent [--config FILE] [--once]\n"
+        "Usage: pantala-agent [--config FILE] [--once [--json]]\n"
         "\n"
         "The Pantala agent runs on each VM. Every interval, at wall-clock multiples of\n"
         "it, it reads the operating system's counters (the cpu and memory\n"
@@ -41,9 +41,11 @@ static void usage(FILE *out)
         "Options:\n"
         "  -c, --config FILE  configuration file (default " AGENT_CONFIG_PATH ")\n"
         "      --once         read one sample (two readings 250 ms apart, so rates and\n"
-        "                     percentages are present), print it as JSON and exit;\n"
-        "                     needs no collector and no key, and no configuration\n"
-        "                     file unless --config is given\n"
+        "                     percentages are present), print it as a table (one row\n"
+        "                     per field, with units) and exit; needs no collector and\n"
+        "                     no key, and no configuration file unless --config is\n"
+        "                     given\n"
+        "      --json         with --once: print the sample as JSON instead\n"
         "      --root DIR     read counters under DIR instead of /proc (for tests;\n"
         "                     the same as \"proc_root\")\n"
         "  -h, --help         show this help and exit\n"
@@ -70,7 +72,8 @@ static void usage(FILE *out)
         "   \"key\": \"<64 hex digits>\", \"ns\": \"ns01\", \"mcis\": \"web\", \"vm\": \"web-1\",\n"
         "   \"csp\": \"aws\", \"interval\": \"1s\"}\n"
         "\n"
-        "  pantala-agent --once                      # what would be sent, as JSON\n"
+        "  pantala-agent --once                      # what would be sent, as a table\n"
+        "  pantala-agent --once --json               # the same as JSON\n"
         "  pantala-agent --config /etc/pantala/agent.json\n"
         "\n"
         "Signals: SIGTERM and SIGINT stop the agent (exit 0); SIGHUP is ignored.\n"
@@ -103,14 +106,18 @@ static void check_key_file(const char *path)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_ONCE = 256, OPT_ROOT };
+    enum { OPT_ONCE = 256, OPT_ROOT, OPT_JSON };
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},    {"once", no_argument, NULL, OPT_ONCE},
-        {"root", required_argument, NULL, OPT_ROOT}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"once", no_argument, NULL, OPT_ONCE},
+        {"root", required_argument, NULL, OPT_ROOT},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = AGENT_CONFIG_PATH, *root = NULL;
-    int explicit_config = 0, once = 0, opt;
+    int explicit_config = 0, once = 0, json = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -123,6 +130,9 @@ int main(int argc, char **argv)
         case OPT_ROOT:
             root = optarg;
             break;
+        case OPT_JSON:
+            json = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -133,6 +143,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "Try 'pantala-agent --help'.\n");
             return EXIT_USAGE;
         }
+    }
+    if (json && !once) {
+        fprintf(stderr, "pantala-agent: --json goes with --once\nTry 'pantala-agent --help'.\n");
+        return EXIT_USAGE;
     }
     if (optind < argc) {
         fprintf(stderr, "pantala-agent: unexpected argument '%s'\nTry 'pantala-agent --help'.\n",
@@ -166,7 +180,7 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
 
-    if (once) return agent_once(&cfg, stdout) ? EXIT_FAILURE : 0;
+    if (once) return agent_once(&cfg, json, stdout) ? EXIT_FAILURE : 0;
 
     if ((rc = install_signals())) {
         PT_ERROR("agent", "cannot install signal handlers: %s", pt_strerror(rc));

@@ -212,7 +212,7 @@ static void test_once(void **state)
     snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", fixture(root, sizeof root, "base", "t0"));
     FILE *out = open_memstream(&text, &len);
     int64_t t0 = pt_mono_ns();
-    assert_int_equal(agent_once(&cfg, out), 0);
+    assert_int_equal(agent_once(&cfg, true, out), 0);
     int64_t took = pt_mono_ns() - t0;
     fclose(out);
     assert_true(took >= 100 * PT_NS_PER_MS && took < 200 * PT_NS_PER_MS);
@@ -224,6 +224,129 @@ static void test_once(void **state)
     free(text);
 }
 
+static void test_once_table(void **state)
+{
+    struct agent_config cfg;
+    char root[512];
+    char *text = NULL;
+    size_t len = 0;
+    agent_config_defaults(&cfg);
+    snprintf(cfg.ns, sizeof cfg.ns, "ns01");
+    cfg.interval_ns = 100 * PT_NS_PER_MS;
+    snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", fixture(root, sizeof root, "base", "t0"));
+    FILE *out = open_memstream(&text, &len);
+    assert_int_equal(agent_once(&cfg, false, out), 0);
+    fclose(out);
+    assert_non_null(strstr(text, "sample of ns01/"));
+    assert_non_null(strstr(text, "MEASUREMENT"));
+    /* One row per field, with its unit from the catalog. */
+    const char *row = strstr(text, "\nmemory ");
+    assert_non_null(row);
+    const char *total = strstr(text, "mem_total");
+    assert_non_null(total);
+    const char *eol = strchr(total, '\n');
+    assert_non_null(strstr(total, "25276514304"));
+    assert_true(strstr(total, "25276514304") < eol);
+    assert_true(eol - 5 >= total && memcmp(eol - 5, "bytes", 5) == 0);
+    free(text);
+}
+
+/* A fake sample of n disk-like measurements with two tags and four fields. */
+struct big_sample {
+    struct pt_meas m[200];
+    struct pt_tag t[200][2];
+    struct pt_field f[200][4];
+    char mount[200][48];
+};
+
+static void big_sample_fill(struct big_sample *b, size_t n, struct pt_frame *f)
+{
+    static const char *const keys[4] = {"disk_utilization", "disk_total", "disk_used", "disk_free"};
+    memset(f, 0, sizeof *f);
+    f->kind = PT_WIRE_SAMPLE;
+    f->agent_id = 9;
+    f->epoch = 1;
+    f->seq = 1;
+    f->ts_ns = PT_NS_PER_SEC;
+    f->interval_ms = 1000;
+    f->part = 0;
+    f->nparts = 1;
+    f->id.ns = pt_str_c("ns01");
+    f->id.mcis = pt_str_c("web");
+    f->id.vm = pt_str_c("web-1");
+    f->id.csp = pt_str_c("aws");
+    f->id.host = pt_str_c("h1");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(b->mount[i], sizeof b->mount[i], "/srv/volume-with-a-long-name-%03zu", i);
+        b->t[i][0] = (struct pt_tag){pt_str_c("mount"), pt_str_c(b->mount[i])};
+        b->t[i][1] = (struct pt_tag){pt_str_c("fstype"), pt_str_c("ext4")};
+        for (int k = 0; k < 4; k++) {
+            b->f[i][k].key = pt_str_c(keys[k]);
+            b->f[i][k].type = PT_F_UINT;
+            b->f[i][k].v.u = UINT64_C(1) << 40 | (uint64_t)(i * 4 + (size_t)k);
+        }
+        b->m[i] = (struct pt_meas){pt_str_c("disk"), b->t[i], b->f[i], 2, 4};
+    }
+    f->meas = b->m;
+    f->nmeas = (uint16_t)n;
+}
+
+static void test_split(void **state)
+{
+    struct big_sample *b = calloc(1, sizeof *b);
+    struct pt_frame f, g;
+    struct agent_parts parts;
+    struct pt_wire_dec *dec = pt_wire_dec_new();
+    struct pt_wire_key key;
+    uint8_t raw[PT_WIRE_KEY_LEN] = {1}, buf[PT_WIRE_MAX_FRAME];
+    assert_int_equal(pt_wire_key_init(&key, raw, sizeof raw), 0);
+
+    /* A small sample: one part, the whole of it. */
+    big_sample_fill(b, 3, &f);
+    assert_int_equal(agent_frame_split(&f, true, &parts), 0);
+    assert_int_equal(parts.n, 1);
+    assert_int_equal(parts.count[0], 3);
+    assert_int_equal(parts.skipped, 0);
+
+    /* 200 file systems: many parts, each within one MTU once signed, every
+     * measurement exactly once and in order. */
+    big_sample_fill(b, 200, &f);
+    assert_int_equal(agent_frame_split(&f, true, &parts), 0);
+    assert_true(parts.n > 5 && parts.n <= PT_WIRE_MAX_PARTS);
+    assert_int_equal(parts.skipped, 0);
+    size_t next = 0;
+    struct pt_meas *all = f.meas;
+    for (uint16_t p = 0; p < parts.n; p++) {
+        size_t len;
+        assert_int_equal(parts.first[p], next);
+        f.part = p;
+        f.nparts = parts.n;
+        f.meas = all + parts.first[p];
+        f.nmeas = parts.count[p];
+        assert_int_equal(pt_wire_encode(&f, &key, buf, sizeof buf, &len), 0);
+        assert_true(len <= PT_WIRE_TARGET_FRAME);
+        assert_int_equal(pt_wire_decode(dec, buf, len, &g), 0);
+        assert_int_equal(pt_wire_verify(&g, buf, &key), 0);
+        assert_int_equal(g.part, p);
+        assert_int_equal(g.nparts, parts.n);
+        for (uint16_t i = 0; i < g.nmeas; i++)
+            assert_true(pt_str_eq(g.meas[i].tags[0].val, b->mount[next + i]));
+        next += g.nmeas;
+    }
+    assert_int_equal(next, 200);
+
+    /* Fuller parts when unsigned (32 bytes more room each): never more. */
+    struct agent_parts unsigned_parts;
+    f.meas = all;
+    f.nmeas = 200;
+    assert_int_equal(agent_frame_split(&f, false, &unsigned_parts), 0);
+    assert_true(unsigned_parts.n <= parts.n);
+
+    pt_wire_key_close(&key);
+    pt_wire_dec_free(dec);
+    free(b);
+}
+
 int main(void)
 {
     pt_log_set_level(PT_LOG_ERROR);
@@ -233,6 +356,8 @@ int main(void)
         cmocka_unit_test(test_unsigned_frames),
         cmocka_unit_test(test_unreadable_proc),
         cmocka_unit_test(test_once),
+        cmocka_unit_test(test_once_table),
+        cmocka_unit_test(test_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,7 +117,7 @@ def write_config(d, obj):
 def test_help_version():
     r = run("--help")
     check(r.returncode == 0, "--help exits 0")
-    for word in ("--config", "--once", "--root", "--version", "collector", "agent_id", "key",
+    for word in ("--config", "--once", "--json", "--root", "--version", "collector", "agent_id", "key",
                  "interval", "proc_root", "log.level", "log.file", "Example"):
         check(word in r.stdout, "--help mentions %s" % word)
     r = run("--version")
@@ -127,7 +127,7 @@ def test_help_version():
 
 
 def test_once_real_proc():
-    r = run("--once")
+    r = run("--once", "--json")
     check(r.returncode == 0, "--once on /proc exits 0: %s" % r.stderr)
     doc = json.loads(r.stdout)
     for k in ("time", "ns", "mcis", "vm", "csp", "host", "interval_ms", "measurements"):
@@ -155,7 +155,7 @@ def test_once_real_proc():
 
 
 def test_once_fixture():
-    r = run("--once", "--root", os.path.join(DATA, "linux", "base", "t0", "proc"))
+    r = run("--once", "--json", "--root", os.path.join(DATA, "linux", "base", "t0", "proc"))
     check(r.returncode == 0, "--once --root exits 0: %s" % r.stderr)
     meas = {m["name"]: m["fields"] for m in json.loads(r.stdout)["measurements"]}
     cpu, mem = meas["cpu"], meas["memory"]
@@ -169,10 +169,35 @@ def test_once_fixture():
     check(mem["mem_cached"] == (144168 + 144208) * 1024, "mem_cached")
     check(mem["swap_utilization"] == 0.0 and mem["swap_total"] == 0, "no swap")
 
-    r = run("--once", "--root", os.path.join(DATA, "linux", "missing", "t0", "proc"))
+    r = run("--once", "--json", "--root", os.path.join(DATA, "linux", "missing", "t0", "proc"))
     check(r.returncode == 1, "--once with nothing readable exits 1")
     check("missing/t0/proc/stat: cannot open" in r.stderr, "says which file: %s" % r.stderr)
     check(json.loads(r.stdout)["measurements"] == [], "and prints what it has")
+
+
+def test_once_table():
+    r = run("--once", "--root", os.path.join(DATA, "linux", "base", "t0", "proc"))
+    check(r.returncode == 0, "--once (table) exits 0: %s" % r.stderr)
+    lines = r.stdout.splitlines()
+    check(lines[0].startswith("sample of "), "a heading line: %r" % lines[0])
+    header = next((l for l in lines if l.startswith("MEASUREMENT")), None)
+    check(header is not None and header.split() == ["MEASUREMENT", "TAGS", "FIELD", "VALUE", "UNIT"],
+          "column headings: %r" % header)
+    rows = {}
+    for l in lines[lines.index(header) + 1:]:
+        cols = l.split()
+        rows[(cols[0], cols[1])] = cols[2:]
+    # Every field of the JSON output is a row of the table, with its unit.
+    doc = json.loads(run("--once", "--json", "--root",
+                         os.path.join(DATA, "linux", "base", "t0", "proc")).stdout)
+    for m in doc["measurements"]:
+        for k in m["fields"]:
+            check((m["name"], k) in rows, "row for %s.%s" % (m["name"], k))
+    check(rows[("memory", "mem_total")] == [str(24684096 * 1024), "bytes"], "mem_total row: %r"
+          % rows[("memory", "mem_total")])
+    check(rows[("cpu", "load_avg_5m")] == ["0.06"], "unitless load row")
+    r = run("--json")
+    check(r.returncode == 2 and "--json goes with --once" in r.stderr, "--json alone is refused")
 
 
 def test_bad_config(d):
@@ -199,7 +224,7 @@ def test_example_config(d):
         cfg = json.load(f)
     cfg["key"] = KEY.hex()
     root = os.path.join(DATA, "linux", "base", "t0", "proc")
-    r = run("--once", "--config", write_config(d, cfg), "--root", root)
+    r = run("--once", "--json", "--config", write_config(d, cfg), "--root", root)
     check(r.returncode == 0, "the example, with a key, loads: " + r.stderr)
     doc = json.loads(r.stdout)
     check((doc["ns"], doc["csp"]) == (cfg["ns"], cfg["csp"]), "identity from the example")
@@ -292,7 +317,7 @@ def test_collector_down(d):
 
 def main():
     with tempfile.TemporaryDirectory() as d:
-        for t in (test_help_version, test_once_real_proc, test_once_fixture,
+        for t in (test_help_version, test_once_real_proc, test_once_fixture, test_once_table,
                   lambda: test_bad_config(d), lambda: test_example_config(d),
                   lambda: test_daemon(d),
                   lambda: test_collector_down(d)):
