@@ -46,6 +46,8 @@ static void usage(FILE *out)
         "                     no key, and no configuration file unless --config is\n"
         "                     given\n"
         "      --json         with --once: print the sample as JSON instead\n"
+        "      --check-config check the configuration file and exit (0 when valid,\n"
+        "                     2 with the reason otherwise)\n"
         "      --root DIR     read counters under DIR instead of /proc (for tests;\n"
         "                     the same as \"proc_root\")\n"
         "  -h, --help         show this help and exit\n"
@@ -106,18 +108,19 @@ static void check_key_file(const char *path)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_ONCE = 256, OPT_ROOT, OPT_JSON };
+    enum { OPT_ONCE = 256, OPT_ROOT, OPT_JSON, OPT_CHECK };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"once", no_argument, NULL, OPT_ONCE},
         {"root", required_argument, NULL, OPT_ROOT},
         {"json", no_argument, NULL, OPT_JSON},
+        {"check-config", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = AGENT_CONFIG_PATH, *root = NULL;
-    int explicit_config = 0, once = 0, json = 0, opt;
+    int explicit_config = 0, once = 0, json = 0, check = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -132,6 +135,9 @@ int main(int argc, char **argv)
             break;
         case OPT_JSON:
             json = 1;
+            break;
+        case OPT_CHECK:
+            check = 1;
             break;
         case 'h':
             usage(stdout);
@@ -172,6 +178,11 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
         snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", root);
+    }
+    if (check) {
+        printf("%s: configuration is valid (%s/%s/%s, collector %s)\n", config_path, cfg.ns,
+               cfg.mcis, cfg.vm, cfg.collector);
+        return 0;
     }
     pt_log_set_level(cfg.log_level);
     if (cfg.log_file[0] && (rc = pt_log_open(cfg.log_file))) {

@@ -117,7 +117,7 @@ def write_config(d, obj):
 def test_help_version():
     r = run("--help")
     check(r.returncode == 0, "--help exits 0")
-    for word in ("--config", "--once", "--json", "--root", "--version", "collector", "agent_id", "key",
+    for word in ("--config", "--once", "--json", "--check-config", "--root", "--version", "collector", "agent_id", "key",
                  "interval", "proc_root", "log.level", "log.file", "Example"):
         check(word in r.stdout, "--help mentions %s" % word)
     r = run("--version")
@@ -207,6 +207,8 @@ def test_bad_config(d):
     r = run("--config", path)
     check(r.returncode == 2, "a bad configuration exits 2")
     check('%s:4: key "colector": unknown key' % path in r.stderr, "names file:line:key: " + r.stderr)
+    r = run("--config", path, "--check-config")
+    check(r.returncode == 2 and "unknown key" in r.stderr, "--check-config refuses it too")
     r = run("--config", os.path.join(d, "absent.json"), "--once")
     check(r.returncode == 2 and "cannot open" in r.stderr, "an explicit missing file is an error")
     r = run("--config", write_config(d, {"ns": "a"}))
@@ -228,6 +230,8 @@ def test_example_config(d):
     check(r.returncode == 0, "the example, with a key, loads: " + r.stderr)
     doc = json.loads(r.stdout)
     check((doc["ns"], doc["csp"]) == (cfg["ns"], cfg["csp"]), "identity from the example")
+    r = run("--check-config", "--config", write_config(d, cfg))
+    check(r.returncode == 0 and "configuration is valid" in r.stdout, "--check-config: " + r.stderr)
 
 
 def wait_exit(p, what):
