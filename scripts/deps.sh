@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config git
   libuv1-dev libmsgpack-dev libmsgpuck-dev libjansson-dev libcurl4-openssl-dev
-  libmicrohttpd-dev libsqlite3-dev libssl-dev
+  libmicrohttpd-dev libsqlite3-dev libssl-dev libssh2-1-dev
+  openssh-server openssh-client  # tests: provisioning against a real sshd
   libcmocka-dev clang python3 curl sqlite3
   rpm lintian file  # tests/packaging: RPM builds, package lint, the tarball
 )

@@ -102,7 +102,8 @@ if [ $UNINSTALL = 1 ]; then
         rm -f "$INIT"
     fi
     rm -f "$BIN" "$CTL" "$CONFIG" "$PIDFILE" "$LOGFILE"
-    for d in "$PREFIX/etc" "$PREFIX/run" "$PREFIX/log" "$PREFIX/bin" "$PREFIX"; do
+    rm -rf "$PREFIX/share/pantala-agent"
+    for d in "$PREFIX/etc" "$PREFIX/run" "$PREFIX/log" "$PREFIX/bin" "$PREFIX/share" "$PREFIX"; do
         [ $ROOT = 1 ] && [ "$d" != "$PREFIX/etc" ] && continue # never remove /usr/local/bin
         rmdir "$d" 2>/dev/null || true
     done
@@ -156,6 +157,17 @@ if [ -f "$CONFIG" ]; then
     [ $ROOT = 1 ] && chown pantala-agent:pantala-agent "$CONFIG"
 fi
 write_ctl "$CTL"
+# Keep the installer and service files with the installation, so that
+# `PREFIX/share/pantala-agent/install.sh --uninstall` works later without the
+# tarball (the provisioner uses it).
+SHARE=$PREFIX/share/pantala-agent
+mkdir -p "$SHARE"
+for f in install.sh pantala-agent.service pantala-agent.init; do
+    if ! [ "$HERE/$f" -ef "$SHARE/$f" ]; then
+        cp "$HERE/$f" "$SHARE/$f.new"
+        mv "$SHARE/$f.new" "$SHARE/$f"
+    fi
+done
 
 if [ $HAVE_SYSTEMD = 1 ]; then
     sed "s#^ExecStart=.*#ExecStart=$BIN --config $CONFIG#" "$HERE/pantala-agent.service" >"$UNIT"

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Provisioning end to end: the `pantala` CLI installs the agent over SSH
+into a real OpenSSH server (Debian openssh-server) started by this test on a
+free loopback port, with its own host key, configuration and authorized key,
+and a real pantalad receives the agent's frames.
+
+- the tarball path into an unprivileged user's prefix; re-running is a no-op;
+  status; uninstall leaves nothing and unregisters the agent;
+- host key mismatch refused with both fingerprints; unknown host key refused
+  without --accept-new; a wrong SSH key; a closed port within the timeout;
+- a user without sudo asking for a system install: clear error, nothing left;
+- a failure after registration (the collector address the agent gets is
+  wrong): everything rolled back;
+- as root (CI): the DEB path installed for real over SSH as root, frames
+  arrive, uninstall purges it (no file, user or init link left).
+
+Environment: PANTALA_CLI, PANTALAD, PANTALA_AGENT, PT_BUILD_DIR, PT_SOURCE_DIR.
+Skips (exit 0, with a message) when sshd or ssh-keygen are missing.
+"""
+import glob
+import json
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+CLI = os.environ.get("PANTALA_CLI", "build/provisioner/pantala")
+PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
+AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
+BUILD = os.environ.get("PT_BUILD_DIR", "build")
+SRC = os.environ.get("PT_SOURCE_DIR", ".")
+TOKEN = "provisioning-test-token-0123456789"
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+IS_ROOT = os.geteuid() == 0
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(*cmd, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 120)
+    return subprocess.run([str(c) for c in cmd], **kw)
+
+
+class Provision(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="pt-prov-")
+        os.chmod(cls.dir, 0o755)
+        cls.procs = []
+        cls.user = None
+        cls.made_user = False
+        cls.start_collector()
+        cls.build_packages()
+        cls.start_sshd()
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in cls.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        if cls.made_user:
+            run("pkill", "-u", cls.user)
+            time.sleep(0.2)
+            run("userdel", cls.user)
+        if os.environ.get("PT_KEEP_TMP"):
+            print("kept", cls.dir)
+        else:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+    # ---- set-up ---------------------------------------------------------------
+
+    @classmethod
+    def start_collector(cls):
+        cls.udp = free_port(socket.SOCK_DGRAM)
+        cls.http = free_port()
+        cls.api = "http://127.0.0.1:%d" % cls.http
+        conf = os.path.join(cls.dir, "pantalad.json")
+        with open(conf, "w") as f:
+            json.dump({"data_dir": os.path.join(cls.dir, "data"),
+                       "listen": {"udp": "127.0.0.1:%d" % cls.udp,
+                                  "http": "127.0.0.1:%d" % cls.http},
+                       "api": {"tokens": [TOKEN]}, "writer": {"flush": "100ms"}}, f)
+        cls.token_file = os.path.join(cls.dir, "token")
+        with open(cls.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        log = open(os.path.join(cls.dir, "pantalad.log"), "ab")
+        cls.procs.append(subprocess.Popen([PANTALAD, "--config", conf], stdout=log,
+                                          stderr=subprocess.STDOUT))
+        for _ in range(300):
+            try:
+                if cls.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("pantalad did not start")
+
+    @classmethod
+    def build_packages(cls):
+        cls.pkgs = os.path.join(cls.dir, "pkgs")
+        os.makedirs(cls.pkgs)
+        r = run(os.path.join(SRC, "packaging", "tarball", "make-tarball.sh"), AGENT, cls.pkgs)
+        assert r.returncode == 0, r.stderr
+        cls.have_deb = False
+        if shutil.which("dpkg-deb") and os.path.exists(os.path.join(BUILD, "CPackConfig.cmake")):
+            out = os.path.join(cls.dir, "cpack")
+            r = run("cpack", "-G", "DEB", "--config", os.path.join(BUILD, "CPackConfig.cmake"),
+                    "-B", out)
+            for deb in glob.glob(os.path.join(out, "pantala-agent_*.deb")):
+                shutil.copy(deb, cls.pkgs)
+                cls.have_deb = True
+        for root, dirs, files in os.walk(cls.pkgs):
+            for n in dirs + files:
+                os.chmod(os.path.join(root, n), 0o755)
+
+    @classmethod
+    def start_sshd(cls):
+        d = cls.dir
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "hostkey"))
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "otherhostkey"))
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "id"))
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "wrong_id"))
+        auth = os.path.join(d, "authorized_keys")
+        shutil.copy(os.path.join(d, "id.pub"), auth)
+        os.chmod(auth, 0o644)
+        for k in ("id", "wrong_id"):
+            os.chmod(os.path.join(d, k), 0o600)
+        if IS_ROOT:
+            cls.user = "ptprov%d" % random.randint(10000, 99999)
+            cls.home = os.path.join(d, "home")
+            r = run("useradd", "-M", "-d", cls.home, "-s", "/bin/sh", cls.user)
+            assert r.returncode == 0, r.stderr
+            cls.made_user = True
+            # No password, but not locked: sshd refuses every login to a
+            # locked account when PAM is off.
+            run("usermod", "-p", "*", cls.user)
+            os.makedirs(cls.home)
+            pw = pwd.getpwnam(cls.user)
+            os.chown(cls.home, pw.pw_uid, pw.pw_gid)
+            os.makedirs("/run/sshd", exist_ok=True)
+        else:
+            cls.user = pwd.getpwuid(os.getuid()).pw_name
+            cls.home = os.path.join(d, "home")
+            os.makedirs(cls.home)
+        cls.port = free_port()
+        cfg = os.path.join(d, "sshd_config")
+        with open(cfg, "w") as f:
+            f.write("\n".join([
+                "Port %d" % cls.port, "ListenAddress 127.0.0.1",
+                "HostKey %s" % os.path.join(d, "hostkey"),
+                "PidFile %s" % os.path.join(d, "sshd.pid"),
+                "AuthorizedKeysFile %s" % auth, "StrictModes no", "UsePAM no",
+                "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password", "Subsystem sftp internal-sftp",
+                "LogLevel VERBOSE", ""]))
+        log = open(os.path.join(d, "sshd.log"), "ab")
+        cls.procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", cfg], stdout=log,
+                                          stderr=subprocess.STDOUT))
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", cls.port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        cls.known_hosts = os.path.join(d, "known_hosts")
+
+    # ---- helpers --------------------------------------------------------------
+
+    @classmethod
+    def get(cls, path):
+        req = urllib.request.Request(cls.api + path)
+        req.add_header("Authorization", "Bearer " + TOKEN)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    def agents(self, vm):
+        status, doc = self.get("/api/v1/agents?ns=prov")
+        self.assertEqual(status, 200)
+        return [a for a in doc["agents"] if a["vm"] == vm]
+
+    def pantala(self, action, *args, user=None, key="id", known_hosts=None, extra=()):
+        cmd = [CLI, action, "--host", "127.0.0.1", "--port", str(self.port),
+               "--user", user or self.user, "--known-hosts", known_hosts or self.known_hosts,
+               "--api", self.api, "--token-file", self.token_file, "--packages", self.pkgs,
+               "--collector", "127.0.0.1:%d" % self.udp, "--interval", "200ms",
+               "--ns", "prov", "--mcis", "m1", "--connect-timeout", "5", "--wait", "10"]
+        if key:
+            cmd += ["--key", os.path.join(self.dir, key)]
+        r = run(*cmd, *args, *extra)
+        return r
+
+    # ---- tests ----------------------------------------------------------------
+
+    def test_1_tarball_into_prefix(self):
+        prefix = os.path.join(self.home, "pantala")
+        r = self.pantala("install", "--vm", "tgz-1", "--prefix", prefix, "--accept-new")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("tgz-1", r.stdout)
+        self.assertRegex(r.stdout, r"tgz-1\s+127\.0\.0\.1\s+ok\s+tgz")
+        self.assertIn("upload", r.stderr)  # progress lines
+        a = self.agents("tgz-1")
+        self.assertEqual(len(a), 1)
+        self.assertGreater(a[0]["frames"]["accepted"], 0)
+        conf = os.path.join(prefix, "etc", "agent.json")
+        self.assertEqual(os.stat(conf).st_mode & 0o777, 0o600)
+        # The host key was recorded (trust on first use, because asked).
+        with open(self.known_hosts) as f:
+            self.assertIn("[127.0.0.1]:%d" % self.port, f.read())
+
+        # Idempotent: a second run changes nothing and keeps the one agent.
+        r = self.pantala("install", "--vm", "tgz-1", "--prefix", prefix)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("nothing to do", r.stdout)
+        a2 = self.agents("tgz-1")
+        self.assertEqual([x["id"] for x in a2], [a[0]["id"]])
+
+        r = self.pantala("status", "--vm", "tgz-1", "--prefix", prefix)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"tgz-1.*ok\s+tgz\s+\S+\s+running\s+up")
+
+        r = self.pantala("uninstall", "--vm", "tgz-1", "--prefix", prefix)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(prefix), "prefix removed")
+        self.assertEqual(self.agents("tgz-1"), [])
+
+    def test_2_host_key_mismatch(self):
+        kh = os.path.join(self.dir, "kh_mismatch")
+        with open(os.path.join(self.dir, "otherhostkey.pub")) as f:
+            typ, blob = f.read().split()[:2]
+        with open(kh, "w") as f:
+            f.write("[127.0.0.1]:%d %s %s\n" % (self.port, typ, blob))
+        real = run("ssh-keygen", "-lf", os.path.join(self.dir, "hostkey.pub")).stdout.split()[1]
+        recorded = run("ssh-keygen", "-lf", os.path.join(self.dir, "otherhostkey.pub")).stdout.split()[1]
+        r = self.pantala("install", "--vm", "mm-1", "--prefix", "/tmp/never", "--accept-new",
+                         known_hosts=kh)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("HOST KEY MISMATCH", r.stdout)
+        self.assertIn(real, r.stdout)      # what the server presents
+        self.assertIn(recorded, r.stdout)  # what known_hosts says
+        self.assertEqual(self.agents("mm-1"), [])
+
+    def test_3_unknown_host_key(self):
+        kh = os.path.join(self.dir, "kh_empty")
+        open(kh, "w").close()
+        r = self.pantala("install", "--vm", "uk-1", "--prefix", "/tmp/never", known_hosts=kh)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown host key", r.stdout)
+        self.assertIn("--accept-new", r.stdout)
+
+    def test_4_wrong_key_and_closed_port(self):
+        r = self.pantala("install", "--vm", "wk-1", "--prefix", "/tmp/never", "--accept-new",
+                         key="wrong_id")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refused the key", r.stdout)
+        closed = free_port()
+        t0 = time.time()
+        r = run(CLI, "install", "--host", "127.0.0.1", "--port", str(closed), "--user", self.user,
+                "--key", os.path.join(self.dir, "id"), "--ns", "prov", "--mcis", "m1", "--vm",
+                "cp-1", "--api", self.api, "--token-file", self.token_file, "--connect-timeout",
+                "3")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refused", r.stdout)
+        self.assertLess(time.time() - t0, 10)
+
+    @unittest.skipUnless(IS_ROOT, "needs a separate unprivileged user (root only)")
+    def test_5_no_sudo(self):
+        r = self.pantala("install", "--vm", "ns-1", "--accept-new", "--kind", "tgz")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot run sudo without a password", r.stdout)
+        self.assertEqual(self.agents("ns-1"), [])
+        left = [p for p in glob.glob("/tmp/pantala-prov.*")
+                if os.stat(p).st_uid == pwd.getpwnam(self.user).pw_uid]
+        self.assertEqual(left, [], "no temporary directory left")
+
+    def test_6_rollback(self):
+        prefix = os.path.join(self.home, "rb")
+        cmd = [CLI, "install", "--host", "127.0.0.1", "--port", str(self.port), "--user",
+               self.user, "--key", os.path.join(self.dir, "id"), "--known-hosts",
+               self.known_hosts, "--accept-new", "--api", self.api, "--token-file",
+               self.token_file, "--packages", self.pkgs, "--ns", "prov", "--mcis", "m1",
+               "--vm", "rb-1", "--prefix", prefix, "--collector", "127.0.0.1:%d" % free_port(
+                   socket.SOCK_DGRAM), "--interval", "200ms", "--wait", "2"]
+        r = run(*cmd)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("accepted no frame", r.stdout)
+        self.assertIn("rolled back", r.stdout)
+        self.assertEqual(self.agents("rb-1"), [], "registration rolled back")
+        self.assertFalse(os.path.exists(os.path.join(prefix, "bin", "pantala-agent")),
+                         "tarball install rolled back")
+
+    @unittest.skipUnless(IS_ROOT, "installs a system package (root only; CI)")
+    def test_7_deb_as_root(self):
+        if not self.have_deb:
+            self.skipTest("no DEB built (cpack/dpkg-deb missing)")
+        if run("dpkg-query", "-W", "pantala-agent").returncode == 0:
+            self.skipTest("pantala-agent is already installed on this machine")
+        if os.path.isdir("/run/systemd/system"):
+            self.skipTest("this machine runs systemd; the test would start a real service")
+        r = self.pantala("install", "--vm", "deb-1", "--accept-new", user="root")
+        try:
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertRegex(r.stdout, r"deb-1\s+127\.0\.0\.1\s+ok\s+deb")
+            self.assertTrue(os.path.exists("/usr/bin/pantala-agent"))
+            st = os.stat("/etc/pantala/agent.json")
+            self.assertEqual(st.st_mode & 0o777, 0o600)
+            self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, "pantala-agent")
+            self.assertGreater(self.agents("deb-1")[0]["frames"]["accepted"], 0)
+            r = self.pantala("install", "--vm", "deb-1", user="root")
+            self.assertIn("nothing to do", r.stdout)
+        finally:
+            r = self.pantala("uninstall", "--vm", "deb-1", user="root")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for p in ("/usr/bin/pantala-agent", "/etc/pantala/agent.json",
+                  "/lib/systemd/system/pantala-agent.service", "/etc/init.d/pantala-agent"):
+            self.assertFalse(os.path.exists(p), p)
+        self.assertEqual(glob.glob("/etc/rc?.d/*pantala-agent"), [])
+        self.assertNotEqual(run("getent", "passwd", "pantala-agent").returncode, 0)
+        self.assertEqual(self.agents("deb-1"), [])
+
+
+if __name__ == "__main__":
+    if not os.path.exists(SSHD) or not shutil.which("ssh-keygen"):
+        print("SKIP: sshd/ssh-keygen not installed (Debian openssh-server, openssh-client)")
+        sys.exit(0)
+    unittest.main(verbosity=2)
