@@ -33,6 +33,31 @@ static int get_addr(struct pt_conf *c, const char *key, const char *def, char *h
     return 0;
 }
 
+/* provisioning.*: the API's SSH provisioning (collector/provision.h). */
+static int load_provisioning(struct pt_conf *c, struct coll_config *cfg)
+{
+    int rc;
+    if ((rc = pt_conf_bool(c, "provisioning.enabled", true, &cfg->prov_enabled)) ||
+        (rc = pt_conf_str(c, "provisioning.keys_dir", NULL, &cfg->prov_keys_dir)) ||
+        (rc = pt_conf_str(c, "provisioning.known_hosts", NULL, &cfg->prov_known_hosts)) ||
+        (rc = pt_conf_str(c, "provisioning.packages", "/usr/share/pantala/packages",
+                          &cfg->prov_packages)) ||
+        (rc = pt_conf_str(c, "provisioning.collector", NULL, &cfg->prov_collector)) ||
+        (rc = pt_conf_bool(c, "provisioning.accept_new", false, &cfg->prov_accept_new)) ||
+        (rc = pt_conf_int(c, "provisioning.parallel", 1, 256, 8, &cfg->prov_parallel)))
+        return rc;
+    if (cfg->prov_keys_dir && cfg->prov_keys_dir[0] != '/')
+        return pt_conf_fail(c, "provisioning.keys_dir", "expected an absolute path");
+    if (cfg->prov_collector) {
+        char host[256];
+        uint16_t port;
+        if (pt_hostport_split(cfg->prov_collector, host, sizeof host, &port) || !host[0])
+            return pt_conf_fail(c, "provisioning.collector",
+                                "expected the \"host:port\" the VMs send to");
+    }
+    return 0;
+}
+
 int coll_config_load(struct coll_config *cfg, const char *path)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -65,6 +90,7 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         (rc = pt_conf_str(c, "log.level", "info", &level)) ||
         (rc = pt_conf_str(c, "log.file", NULL, &cfg->log_file)))
         return rc;
+    if ((rc = load_provisioning(c, cfg))) return rc;
     cfg->log_level = pt_log_level_parse(level);
     if (cfg->log_level < 0)
         return pt_conf_fail(c, "log.level", "expected \"error\", \"warn\", \"info\" or \"debug\"");

@@ -32,6 +32,11 @@ struct coll_config {
     int64_t drain_ns;      /* shutdown: how long to keep writing queued batches */
     int log_level;
     const char *log_file;
+    /* provisioning over SSH (POST /api/v1/provision) */
+    bool prov_enabled;
+    const char *prov_keys_dir, *prov_known_hosts, *prov_packages, *prov_collector;
+    bool prov_accept_new;
+    int64_t prov_parallel;
 };
 
 /* Loads path (which must exist) into cfg, filling defaults. On error returns

@@ -3,6 +3,7 @@
 #include "api/api.h"
 #include "config.h"
 #include "ingest/ingest.h"
+#include "provision.h"
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
@@ -52,6 +53,13 @@ static const char usage[] =
     "  writer.drain       at shutdown, keep writing queued data  (30s)\n"
     "  log.level          error | warn | info | debug           (info)\n"
     "  log.file           log to this file instead of stderr\n"
+    "  provisioning.enabled     POST /api/v1/provision               (true)\n"
+    "  provisioning.keys_dir    SSH keys jobs may name               (data_dir/ssh)\n"
+    "  provisioning.known_hosts host keys                  (keys_dir/known_hosts)\n"
+    "  provisioning.packages    agent packages        (/usr/share/pantala/packages)\n"
+    "  provisioning.collector   host:port the VMs send to (else per request)\n"
+    "  provisioning.accept_new  trust unknown host keys              (false)\n"
+    "  provisioning.parallel    hosts at once per job                (8)\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
     "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md.\n";
@@ -65,6 +73,7 @@ struct daemon {
     struct coll_writer *writer;
     struct coll_ingest ingest;
     struct coll_api *api;
+    struct coll_prov *prov;
     uv_loop_t *loop;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -146,6 +155,24 @@ static int start(struct daemon *d)
                  uv_strerror(rc));
         return rc;
     }
+    if (c->prov_enabled) {
+        char keys[1024], kh[1100];
+        snprintf(keys, sizeof keys, "%s/ssh", c->data_dir);
+        snprintf(kh, sizeof kh, "%s/known_hosts", c->prov_keys_dir ? c->prov_keys_dir : keys);
+        struct coll_prov_opts po = {
+            .keys_dir = c->prov_keys_dir ? c->prov_keys_dir : keys,
+            .known_hosts = c->prov_known_hosts ? c->prov_known_hosts : kh,
+            .packages = c->prov_packages,
+            .collector = c->prov_collector,
+            .accept_new = c->prov_accept_new,
+            .parallel = (int)c->prov_parallel,
+            .token = c->tokens[0],
+        };
+        if ((rc = coll_prov_open(&d->prov, &po))) {
+            PT_ERROR("pantalad", "cannot set up provisioning: %s", pt_strerror(rc));
+            return rc;
+        }
+    }
     struct coll_api_ctx actx = {
         .reg = d->reg,
         .ops = d->ops,
@@ -156,10 +183,19 @@ static int start(struct daemon *d)
         .udp_host = c->udp_host,
         .udp_port = (uint16_t)coll_ingest_port(&d->ingest),
         .start_ns = d->stats.start_ns,
+        .prov = d->prov,
     };
     if ((rc = coll_api_start(&d->api, &actx, c->http_host, c->http_port, err, sizeof err))) {
         PT_ERROR("pantalad", "%s", err);
         return rc;
+    }
+    if (d->prov) {
+        char url[300];
+        const char *h = c->http_host;
+        if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::")) h = "127.0.0.1";
+        snprintf(url, sizeof url, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
+                 coll_api_port(d->api));
+        coll_prov_set_api(d->prov, url);
     }
     uv_timer_init(d->loop, &d->tick);
     d->tick.data = d;
@@ -186,6 +222,8 @@ static void stop(struct daemon *d)
 {
     coll_api_stop(d->api);
     d->api = NULL;
+    coll_prov_close(d->prov); /* waits for running provisioning jobs */
+    d->prov = NULL;
     if (d->writer) {
         coll_writer_stop(d->writer); /* drains what was accepted */
         d->writer = NULL;

@@ -59,6 +59,8 @@ void api_vm_metrics(struct api_req *rq, struct api_resp *rs, const char *ns, con
 void api_vm_latest(struct api_req *rq, struct api_resp *rs, const char *ns, const char *mcis,
                    const char *vm);
 void api_healthz(struct api_req *rq, struct api_resp *rs);
+void api_provision_collection(struct api_req *rq, struct api_resp *rs);
+void api_provision_item(struct api_req *rq, struct api_resp *rs, const char *id);
 void api_prometheus(struct api_req *rq, struct api_resp *rs);
 
 #endif

@@ -165,6 +165,14 @@ static void route(struct api_req *rq, struct api_resp *rs)
             if (method_is(rq, rs, "GET, DELETE")) api_agents_item(rq, rs, rq->seg[3]);
             return;
         }
+        if (n == 3 && seg_is(rq, 2, "provision")) {
+            if (method_is(rq, rs, "GET, POST")) api_provision_collection(rq, rs);
+            return;
+        }
+        if (n == 4 && seg_is(rq, 2, "provision")) {
+            if (method_is(rq, rs, "GET")) api_provision_item(rq, rs, rq->seg[3]);
+            return;
+        }
         if (n >= 9 && seg_is(rq, 2, "ns") && seg_is(rq, 4, "mcis") && seg_is(rq, 6, "vm")) {
             if (n == 10 && seg_is(rq, 8, "metrics")) {
                 if (method_is(rq, rs, "GET"))

@@ -100,7 +100,11 @@ class Provision(unittest.TestCase):
             json.dump({"data_dir": os.path.join(cls.dir, "data"),
                        "listen": {"udp": "127.0.0.1:%d" % cls.udp,
                                   "http": "127.0.0.1:%d" % cls.http},
-                       "api": {"tokens": [TOKEN]}, "writer": {"flush": "100ms"}}, f)
+                       "api": {"tokens": [TOKEN]}, "writer": {"flush": "100ms"},
+                       "provisioning": {"keys_dir": os.path.join(cls.dir, "keys"),
+                                        "known_hosts": os.path.join(cls.dir, "known_hosts"),
+                                        "packages": os.path.join(cls.dir, "pkgs"),
+                                        "collector": "127.0.0.1:%d" % cls.udp}}, f)
         cls.token_file = os.path.join(cls.dir, "token")
         with open(cls.token_file, "w") as f:
             f.write(TOKEN + "\n")
@@ -145,6 +149,8 @@ class Provision(unittest.TestCase):
         os.chmod(auth, 0o644)
         for k in ("id", "wrong_id"):
             os.chmod(os.path.join(d, k), 0o600)
+        os.makedirs(os.path.join(d, "keys"), mode=0o700)
+        shutil.copy(os.path.join(d, "id"), os.path.join(d, "keys", "id"))
         if IS_ROOT:
             cls.user = "ptprov%d" % random.randint(10000, 99999)
             cls.home = os.path.join(d, "home")
@@ -187,14 +193,17 @@ class Provision(unittest.TestCase):
     # ---- helpers --------------------------------------------------------------
 
     @classmethod
-    def get(cls, path):
-        req = urllib.request.Request(cls.api + path)
+    def get(cls, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(cls.api + path, data=data,
+                                     method="POST" if data is not None else "GET")
         req.add_header("Authorization", "Bearer " + TOKEN)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
-            return e.code, None
+            raw = e.read()
+            return e.code, json.loads(raw) if raw else None
 
     def agents(self, vm):
         status, doc = self.get("/api/v1/agents?ns=prov")
@@ -284,6 +293,60 @@ class Provision(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("refused", r.stdout)
         self.assertLess(time.time() - t0, 10)
+
+    def test_8_api(self):
+        # Host keys are checked by the collector too: record ours first.
+        r = self.pantala("status", "--vm", "x", "--prefix", "/tmp/none", "--accept-new")
+        prefix = os.path.join(self.home, "api1")
+        dflt = {"user": self.user, "key": "id", "ns": "prov", "mcis": "m1", "port": self.port}
+        status, doc = self.get("/api/v1/provision", {
+            "action": "install", "defaults": dflt, "interval": "200ms",
+            "vms": [{"host": "127.0.0.1", "vm": "api-1", "prefix": prefix}]})
+        self.assertEqual(status, 202, doc)
+        job = doc["job"]
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            status, doc = self.get("/api/v1/provision/%d" % job)
+            self.assertEqual(status, 200)
+            if doc["state"] == "done":
+                break
+            time.sleep(0.2)
+        self.assertEqual(doc["state"], "done")
+        self.assertEqual(doc["summary"]["ok"], 1, doc)
+        host = doc["hosts"][0]
+        self.assertEqual((host["vm"], host["state"], host["kind"]), ("api-1", "ok", "tgz"))
+        self.assertGreater(self.agents("api-1")[0]["frames"]["accepted"], 0)
+        status, doc = self.get("/api/v1/provision")
+        self.assertIn(job, [j["id"] for j in doc["jobs"]])
+
+        # Uninstall the same way.
+        status, doc = self.get("/api/v1/provision", {
+            "action": "uninstall", "defaults": dflt,
+            "vms": [{"host": "127.0.0.1", "vm": "api-1", "prefix": prefix}]})
+        self.assertEqual(status, 202, doc)
+        for _ in range(300):
+            status, doc = self.get("/api/v1/provision/%d" % doc.get("job", doc.get("id")))
+            if doc["state"] == "done":
+                break
+            time.sleep(0.2)
+        self.assertEqual(doc["summary"]["ok"], 1, doc)
+        self.assertEqual(self.agents("api-1"), [])
+        self.assertFalse(os.path.exists(prefix))
+
+        # Bad requests name the key; keys are only names inside keys_dir.
+        status, doc = self.get("/api/v1/provision", {
+            "action": "install", "vms": [{"host": "h", "user": "u", "key": "../../etc/shadow",
+                                          "ns": "a", "mcis": "b", "vm": "c"}]})
+        self.assertEqual(status, 400)
+        self.assertIn("key", doc["error"]["message"])
+        status, doc = self.get("/api/v1/provision", {"action": "install", "vms": [], "x": 1})
+        self.assertEqual(status, 400)
+        self.assertIn('"x"', doc["error"]["message"])
+        status, doc = self.get("/api/v1/provision", {"action": "reinstall", "vms": []})
+        self.assertEqual(status, 400)
+        self.assertIn("action", doc["error"]["message"])
+        status, doc = self.get("/api/v1/provision/999999")
+        self.assertEqual(status, 404)
 
     @unittest.skipUnless(IS_ROOT, "needs a separate unprivileged user (root only)")
     def test_5_no_sudo(self):
