@@ -172,13 +172,8 @@ static size_t aws_plan(const struct drv *d, unsigned metrics, const char *instan
 
 static int add_param(struct drv_buf *b, const char *k, const char *v)
 {
-    int rc = drv_buf_adds(b, b->len ? "&" : "");
-    if (rc == 0) rc = drv_pct_encode(b, k, false);
-    if (rc == 0) rc = drv_buf_add(b, "=", 1);
-    if (rc == 0) rc = drv_pct_encode(b, v, false);
-    return rc;
+    return drv_form_add(b, k, v);
 }
-
 static int build_body(const struct aws_q *q, size_t nq, int64_t from, int64_t to, long period,
                       const char *token, struct drv_buf *b)
 {

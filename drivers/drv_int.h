@@ -93,6 +93,18 @@ int drv_http_do(const struct drv_env *env, const struct drv_http_req *req,
  * absolute http(s) URL. 0 or -EINVAL. */
 int drv_url_split(const char *url, char *host, size_t hostlen, char *path, size_t pathlen);
 
+/* Appends "k=v" (each percent-encoded, '&' before all but the first) to a
+ * query string or form body. */
+int drv_form_add(struct drv_buf *b, const char *k, const char *v);
+
+/* Parses a response body as JSON (*out owned by the caller). DRV_E_PARSE,
+ * naming what, when it is not JSON. */
+int drv_json_body(const struct drv_http_resp *r, json_t **out, const char *what,
+                  struct drv_error *err);
+/* A number member that may be a JSON number or a numeric string (clouds
+ * send both); true when present and numeric. */
+bool drv_json_num(const json_t *v, double *out);
+
 /* Strips a trailing '/' from a base URL in place. */
 void drv_trim_slash(char *url);
 

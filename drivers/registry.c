@@ -4,11 +4,13 @@
 
 #include "drv_int.h"
 
-extern const struct drv_ops drv_aws_ops;
+extern const struct drv_ops drv_aws_ops, drv_azure_ops, drv_gcp_ops, drv_alibaba_ops,
+    drv_tencent_ops, drv_openstack_ops, drv_ncp_ops, drv_cbspider_ops;
 
 const struct drv_ops *const drv_all[] = {
-    &drv_aws_ops,
-    NULL,
+    &drv_aws_ops,     &drv_azure_ops,    &drv_gcp_ops,
+    &drv_alibaba_ops, &drv_tencent_ops,  &drv_openstack_ops,
+    &drv_ncp_ops,     &drv_cbspider_ops, NULL,
 };
 
 const struct drv_ops *drv_lookup(const char *name)

@@ -541,3 +541,40 @@ int drv_url_split(const char *url, char *host, size_t hostlen, char *path, size_
     int w = snprintf(path, pathlen, "%s", *rest == '/' ? rest : "/");
     return (w < 0 || (size_t)w >= pathlen) ? -EINVAL : 0;
 }
+
+int drv_form_add(struct drv_buf *b, const char *k, const char *v)
+{
+    int rc = b->len ? drv_buf_add(b, "&", 1) : 0;
+    if (rc == 0) rc = drv_pct_encode(b, k, false);
+    if (rc == 0) rc = drv_buf_add(b, "=", 1);
+    if (rc == 0) rc = drv_pct_encode(b, v, false);
+    return rc;
+}
+
+int drv_json_body(const struct drv_http_resp *r, json_t **out, const char *what,
+                  struct drv_error *err)
+{
+    json_error_t je;
+    *out = json_loadb(r->body ? r->body : "", r->body_len, JSON_DECODE_ANY, &je);
+    if (*out) return 0;
+    return drv_err_set(err, DRV_E_PARSE, (int)r->status, NULL, NULL,
+                       "%s: HTTP %ld, body is not JSON: %s", what, r->status, je.text);
+}
+
+bool drv_json_num(const json_t *v, double *out)
+{
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return true;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        double d = strtod(s, &end);
+        if (end != s && *end == '\0') {
+            *out = d;
+            return true;
+        }
+    }
+    return false;
+}
