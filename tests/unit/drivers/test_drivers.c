@@ -62,10 +62,17 @@ static int start_mock(void **state)
     close(in[0]);
     close(out[1]);
     mock_stdin = in[1];
+    /* Up to the newline: the port may arrive in more than one write. */
     char buf[32] = "";
-    ssize_t n = read(out[0], buf, sizeof buf - 1);
+    size_t n = 0;
+    while (n < sizeof buf - 1 && !strchr(buf, '\n')) {
+        ssize_t r = read(out[0], buf + n, sizeof buf - 1 - n);
+        if (r <= 0) break;
+        n += (size_t)r;
+        buf[n] = '\0';
+    }
     close(out[0]);
-    if (n <= 0) {
+    if (!strchr(buf, '\n')) {
         fprintf(stderr, "mock_csp.py did not start (%s %s)\n", py, script);
         return -1;
     }
