@@ -114,6 +114,10 @@ static int aws_create(const json_t *conf, const struct drv_env *env, struct drv 
             }
         }
     }
+    /* The header buffers of aws_fetch hold 2 KiB; a longer token would be cut and the signature fail. */
+    if (rc == 0 && d->session_token && strlen(d->session_token) > 2000)
+        rc = drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
+                         "aws: credentials.session_token longer than 2000 bytes");
     if (rc == 0 && (d->min_period < 1 || (d->min_period > 60 && d->min_period % 60)))
         rc = drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
                          "aws: min_period must be 1..60 or a multiple of 60");
