@@ -6,7 +6,9 @@
  * before it expires. A 200 carries a per-metric "errorCode" ("Success" or a
  * failure for that metric only).
  *
- * Mapping (Microsoft.Compute/virtualMachines host metrics, no agent needed):
+ * Mapping (Microsoft.Compute/virtualMachines host metrics, no agent needed;
+ * names and aggregations from Azure Monitor "Supported metrics -
+ * Microsoft.Compute/virtualMachines"):
  *   cpu_utilization  "Percentage CPU", Average, %
  *   mem_utilization  100 - "Available Memory Percentage", Average
  *   kb_read/written  "Disk Read Bytes"/"Disk Write Bytes", Total per interval / s / 1024

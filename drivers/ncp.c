@@ -11,7 +11,9 @@
  *   kb_read/written  avg_read_byt_cnt/avg_write_byt_cnt, bytes/s / 1024
  *   ops_read/write   avg_read_cnt/avg_write_cnt, ops/s
  *   bytes_in/out     avg_rcv_bps/avg_snd_bps, bits/s / 8
- * Metric names, cw_key and product are configurable ("metrics", "cw_key",
+ * The request shape is NCP's documented QueryData example; the metric names
+ * are our reading of Cloud Insight's Server(VPC) schema, not checked against
+ * a live account: names, cw_key and product are therefore configurable ("metrics", "cw_key",
  * "product_name") since NCP's schema differs between Classic and VPC. */
 #include <errno.h>
 #include <stdio.h>
