@@ -2,6 +2,7 @@
  * switch rate, and the gauges (CPUs, uptime, tasks, load). */
 #include "cpu.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void agent_cpu_init(struct agent_cpu *c)
@@ -64,4 +65,33 @@ void agent_cpu_update(struct agent_cpu *c, const struct agent_cpu_raw *cur, int6
     c->prev = *cur;
     c->prev_ns = mono_ns;
     c->have_prev = true;
+}
+
+void agent_percpu_init(struct agent_percpu *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+unsigned agent_percpu_update(struct agent_percpu *p, const struct agent_percpu_raw *cur)
+{
+    unsigned n = 0;
+    for (uint32_t i = 0; i < cur->n; i++) {
+        struct agent_meas *am = &p->out[n];
+        snprintf(p->names[n], sizeof p->names[n], "cpu%u", (unsigned)cur->id[i]);
+        agent_meas_init(am, "cpu");
+        agent_meas_tag(am, "cpu", p->names[n]);
+        n++;
+        if (!p->have_prev) continue;
+        /* The same CPU in the previous reading: usually at the same index,
+         * unless one went offline or came back. */
+        const struct agent_cpu_raw *prev = NULL;
+        if (i < p->prev.n && p->prev.id[i] == cur->id[i]) prev = &p->prev.t[i];
+        for (uint32_t j = 0; !prev && j < p->prev.n; j++)
+            if (p->prev.id[j] == cur->id[i]) prev = &p->prev.t[j];
+        if (prev) cpu_percentages(prev, &cur->t[i], am);
+    }
+    p->prev = *cur;
+    p->have_prev = true;
+    p->nout = n;
+    return n;
 }

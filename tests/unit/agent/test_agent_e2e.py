@@ -133,8 +133,13 @@ def test_once_real_proc():
     for k in ("time", "ns", "mcis", "vm", "csp", "host", "interval_ms", "measurements"):
         check(k in doc, "--once has %s" % k)
     check(doc["interval_ms"] == 250, "--once waits 250 ms")
-    meas = {m["name"]: m for m in doc["measurements"]}
-    check(set(meas) == {"cpu", "memory"}, "cpu and memory: %s" % list(meas))
+    # The host-wide series (no tags); disk, diskio and network add one per
+    # object (test_agent_live.py checks those against other tools).
+    meas = {m["name"]: m for m in doc["measurements"] if not m["tags"]}
+    names = {m["name"] for m in doc["measurements"]}
+    check(names >= {"cpu", "memory", "disk", "diskio", "network"} and
+          names <= {"cpu", "cpufreq", "memory", "disk", "diskio", "network"},
+          "every measurement: %s" % sorted(names))
     for name, want in (("cpu", CPU_FIELDS), ("memory", MEM_FIELDS)):
         fields = meas[name]["fields"]
         check(meas[name]["tags"] == {}, "no tags on %s" % name)
@@ -155,9 +160,10 @@ def test_once_real_proc():
 
 
 def test_once_fixture():
-    r = run("--once", "--root", os.path.join(DATA, "linux", "base", "t0", "proc"))
+    # "host" is "base" with every file the agent reads under proc.
+    r = run("--once", "--root", os.path.join(DATA, "linux", "host", "t0", "proc"))
     check(r.returncode == 0, "--once --root exits 0: %s" % r.stderr)
-    meas = {m["name"]: m["fields"] for m in json.loads(r.stdout)["measurements"]}
+    meas = {m["name"]: m["fields"] for m in json.loads(r.stdout)["measurements"] if not m["tags"]}
     cpu, mem = meas["cpu"], meas["memory"]
     # The same files read twice: no tick elapsed, so no percentage; counters
     # unchanged, so rates of exactly 0.
@@ -198,7 +204,7 @@ def test_example_config(d):
     with open(example) as f:
         cfg = json.load(f)
     cfg["key"] = KEY.hex()
-    root = os.path.join(DATA, "linux", "base", "t0", "proc")
+    root = os.path.join(DATA, "linux", "host", "t0", "proc")
     r = run("--once", "--config", write_config(d, cfg), "--root", root)
     check(r.returncode == 0, "the example, with a key, loads: " + r.stderr)
     doc = json.loads(r.stdout)
@@ -254,8 +260,10 @@ def test_daemon(d):
         check(abs(ts / 1e9 - time.time()) < 30, "ts is wall-clock time")
         check((interval, part, nparts) == (100, 0, 1), "interval, part, nparts")
         check(ident == ["ns01", "web", "web-1", "aws", socket.gethostname()], "identity %s" % ident)
-        check([m[0] for m in meas] == [SYM_CPU, SYM_MEMORY], "cpu, memory")
-        check(meas[1][2][SYM_MEM_TOTAL] > 0, "mem_total")
+        names = [m[0] for m in meas]  # cpu, (cpufreq,) memory, then per-object series
+        check(names[0] == SYM_CPU and SYM_MEMORY in names[1:3] and set(names) >= {4, 5, 6},
+              "cpu, memory, disk, diskio, network: %s" % names)
+        check(meas[names.index(SYM_MEMORY)][2][SYM_MEM_TOTAL] > 0, "mem_total")
     check(all(b[6] - a[6] == 100_000_000 for a, b in zip(frames, frames[1:])), "consecutive ticks")
     check(SYM_CPU_UTILIZATION not in frames[0][11][0][2], "first frame: no percentages")
     check(0 <= frames[1][11][0][2][SYM_CPU_UTILIZATION] <= 100, "then percentages")
