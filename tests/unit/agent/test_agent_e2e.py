@@ -118,7 +118,8 @@ def test_help_version():
     r = run("--help")
     check(r.returncode == 0, "--help exits 0")
     for word in ("--config", "--once", "--root", "--version", "collector", "agent_id", "key",
-                 "interval", "proc_root", "log.level", "log.file", "Example"):
+                 "interval", "proc_root", "sys_root", "per_cpu", "mounts.include",
+                 "devices.exclude", "interfaces.include", "log.level", "log.file", "Example"):
         check(word in r.stdout, "--help mentions %s" % word)
     r = run("--version")
     check(r.returncode == 0 and r.stdout.startswith("pantala-agent "), "--version")
