@@ -24,6 +24,7 @@ void agent_sample_init(struct agent_sample *s, const struct agent_config *cfg)
     s->disk.filter = cfg->mounts;
     agent_dio_init(&s->dio);
     s->dio.filter = cfg->devices;
+    s->dio.sys = cfg->sys_root;
     agent_net_init(&s->net);
     s->net.filter = cfg->interfaces;
 }
@@ -113,7 +114,7 @@ static int collect_disk(struct agent_sample *s, char *err, size_t errlen)
 static int collect_diskio(struct agent_sample *s, char *err, size_t errlen)
 {
     agent_dio_begin(&s->dio);
-    int rc = agent_plat_dio_read(s->root, s->sys, agent_dio_add, &s->dio, err, errlen);
+    int rc = agent_plat_dio_read(s->root, agent_dio_add, &s->dio, err, errlen);
     if (rc == 0) {
         note_dropped(s, "block devices", agent_dio_commit(&s->dio, pt_mono_ns()));
         list_add(s, s->dio.out, s->dio.nout);

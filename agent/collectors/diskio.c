@@ -21,6 +21,37 @@ void agent_dio_begin(struct agent_dio *d)
 {
     agent_ctrs_begin(&d->ctrs);
     d->nseen = 0;
+    d->kcur = !d->kcur;
+    d->known[d->kcur].n = 0;
+}
+
+/* The kind of dev: from the last reading when the same device was in it
+ * (usually at the same index), else asked of the platform; remembered for
+ * the next reading. */
+static enum agent_dio_kind dio_kind(struct agent_dio *d, const struct agent_dio_raw *dev)
+{
+    const struct agent_known_set *old = &d->known[!d->kcur];
+    struct agent_known_set *now = &d->known[d->kcur];
+    enum agent_dio_kind kind = AGENT_DIO_UNKNOWN;
+    bool found = false;
+    for (unsigned j = 0; j < old->n && !found; j++) {
+        unsigned i = (now->n + j) % old->n; /* start where this device was last time */
+        const struct agent_dio_known *k = &old->k[i];
+        if (k->major == dev->major && k->minor == dev->minor && strcmp(k->name, dev->name) == 0) {
+            kind = (enum agent_dio_kind)k->kind;
+            found = true;
+        }
+    }
+    if (!found) kind = d->sys ? agent_plat_dio_kind(d->sys, dev->name) : AGENT_DIO_UNKNOWN;
+    size_t len = strlen(dev->name);
+    if (now->n < AGENT_DIO_KNOWN_MAX && len < AGENT_CTRS_NAME_LEN) {
+        struct agent_dio_known *k = &now->k[now->n++];
+        memcpy(k->name, dev->name, len + 1);
+        k->major = dev->major;
+        k->minor = dev->minor;
+        k->kind = (uint8_t)kind;
+    }
+    return kind;
 }
 
 static bool prefixed(const char *name, const char *prefix)
@@ -53,8 +84,9 @@ static bool looks_like_partition(const struct agent_dio *d, const char *name)
 void agent_dio_add(void *ctx, const struct agent_dio_raw *dev)
 {
     struct agent_dio *d = ctx;
-    if (dev->kind == AGENT_DIO_PART) return;
-    if (dev->kind == AGENT_DIO_UNKNOWN) {
+    enum agent_dio_kind kind = dev->kind == AGENT_DIO_PART ? AGENT_DIO_PART : dio_kind(d, dev);
+    if (kind == AGENT_DIO_PART) return;
+    if (kind == AGENT_DIO_UNKNOWN) {
         if (looks_like_partition(d, dev->name)) return;
         size_t len = strlen(dev->name);
         if (d->nseen < AGENT_MAX_OBJECTS && len < AGENT_CTRS_NAME_LEN)

@@ -26,7 +26,7 @@ enum {
 
 /* What the platform knows about a device being whole or a partition. */
 enum agent_dio_kind {
-    AGENT_DIO_UNKNOWN, /* no sysfs to ask (a container): judged by name */
+    AGENT_DIO_UNKNOWN, /* not known yet, or no sysfs to ask (a container) */
     AGENT_DIO_DISK,    /* a whole device (Linux: in /sys/block) */
     AGENT_DIO_PART,    /* a partition */
 };
@@ -34,21 +34,40 @@ enum agent_dio_kind {
 struct agent_dio_raw {
     const char *name; /* kernel name ("vda", "nvme0n1p1"); borrowed for the call */
     uint32_t major, minor;
-    enum agent_dio_kind kind;
+    enum agent_dio_kind kind; /* PART when the source says so, else UNKNOWN */
     uint64_t v[AGENT_DIO_NCTR];
 };
 
 typedef void (*agent_dio_cb)(void *ctx, const struct agent_dio_raw *dev);
 
 /* Defined once per platform (agent/platform/<os>/diskio.c): calls cb with
- * every block device (Linux: <proc>/diskstats, kind from <sys>/block).
- * Returns 0, -errno or PT_E_MALFORMED; err says which source and why. */
-int agent_plat_dio_read(const char *proc, const char *sys, agent_dio_cb cb, void *ctx, char *err,
-                        size_t errlen);
+ * every block device (Linux: <proc>/diskstats). Returns 0, -errno or
+ * PT_E_MALFORMED; err says which source and why. */
+int agent_plat_dio_read(const char *proc, agent_dio_cb cb, void *ctx, char *err, size_t errlen);
 
-/* Caller-allocated: agent_dio_init(), then set filter. */
+/* Whether the device called name is whole or a partition (Linux: whether
+ * <sys>/block/<name> exists); UNKNOWN when the platform cannot tell (no
+ * /sys/block). A few system calls: the collector asks once per device. */
+enum agent_dio_kind agent_plat_dio_kind(const char *sys, const char *name);
+
+/* What agent_plat_dio_kind() said about a device, kept while the device
+ * stays (a device number identifies it: a name can be reused). */
+struct agent_dio_known {
+    char name[AGENT_CTRS_NAME_LEN];
+    uint32_t major, minor;
+    uint8_t kind;
+};
+#define AGENT_DIO_KNOWN_MAX (2 * AGENT_MAX_OBJECTS) /* partitions count too */
+
+/* Caller-allocated: agent_dio_init(), then set sys and filter. */
 struct agent_dio {
+    const char *sys;            /* borrowed: where sysfs is (Linux: "/sys") */
     struct agent_filter filter; /* on device names */
+    struct agent_known_set {
+        struct agent_dio_known k[AGENT_DIO_KNOWN_MAX];
+        unsigned n;
+    } known[2]; /* known[kcur] is being filled, the other is the last reading's */
+    unsigned kcur;
     struct agent_ctrs ctrs;
     /* Whole-device names of the reading being filled, filtered or not: how
      * a partition is recognised by name when the kind is unknown. */

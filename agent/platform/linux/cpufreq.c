@@ -21,7 +21,9 @@ static int khz_line(struct agent_procfs_file *f, void *ctx, char *line, size_t l
 
 /* Sums every CPU's scaling_cur_freq. Offline CPUs and CPUs without a
  * cpufreq driver have no file and are left out; the scan ends at the first
- * cpuN directory that does not exist. */
+ * cpuN directory that does not exist. When cpu0 has none, there is taken to
+ * be no cpufreq driver at all (as in most VMs), sparing a look at every
+ * CPU each interval; cpu0 is the CPU most platforms never take offline. */
 static int read_sysfs(const char *sys, struct agent_cpufreq_raw *out, char *err, size_t errlen)
 {
     char dir[512], name[64];
@@ -33,6 +35,7 @@ static int read_sysfs(const char *sys, struct agent_cpufreq_raw *out, char *err,
         uint64_t khz = 0;
         int rc = agent_procfs_read(&f, khz_line, &khz);
         if (rc == -ENOENT) {
+            if (i == 0) return 0;
             char cpu[600];
             snprintf(cpu, sizeof cpu, "%s/cpu%u", dir, i);
             if (access(cpu, F_OK) != 0) break;

@@ -15,23 +15,22 @@
 #define DISKSTATS_COLS 8
 
 struct diskstats_ctx {
-    const char *sys;
-    bool have_sysfs; /* <sys>/block exists */
     agent_dio_cb cb;
     void *ctx;
 };
 
-static enum agent_dio_kind dio_kind(const struct diskstats_ctx *c, const char *name)
+enum agent_dio_kind agent_plat_dio_kind(const char *sys, const char *name)
 {
-    if (!c->have_sysfs) return AGENT_DIO_UNKNOWN;
     /* /sys/block lists whole devices only; a "/" in a kernel name (e.g.
      * cciss/c0d0) is a "!" in sysfs. */
     char path[512];
-    int n = snprintf(path, sizeof path, "%s/block/%s", c->sys, name);
+    int n = snprintf(path, sizeof path, "%s/block/%s", sys, name);
     if (n < 0 || (size_t)n >= sizeof path) return AGENT_DIO_UNKNOWN;
-    for (char *p = path + strlen(c->sys) + 7; *p; p++)
+    for (char *p = path + strlen(sys) + strlen("/block/"); *p; p++)
         if (*p == '/') *p = '!';
-    return access(path, F_OK) == 0 ? AGENT_DIO_DISK : AGENT_DIO_PART;
+    if (access(path, F_OK) == 0) return AGENT_DIO_DISK;
+    snprintf(path, sizeof path, "%s/block", sys);
+    return access(path, F_OK) == 0 ? AGENT_DIO_PART : AGENT_DIO_UNKNOWN;
 }
 
 /* "   8       0 sda 1183 52 88578 542 ..." */
@@ -65,7 +64,7 @@ static int diskstats_line(struct agent_procfs_file *f, void *ctx, char *line, si
         r.v[AGENT_DIO_WR_IOS] = col[2];
         r.v[AGENT_DIO_WR_SECTORS] = col[3];
     } else if (n == DISKSTATS_COLS) {
-        r.kind = dio_kind(c, name);
+        r.kind = AGENT_DIO_UNKNOWN; /* the collector asks agent_plat_dio_kind() */
         r.v[AGENT_DIO_RD_IOS] = col[0];
         r.v[AGENT_DIO_RD_SECTORS] = col[2];
         r.v[AGENT_DIO_RD_MS] = col[3];
@@ -80,13 +79,9 @@ static int diskstats_line(struct agent_procfs_file *f, void *ctx, char *line, si
     return 0;
 }
 
-int agent_plat_dio_read(const char *proc, const char *sys, agent_dio_cb cb, void *ctx, char *err,
-                        size_t errlen)
+int agent_plat_dio_read(const char *proc, agent_dio_cb cb, void *ctx, char *err, size_t errlen)
 {
-    char path[512];
-    struct diskstats_ctx c = {sys, false, cb, ctx};
-    int n = snprintf(path, sizeof path, "%s/block", sys);
-    c.have_sysfs = n > 0 && (size_t)n < sizeof path && access(path, F_OK) == 0;
+    struct diskstats_ctx c = {cb, ctx};
     struct agent_procfs_file f = {proc, "diskstats", err, errlen, 0};
     int rc = agent_procfs_read(&f, diskstats_line, &c);
     return rc < 0 ? rc : 0;

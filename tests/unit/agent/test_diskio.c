@@ -23,10 +23,11 @@
 static void reading(struct agent_dio *d, const char *name, const char *t, int64_t ns)
 {
     char proc[512], sys[512], err[512] = "";
+    d->sys = fixture_in(sys, sizeof sys, name, t, "sys");
     agent_dio_begin(d);
-    int rc = agent_plat_dio_read(fixture(proc, sizeof proc, name, t),
-                                 fixture_in(sys, sizeof sys, name, t, "sys"), agent_dio_add, d, err,
-                                 sizeof err);
+    int rc =
+        agent_plat_dio_read(fixture(proc, sizeof proc, name, t), agent_dio_add, d, err, sizeof err);
+    d->sys = NULL; /* sys is about to go out of scope */
     if (rc) fail_msg("%s/%s: %d %s", name, t, rc, err);
     agent_dio_commit(d, ns);
 }
@@ -139,6 +140,28 @@ static void test_filter(void **state)
     assert_field_float(dev(&d, "total"), "ops_read", 100.0);
 }
 
+static void test_kind_asked_once(void **state)
+{
+    /* The kind of a device seen in the last reading is remembered: t1 read
+     * with a sys tree that no longer exists still knows vda1 is a
+     * partition and vda whole; only the new vdc is unknown (no sysfs:
+     * judged by name, a whole device). */
+    static struct agent_dio d;
+    char proc[512], err[512];
+    agent_dio_init(&d);
+    reading(&d, "host", "t0", T0_NS);
+    d.sys = "/nonexistent";
+    agent_dio_begin(&d);
+    assert_int_equal(agent_plat_dio_read(fixture(proc, sizeof proc, "host", "t1"), agent_dio_add,
+                                         &d, err, sizeof err),
+                     0);
+    agent_dio_commit(&d, T1_NS);
+    assert_int_equal(d.nout, 6);
+    assert_null(meas_tagged(d.out, d.nout, "device", "vda1"));
+    assert_field_float(dev(&d, "total"), "ops_read", 125.0);
+    assert_int_equal(agent_plat_dio_kind("/nonexistent", "vda"), AGENT_DIO_UNKNOWN);
+}
+
 static void test_naming_rules(void **state)
 {
     assert_true(agent_dio_virtual("loop0"));
@@ -156,8 +179,8 @@ static void test_read_errors(void **state)
     char proc[512], err[512] = "";
     static struct agent_dio d;
     agent_dio_init(&d);
-    int rc = agent_plat_dio_read(fixture(proc, sizeof proc, "missing", "t0"), "/nonexistent",
-                                 agent_dio_add, &d, err, sizeof err);
+    int rc = agent_plat_dio_read(fixture(proc, sizeof proc, "missing", "t0"), agent_dio_add, &d,
+                                 err, sizeof err);
     assert_int_equal(rc, -ENOENT);
     assert_non_null(strstr(err, "missing/t0/proc/diskstats: cannot open"));
 }
@@ -167,7 +190,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_readings),      cmocka_unit_test(test_container_without_sysfs),
         cmocka_unit_test(test_counter_backwards), cmocka_unit_test(test_filter),
-        cmocka_unit_test(test_naming_rules),      cmocka_unit_test(test_read_errors),
+        cmocka_unit_test(test_naming_rules),      cmocka_unit_test(test_kind_asked_once),
+        cmocka_unit_test(test_read_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
