@@ -29,10 +29,10 @@ void agent_sample_init(struct agent_sample *s, const struct agent_config *cfg)
     s->net.filter = cfg->interfaces;
 }
 
-/* Appends out[0..n) to the list. */
-static void list_add(struct agent_sample *s, const struct agent_meas *out, unsigned n)
+/* Appends m[0..n) to the list. */
+static void list_add(struct agent_sample *s, const struct pt_meas *m, unsigned n)
 {
-    for (unsigned i = 0; i < n && s->n < AGENT_SAMPLE_MAX_MEAS; i++) s->list[s->n++] = out[i].m;
+    for (unsigned i = 0; i < n && s->n < AGENT_SAMPLE_MAX_MEAS; i++) s->list[s->n++] = m[i];
 }
 
 /* Counts and reports objects a collector had no room for. */
@@ -65,7 +65,7 @@ static int collect_cpu(struct agent_sample *s, char *err, size_t errlen)
         agent_plat_cpu_read_percpu(s->root, &cpu, s->per_cpu ? &s->percpu_raw : NULL, err, errlen);
     if (rc == 0) {
         agent_cpu_update(&s->cpu, &cpu, pt_mono_ns(), &s->meas[0]);
-        list_add(s, &s->meas[0], 1);
+        list_add(s, &s->meas[0].m, 1);
         if (s->per_cpu) {
             list_add(s, s->percpu.out, agent_percpu_update(&s->percpu, &s->percpu_raw));
             note_dropped(s, "CPUs", s->percpu_raw.over);
@@ -78,7 +78,7 @@ static int collect_cpufreq(struct agent_sample *s, char *err, size_t errlen)
 {
     struct agent_cpufreq_raw r;
     int rc = agent_plat_cpufreq_read(s->root, s->sys, &r, err, errlen);
-    if (rc == 0 && agent_cpufreq_update(&r, &s->meas[1])) list_add(s, &s->meas[1], 1);
+    if (rc == 0 && agent_cpufreq_update(&r, &s->meas[1])) list_add(s, &s->meas[1].m, 1);
     return outcome(&s->freq_fail, "cpufreq", rc, err);
 }
 
@@ -88,7 +88,7 @@ static int collect_mem(struct agent_sample *s, char *err, size_t errlen)
     int rc = agent_plat_mem_read(s->root, &mem, err, errlen);
     if (rc == 0) {
         agent_mem_update(&s->mem, &mem, pt_mono_ns(), &s->meas[2]);
-        list_add(s, &s->meas[2], 1);
+        list_add(s, &s->meas[2].m, 1);
     }
     return outcome(&s->mem_fail, "memory", rc, err);
 }
@@ -117,7 +117,7 @@ static int collect_diskio(struct agent_sample *s, char *err, size_t errlen)
     int rc = agent_plat_dio_read(s->root, agent_dio_add, &s->dio, err, errlen);
     if (rc == 0) {
         note_dropped(s, "block devices", agent_dio_commit(&s->dio, pt_mono_ns()));
-        list_add(s, s->dio.out, s->dio.nout);
+        list_add(s, s->dio.out.m, s->dio.nout);
     }
     return outcome(&s->dio_fail, "diskio", rc, err);
 }
@@ -128,7 +128,7 @@ static int collect_net(struct agent_sample *s, char *err, size_t errlen)
     int rc = agent_plat_net_read(s->root, agent_net_add, &s->net, err, errlen);
     if (rc == 0) {
         note_dropped(s, "interfaces", agent_net_commit(&s->net, pt_mono_ns()));
-        list_add(s, s->net.out, s->net.nout);
+        list_add(s, s->net.out.m, s->net.nout);
     }
     return outcome(&s->net_fail, "network", rc, err);
 }

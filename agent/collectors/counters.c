@@ -71,7 +71,7 @@ static const struct agent_ctrs_obj *find_hint(const struct agent_ctrs_set *s, un
 
 unsigned agent_ctrs_series(const struct agent_ctrs *c, const char *name, const char *tag,
                            const struct agent_ctrs_field *fields, unsigned nf,
-                           struct agent_meas *out)
+                           struct agent_ctrs_out *out)
 {
     const struct agent_ctrs_set *last = agent_ctrs_last(c), *before = agent_ctrs_before(c);
     int64_t elapsed = before ? last->mono_ns - before->mono_ns : 0;
@@ -82,13 +82,15 @@ unsigned agent_ctrs_series(const struct agent_ctrs *c, const char *name, const c
     for (unsigned i = 0; i < last->n; i++) {
         const struct agent_ctrs_obj *o = &last->o[i];
         const struct agent_ctrs_obj *p = before ? find_hint(before, i, o->name) : NULL;
-        struct agent_meas *am = &out[n++];
-        agent_meas_init(am, name);
-        agent_meas_tag(am, tag, o->name);
+        struct pt_meas *am = &out->m[n];
+        agent_pm_init(am, name, out->f[n], &out->t[n]);
+        agent_pm_tag(am, 1, tag, o->name);
+        n++;
         if (!p) continue; /* new: no rate yet, and nothing for the total */
         for (unsigned k = 0; k < nf; k++) {
             unsigned x = fields[k].idx;
-            agent_meas_rate_scaled(am, fields[k].key, p->v[x], o->v[x], elapsed, fields[k].scale);
+            agent_pm_rate_scaled(am, AGENT_CTRS_MAX, fields[k].key, p->v[x], o->v[x], elapsed,
+                                 fields[k].scale);
             if (!o->in_total) continue;
             if (o->v[x] < p->v[x]) back[x] = true;
             sum_prev[x] += p->v[x];
@@ -96,15 +98,16 @@ unsigned agent_ctrs_series(const struct agent_ctrs *c, const char *name, const c
         }
     }
 
-    struct agent_meas *t = &out[n++];
-    agent_meas_init(t, name);
-    agent_meas_tag(t, tag, "total");
+    struct pt_meas *t = &out->m[n];
+    agent_pm_init(t, name, out->f[n], &out->t[n]);
+    agent_pm_tag(t, 1, tag, "total");
+    n++;
     if (before)
         for (unsigned k = 0; k < nf; k++) {
             unsigned x = fields[k].idx;
             if (!back[x])
-                agent_meas_rate_scaled(t, fields[k].key, sum_prev[x], sum_cur[x], elapsed,
-                                       fields[k].scale);
+                agent_pm_rate_scaled(t, AGENT_CTRS_MAX, fields[k].key, sum_prev[x], sum_cur[x],
+                                     elapsed, fields[k].scale);
         }
     return n;
 }

@@ -61,15 +61,23 @@ struct agent_ctrs_field {
     double scale;
 };
 
+/* Where the series are built: room for AGENT_MAX_OBJECTS + 1 measurements
+ * of one tag and up to AGENT_CTRS_MAX fields each. */
+struct agent_ctrs_out {
+    struct pt_meas m[AGENT_MAX_OBJECTS + 1];
+    struct pt_tag t[AGENT_MAX_OBJECTS + 1];
+    struct pt_field f[AGENT_MAX_OBJECTS + 1][AGENT_CTRS_MAX];
+};
+
 /* Builds one measurement per object of the last reading (named name, tagged
- * tag=<object name>), with the rate fields of fields[0..nf) for objects also
- * in the reading before, then a total series (tag=total) whose fields are
- * the rates of the sums over the objects with in_total present in both
- * readings; a field of the total is absent when one of those counters went
- * backwards. out needs room for last->n + 1 measurements; returns how many
- * were built. */
+ * tag=<object name>), with the rate fields of fields[0..nf) (nf at most
+ * AGENT_CTRS_MAX) for objects also in the reading before, then a total
+ * series (tag=total) whose fields are the rates of the sums over the
+ * objects with in_total present in both readings; a field of the total is
+ * absent when one of those counters went backwards. Returns how many were
+ * built into out->m. */
 unsigned agent_ctrs_series(const struct agent_ctrs *c, const char *name, const char *tag,
                            const struct agent_ctrs_field *fields, unsigned nf,
-                           struct agent_meas *out);
+                           struct agent_ctrs_out *out);
 
 #endif

@@ -63,6 +63,8 @@ void agent_cpu_init(struct agent_cpu *c);
 void agent_cpu_update(struct agent_cpu *c, const struct agent_cpu_raw *cur, int64_t mono_ns,
                       struct agent_meas *out);
 
+#define AGENT_CPU_PCT_FIELDS 11 /* cpu_utilization ... cpu_guest_nice */
+
 /* The per-CPU series (tag cpu="cpuN"): the eleven percentages of each
  * CPU, from its previous reading. A CPU that was not in the previous
  * reading (brought online) has none yet. Caller-allocated,
@@ -71,7 +73,9 @@ struct agent_percpu {
     struct agent_percpu_raw prev;
     bool have_prev;
     char names[AGENT_MAX_OBJECTS][16];
-    struct agent_meas out[AGENT_MAX_OBJECTS];
+    struct pt_meas out[AGENT_MAX_OBJECTS]; /* out[0..nout) */
+    struct pt_tag out_t[AGENT_MAX_OBJECTS];
+    struct pt_field out_f[AGENT_MAX_OBJECTS][AGENT_CPU_PCT_FIELDS];
     unsigned nout;
 };
 

@@ -86,17 +86,15 @@ void agent_disk_add(void *ctx, const struct agent_mount_raw *m)
 
 /* Appends the four fields for total bytes, of which avail are free to
  * users and used in use. */
-static void disk_fields(struct agent_meas *am, uint64_t total, uint64_t used, uint64_t avail)
+static void disk_fields(struct pt_meas *am, uint64_t total, uint64_t used, uint64_t avail)
 {
     /* df's Use%: used over what users could have, so a disk whose reserved
      * blocks are all that is left shows 100 %. */
-    if (used + avail)
-        agent_meas_float(am, "disk_utilization", (double)used * 100.0 / (double)(used + avail));
-    else
-        agent_meas_float(am, "disk_utilization", 0.0);
-    agent_meas_uint(am, "disk_total", total);
-    agent_meas_uint(am, "disk_used", used);
-    agent_meas_uint(am, "disk_free", avail);
+    double pct = used + avail ? (double)used * 100.0 / (double)(used + avail) : 0.0;
+    agent_pm_float(am, 4, "disk_utilization", pct);
+    agent_pm_uint(am, 4, "disk_total", total);
+    agent_pm_uint(am, 4, "disk_used", used);
+    agent_pm_uint(am, 4, "disk_free", avail);
 }
 
 unsigned agent_disk_commit(struct agent_disk *d)
@@ -116,19 +114,21 @@ unsigned agent_disk_commit(struct agent_disk *d)
         }
         if (sz.total == 0) continue; /* nothing to measure; df hides these too */
         uint64_t used = sz.total > sz.free ? sz.total - sz.free : 0;
-        struct agent_meas *am = &d->out[n++];
-        agent_meas_init(am, "disk");
-        agent_meas_tag(am, "mount", mt->mount);
-        agent_meas_tag(am, "device", mt->device);
-        agent_meas_tag(am, "fstype", mt->fstype);
+        struct pt_meas *am = &d->out[n];
+        agent_pm_init(am, "disk", d->out_f[n], d->out_t[n]);
+        n++;
+        agent_pm_tag(am, 3, "mount", mt->mount);
+        agent_pm_tag(am, 3, "device", mt->device);
+        agent_pm_tag(am, 3, "fstype", mt->fstype);
         disk_fields(am, sz.total, used, sz.avail);
         sum_total += sz.total;
         sum_used += used;
         sum_avail += sz.avail;
     }
-    struct agent_meas *t = &d->out[n++];
-    agent_meas_init(t, "disk");
-    agent_meas_tag(t, "mount", "total");
+    struct pt_meas *t = &d->out[n];
+    agent_pm_init(t, "disk", d->out_f[n], d->out_t[n]);
+    n++;
+    agent_pm_tag(t, 3, "mount", "total");
     disk_fields(t, sum_total, sum_used, sum_avail);
     d->nout = n;
     return d->over;

@@ -66,7 +66,10 @@ struct agent_disk {
     unsigned size_fails; /* mounts whose sizes could not be read */
     int size_err;        /* the last of those errors (-errno) */
     char size_err_mount[AGENT_DISK_MOUNT_LEN];
-    struct agent_meas out[AGENT_MAX_OBJECTS + 1];
+    /* out[0..nout), and the storage of their tags and four fields */
+    struct pt_meas out[AGENT_MAX_OBJECTS + 1];
+    struct pt_tag out_t[AGENT_MAX_OBJECTS + 1][3];
+    struct pt_field out_f[AGENT_MAX_OBJECTS + 1][4];
     unsigned nout;
 };
 

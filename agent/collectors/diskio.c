@@ -103,6 +103,6 @@ unsigned agent_dio_commit(struct agent_dio *d, int64_t mono_ns)
 {
     agent_ctrs_commit(&d->ctrs, mono_ns);
     d->nout = agent_ctrs_series(&d->ctrs, "diskio", "device", dio_fields,
-                                sizeof dio_fields / sizeof dio_fields[0], d->out);
+                                sizeof dio_fields / sizeof dio_fields[0], &d->out);
     return d->ctrs.over;
 }

@@ -73,7 +73,7 @@ struct agent_dio {
      * a partition is recognised by name when the kind is unknown. */
     char seen[AGENT_MAX_OBJECTS][AGENT_CTRS_NAME_LEN];
     unsigned nseen;
-    struct agent_meas out[AGENT_MAX_OBJECTS + 1];
+    struct agent_ctrs_out out; /* out.m[0..nout) */
     unsigned nout;
 };
 

@@ -50,6 +50,17 @@ void agent_meas_rate(struct agent_meas *am, const char *key, uint64_t prev, uint
 void agent_meas_rate_scaled(struct agent_meas *am, const char *key, uint64_t prev, uint64_t cur,
                             int64_t elapsed_ns, double scale);
 
+/* The same operations on a measurement whose storage a collector sizes to
+ * what it sends (a series per object: 64 mounts need 4 fields each, not
+ * AGENT_MEAS_MAX_FIELDS): m->fields has room for cap fields, m->tags for
+ * tcap tags. */
+void agent_pm_init(struct pt_meas *m, const char *name, struct pt_field *f, struct pt_tag *t);
+void agent_pm_tag(struct pt_meas *m, unsigned tcap, const char *key, const char *val);
+void agent_pm_float(struct pt_meas *m, unsigned cap, const char *key, double v);
+void agent_pm_uint(struct pt_meas *m, unsigned cap, const char *key, uint64_t v);
+void agent_pm_rate_scaled(struct pt_meas *m, unsigned cap, const char *key, uint64_t prev,
+                          uint64_t cur, int64_t elapsed_ns, double scale);
+
 /* The field called key in m, or NULL when m has none. */
 const struct pt_field *agent_meas_find(const struct pt_meas *m, const char *key);
 

@@ -38,6 +38,6 @@ unsigned agent_net_commit(struct agent_net *n, int64_t mono_ns)
 {
     agent_ctrs_commit(&n->ctrs, mono_ns);
     n->nout = agent_ctrs_series(&n->ctrs, "network", "interface", net_fields,
-                                sizeof net_fields / sizeof net_fields[0], n->out);
+                                sizeof net_fields / sizeof net_fields[0], &n->out);
     return n->ctrs.over;
 }

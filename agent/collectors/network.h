@@ -42,7 +42,7 @@ int agent_plat_net_read(const char *proc, agent_net_cb cb, void *ctx, char *err,
 struct agent_net {
     struct agent_filter filter; /* on interface names */
     struct agent_ctrs ctrs;
-    struct agent_meas out[AGENT_MAX_OBJECTS + 1];
+    struct agent_ctrs_out out; /* out.m[0..nout) */
     unsigned nout;
 };
 

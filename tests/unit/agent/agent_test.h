@@ -32,13 +32,13 @@ static inline const char *fixture_in(char *buf, size_t len, const char *name, co
 }
 
 /* The measurement of out[0..n) tagged key=val, or NULL. */
-static inline const struct pt_meas *meas_tagged(const struct agent_meas *out, unsigned n,
+static inline const struct pt_meas *meas_tagged(const struct pt_meas *out, unsigned n,
                                                 const char *key, const char *val)
 {
     for (unsigned i = 0; i < n; i++)
-        for (unsigned j = 0; j < out[i].m.ntags; j++)
-            if (pt_str_eq(out[i].m.tags[j].key, key) && pt_str_eq(out[i].m.tags[j].val, val))
-                return &out[i].m;
+        for (unsigned j = 0; j < out[i].ntags; j++)
+            if (pt_str_eq(out[i].tags[j].key, key) && pt_str_eq(out[i].tags[j].val, val))
+                return &out[i];
     return NULL;
 }
 

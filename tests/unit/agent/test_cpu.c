@@ -253,7 +253,7 @@ static void test_per_cpu(void **state)
     gone.n = 1;
     gone.t[0].idle += 100;
     assert_int_equal(agent_percpu_update(&p, &gone), 1);
-    assert_field_float(&p.out[0].m, "cpu_idle", 100.0);
+    assert_field_float(&p.out[0], "cpu_idle", 100.0);
     raw.t[0].idle += 200;
     raw.t[1].user += 100;
     assert_int_equal(agent_percpu_update(&p, &raw), 2);

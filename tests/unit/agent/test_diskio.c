@@ -34,7 +34,7 @@ static void reading(struct agent_dio *d, const char *name, const char *t, int64_
 
 static const struct pt_meas *dev(const struct agent_dio *d, const char *name)
 {
-    const struct pt_meas *m = meas_tagged(d->out, d->nout, "device", name);
+    const struct pt_meas *m = meas_tagged(d->out.m, d->nout, "device", name);
     if (!m) fail_msg("no series for device %s", name);
     assert_true(pt_str_eq(m->name, "diskio"));
     assert_int_equal(m->ntags, 1);
@@ -49,8 +49,8 @@ static void test_two_readings(void **state)
     /* Whole devices (in sys/block) and the total; the partition vda1 has no
      * series of its own. */
     assert_int_equal(d.nout, 5); /* loop0, vda, vdb, zram0, total */
-    assert_null(meas_tagged(d.out, d.nout, "device", "vda1"));
-    for (unsigned i = 0; i < d.nout; i++) assert_int_equal(d.out[i].m.nfields, 0);
+    assert_null(meas_tagged(d.out.m, d.nout, "device", "vda1"));
+    for (unsigned i = 0; i < d.nout; i++) assert_int_equal(d.out.m[i].nfields, 0);
 
     reading(&d, "host", "t1", T1_NS);
     assert_int_equal(d.nout, 6); /* vdc appeared */
@@ -97,7 +97,7 @@ static void test_container_without_sysfs(void **state)
     reading(&d, "container", "t1", T1_NS);
     assert_int_equal(d.nout, 7); /* sda nvme0n1 mmcblk0 loop1 dm-0 md0 total */
     const char *parts[] = {"sda1", "sda2", "nvme0n1p1", "mmcblk0p1"};
-    for (size_t i = 0; i < 4; i++) assert_null(meas_tagged(d.out, d.nout, "device", parts[i]));
+    for (size_t i = 0; i < 4; i++) assert_null(meas_tagged(d.out.m, d.nout, "device", parts[i]));
     assert_field_float(dev(&d, "sda"), "ops_read", 10.0);
     assert_field_float(dev(&d, "nvme0n1"), "kb_read", 120.0);
     assert_field_float(dev(&d, "dm-0"), "ops_write", 9.0);
@@ -135,7 +135,7 @@ static void test_filter(void **state)
     reading(&d, "host", "t0", T0_NS);
     reading(&d, "host", "t1", T1_NS);
     assert_int_equal(d.nout, 4); /* vda zram0 vdc total */
-    assert_null(meas_tagged(d.out, d.nout, "device", "loop0"));
+    assert_null(meas_tagged(d.out.m, d.nout, "device", "loop0"));
     /* A filtered-out device is out of the total as well. */
     assert_field_float(dev(&d, "total"), "ops_read", 100.0);
 }
@@ -157,7 +157,7 @@ static void test_kind_asked_once(void **state)
                      0);
     agent_dio_commit(&d, T1_NS);
     assert_int_equal(d.nout, 6);
-    assert_null(meas_tagged(d.out, d.nout, "device", "vda1"));
+    assert_null(meas_tagged(d.out.m, d.nout, "device", "vda1"));
     assert_field_float(dev(&d, "total"), "ops_read", 125.0);
     assert_int_equal(agent_plat_dio_kind("/nonexistent", "vda"), AGENT_DIO_UNKNOWN);
 }

@@ -31,7 +31,7 @@ static void reading(struct agent_net *n, const char *name, const char *t, int64_
 
 static const struct pt_meas *iface(const struct agent_net *n, const char *name)
 {
-    const struct pt_meas *m = meas_tagged(n->out, n->nout, "interface", name);
+    const struct pt_meas *m = meas_tagged(n->out.m, n->nout, "interface", name);
     if (!m) fail_msg("no series for interface %s", name);
     assert_true(pt_str_eq(m->name, "network"));
     assert_int_equal(m->ntags, 1);
@@ -46,14 +46,14 @@ static void test_two_readings(void **state)
     /* First reading: a series per interface and the total, no rates. */
     reading(&n, "host", "t0", T0_NS);
     assert_int_equal(n.nout, 4); /* lo, eth0, eth1, total */
-    for (unsigned i = 0; i < n.nout; i++) assert_int_equal(n.out[i].m.nfields, 0);
+    for (unsigned i = 0; i < n.nout; i++) assert_int_equal(n.out.m[i].nfields, 0);
     assert_non_null(iface(&n, "eth1"));
     assert_non_null(iface(&n, "total"));
 
     /* Second, 2 s later: eth1 vanished, eth2 appeared. */
     reading(&n, "host", "t1", T1_NS);
     assert_int_equal(n.nout, 4); /* lo, eth0, eth2, total */
-    assert_null(meas_tagged(n.out, n.nout, "interface", "eth1"));
+    assert_null(meas_tagged(n.out.m, n.nout, "interface", "eth1"));
     const struct pt_meas *eth0 = iface(&n, "eth0");
     assert_int_equal(eth0->nfields, 8);
     assert_field_float(eth0, "bytes_in", 1000000.0); /* 2,000,000 in 2 s */
@@ -110,8 +110,8 @@ static void test_filter(void **state)
     reading(&n, "host", "t0", T0_NS);
     assert_int_equal(n.nout, 2); /* eth0 and total */
     assert_non_null(iface(&n, "eth0"));
-    assert_null(meas_tagged(n.out, n.nout, "interface", "lo"));
-    assert_null(meas_tagged(n.out, n.nout, "interface", "eth1"));
+    assert_null(meas_tagged(n.out.m, n.nout, "interface", "lo"));
+    assert_null(meas_tagged(n.out.m, n.nout, "interface", "eth1"));
 }
 
 static void test_capacity(void **state)
@@ -127,7 +127,7 @@ static void test_capacity(void **state)
     assert_int_equal(agent_net_commit(&n, T0_NS), 6);
     assert_int_equal(n.nout, AGENT_MAX_OBJECTS + 1);
     assert_non_null(iface(&n, "veth63"));
-    assert_null(meas_tagged(n.out, n.nout, "interface", "veth64"));
+    assert_null(meas_tagged(n.out.m, n.nout, "interface", "veth64"));
 }
 
 static void count(void *ctx, const struct agent_net_raw *ifc)
