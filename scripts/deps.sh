@@ -8,6 +8,7 @@ PKGS=(
   libuv1-dev libmsgpack-dev libmsgpuck-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libssl-dev
   libcmocka-dev clang python3 curl sqlite3
+  procps  # free(1), which tests/unit/agent/test_agent_live.py checks mem_total against
 )
 
 missing=()
