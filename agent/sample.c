@@ -29,10 +29,13 @@ void agent_sample_init(struct agent_sample *s, const struct agent_config *cfg)
     s->net.filter = cfg->interfaces;
 }
 
-/* Appends m[0..n) to the list. */
+/* Appends m[0..n) to the list, but for measurements without a field (an
+ * object's first reading, when all its fields are rates): they would carry
+ * nothing, and a store such as InfluxDB cannot write a point without one. */
 static void list_add(struct agent_sample *s, const struct pt_meas *m, unsigned n)
 {
-    for (unsigned i = 0; i < n && s->n < AGENT_SAMPLE_MAX_MEAS; i++) s->list[s->n++] = m[i];
+    for (unsigned i = 0; i < n && s->n < AGENT_SAMPLE_MAX_MEAS; i++)
+        if (m[i].nfields) s->list[s->n++] = m[i];
 }
 
 /* Counts and reports objects a collector had no room for. */
