@@ -175,6 +175,11 @@ static void test_errors(void **state)
     expect_error("{" ID ",\n\"interfaces\": {\"ignore\": [\"lo\"]}}", true,
                  "agent.json:2: key \"interfaces.ignore\": unknown key (misspelt, or not valid "
                  "here)");
+    char text[512], want[256];
+    snprintf(text, sizeof text, "{" ID ",\n\"mounts\": {\"exclude\": [\"/a\", \"/%0127d\"]}}", 0);
+    snprintf(want, sizeof want,
+             "agent.json:2: key \"mounts.exclude\": pattern 2 is longer than 127 bytes");
+    expect_error(text, true, want);
     expect_error("{" ID ",\n\"sys_root\": \"\"}", true,
                  "agent.json:2: key \"sys_root\": must not be empty");
     expect_error("[1, 2]", true, "agent.json:1: expected a JSON object at the top level");
