@@ -29,6 +29,11 @@ void agent_sample_init(struct agent_sample *s, const struct agent_config *cfg)
     s->net.filter = cfg->interfaces;
 }
 
+void agent_sample_close(struct agent_sample *s)
+{
+    agent_disk_close(&s->disk);
+}
+
 /* Appends m[0..n) to the list, but for measurements without a field (an
  * object's first reading, when all its fields are rates): they would carry
  * nothing, and a store such as InfluxDB cannot write a point without one. */
@@ -98,8 +103,12 @@ static int collect_mem(struct agent_sample *s, char *err, size_t errlen)
 
 static int collect_disk(struct agent_sample *s, char *err, size_t errlen)
 {
-    agent_disk_begin(&s->disk);
-    int rc = agent_plat_mounts_read(s->root, agent_disk_add, &s->disk, err, errlen);
+    int rc = 0;
+    if (agent_disk_need_listing(&s->disk, s->root)) {
+        agent_disk_begin(&s->disk);
+        rc = agent_plat_mounts_read(s->root, agent_disk_add, &s->disk, err, errlen);
+        agent_disk_listed(&s->disk, rc);
+    }
     if (rc == 0) {
         note_dropped(s, "mounts", agent_disk_commit(&s->disk));
         list_add(s, s->disk.out, s->disk.nout);

@@ -24,7 +24,9 @@
  * network with their totals. */
 #define AGENT_SAMPLE_MAX_MEAS (3 + AGENT_MAX_OBJECTS + 3 * (AGENT_MAX_OBJECTS + 1))
 
-/* Caller-allocated; agent_sample_init() before use, nothing to close. */
+/* Caller-allocated; agent_sample_init() before use. It holds one file open
+ * (the mount table's watch, collectors/disk.h) until agent_sample_close()
+ * or the end of the process. */
 struct agent_sample {
     const char *root; /* borrowed: where procfs is (Linux: "/proc") */
     const char *sys;  /* borrowed: where sysfs is (Linux: "/sys") */
@@ -50,6 +52,8 @@ struct agent_sample {
 /* Reads under cfg's proc_root and sys_root, with its filters and per_cpu
  * (cfg is borrowed and must outlive s). */
 void agent_sample_init(struct agent_sample *s, const struct agent_config *cfg);
+
+void agent_sample_close(struct agent_sample *s);
 
 /* Reads every measurement now. Returns how many could not be read (0 when
  * all were); s->list and s->n hold the others. */

@@ -31,6 +31,25 @@ void agent_disk_init(struct agent_disk *d)
 {
     memset(d, 0, sizeof *d);
     d->fs_size = agent_plat_fs_size;
+    d->watch.fd = -1;
+}
+
+void agent_disk_close(struct agent_disk *d)
+{
+    agent_plat_mounts_unwatch(&d->watch);
+}
+
+bool agent_disk_need_listing(struct agent_disk *d, const char *proc)
+{
+    /* Asked every time, so the watch's news is consumed even when a failed
+     * listing must be retried anyway. */
+    bool changed = agent_plat_mounts_changed(proc, &d->watch);
+    return changed || !d->listed;
+}
+
+void agent_disk_listed(struct agent_disk *d, int rc)
+{
+    d->listed = rc == 0;
 }
 
 void agent_disk_begin(struct agent_disk *d)

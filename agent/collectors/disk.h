@@ -34,6 +34,23 @@ typedef void (*agent_mount_cb)(void *ctx, const struct agent_mount_raw *m);
 int agent_plat_mounts_read(const char *proc, agent_mount_cb cb, void *ctx, char *err,
                            size_t errlen);
 
+/* Whether the mount table may have changed since the last look, so the list
+ * is re-read only then: listing mounts is the dearest read of a sample
+ * (Linux formats every mount's line), and mounts rarely change. Linux:
+ * poll() on an open <proc>/self/mountinfo reports POLLPRI after any mount,
+ * unmount or remount. Caller-allocated, set up by agent_disk_init(). */
+struct agent_mount_watch {
+    int fd;     /* -1: nothing open */
+    bool tried; /* the platform tried to watch; where it cannot, every look is a change */
+};
+
+/* Defined once per platform. Returns true the first time, true where the
+ * platform cannot tell (a fixture's plain file), and afterwards true when
+ * the mounts listed under proc may have changed since the last call. */
+bool agent_plat_mounts_changed(const char *proc, struct agent_mount_watch *w);
+/* Releases what the watch holds (an open file). */
+void agent_plat_mounts_unwatch(struct agent_mount_watch *w);
+
 /* A file system's sizes in bytes, as statvfs(3) gives them. */
 struct agent_fs_size {
     uint64_t total; /* f_blocks * f_frsize */
@@ -55,11 +72,13 @@ struct agent_disk_mount {
 };
 
 /* Caller-allocated: agent_disk_init(), then set filter (and, in tests,
- * fs_size and fs_ctx). */
+ * fs_size and fs_ctx); agent_disk_close() releases the watch. */
 struct agent_disk {
     struct agent_filter filter; /* on mount points */
     agent_fs_size_fn fs_size;   /* agent_plat_fs_size unless replaced */
     void *fs_ctx;
+    struct agent_mount_watch watch;
+    bool listed; /* mounts holds a complete listing, still current unless the watch says */
     struct agent_disk_mount mounts[AGENT_MAX_OBJECTS];
     unsigned n;
     unsigned over;       /* mounts of this reading that did not fit */
@@ -74,8 +93,13 @@ struct agent_disk {
 };
 
 void agent_disk_init(struct agent_disk *d);
-/* A reading: agent_disk_begin(), agent_disk_add() for each mount (it is an
- * agent_mount_cb), then agent_disk_commit() when the listing succeeded. */
+void agent_disk_close(struct agent_disk *d);
+/* A reading: when agent_disk_need_listing() says so, agent_disk_begin(),
+ * agent_plat_mounts_read() with agent_disk_add() (an agent_mount_cb) and
+ * agent_disk_listed() with its result; then, when there is a listing,
+ * agent_disk_commit(), which sizes the mounts anew every time. */
+bool agent_disk_need_listing(struct agent_disk *d, const char *proc);
+void agent_disk_listed(struct agent_disk *d, int rc);
 void agent_disk_begin(struct agent_disk *d);
 void agent_disk_add(void *d, const struct agent_mount_raw *m);
 /* Reads each kept mount's sizes and builds out[0..nout): one series per

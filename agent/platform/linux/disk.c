@@ -4,8 +4,45 @@
 #include "procfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+bool agent_plat_mounts_changed(const char *proc, struct agent_mount_watch *w)
+{
+    if (!w->tried) {
+        w->tried = true;
+        char path[1024];
+        int n = snprintf(path, sizeof path, "%s/self/mountinfo", proc);
+        if (n < 0 || (size_t)n >= sizeof path) return true;
+        w->fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* Only procfs's mountinfo reports changes; a fixture's plain file
+         * would always look unchanged. */
+        struct statfs sf;
+        if (w->fd >= 0 && (fstatfs(w->fd, &sf) != 0 || sf.f_type != PROC_SUPER_MAGIC)) {
+            close(w->fd);
+            w->fd = -1;
+        }
+        return true;
+    }
+    if (w->fd < 0) return true;
+    struct pollfd p = {w->fd, POLLPRI, 0};
+    if (poll(&p, 1, 0) < 0) return true;
+    return (p.revents & (POLLERR | POLLPRI)) != 0;
+}
+
+void agent_plat_mounts_unwatch(struct agent_mount_watch *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    w->tried = false;
+}
 
 int agent_plat_fs_size(void *ctx, const char *path, struct agent_fs_size *out)
 {

@@ -187,12 +187,43 @@ static void test_read_errors(void **state)
     assert_true(n >= 1);
 }
 
+static void test_watch(void **state)
+{
+    /* The live mount table: a change the first time, then none (unless a
+     * mount happens within these microseconds). */
+    struct agent_mount_watch w = {-1, false};
+    assert_true(agent_plat_mounts_changed("/proc", &w));
+    assert_true(w.fd >= 0);
+    assert_false(agent_plat_mounts_changed("/proc", &w));
+    assert_false(agent_plat_mounts_changed("/proc", &w));
+    agent_plat_mounts_unwatch(&w);
+    assert_int_equal(w.fd, -1);
+
+    /* A fixture's plain file cannot tell: every look is a change. */
+    char proc[512];
+    fixture(proc, sizeof proc, "host", "t0");
+    assert_true(agent_plat_mounts_changed(proc, &w));
+    assert_int_equal(w.fd, -1);
+    assert_true(agent_plat_mounts_changed(proc, &w));
+    agent_plat_mounts_unwatch(&w);
+
+    /* The collector lists again after a failed listing, changed or not. */
+    static struct agent_disk d;
+    agent_disk_init(&d);
+    assert_true(agent_disk_need_listing(&d, "/proc"));
+    agent_disk_listed(&d, 0);
+    assert_false(agent_disk_need_listing(&d, "/proc"));
+    agent_disk_listed(&d, -EIO);
+    assert_true(agent_disk_need_listing(&d, "/proc"));
+    agent_disk_close(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mounts),       cmocka_unit_test(test_filter),
         cmocka_unit_test(test_size_failure), cmocka_unit_test(test_skipped_types),
-        cmocka_unit_test(test_read_errors),
+        cmocka_unit_test(test_read_errors),  cmocka_unit_test(test_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,6 +113,7 @@ static void test_every_collector(void **state)
     const struct pt_field *bytes = agent_meas_find(&s.list[13], "bytes_in");
     const struct pt_field *pkts = agent_meas_find(&s.list[13], "pkts_in");
     assert_true(bytes && pkts && fabs(bytes->v.f / pkts->v.f - 2000.0) < 1e-9);
+    agent_sample_close(&s);
 }
 
 static void test_failures_and_capacity(void **state)
@@ -126,6 +127,7 @@ static void test_failures_and_capacity(void **state)
     assert_int_equal(agent_sample_collect(&s), 4);
     assert_int_equal(s.n, AGENT_MAX_OBJECTS + 1); /* with rates from the second reading */
     assert_int_equal(s.dropped, 12);
+    agent_sample_close(&s);
 }
 
 static void test_no_allocation(void **state)
@@ -145,6 +147,7 @@ static void test_no_allocation(void **state)
     for (int i = 0; i < 20; i++) agent_sample_collect(&s);
     assert_true(s.n >= 5);
     assert_int_equal(allocs, 0);
+    agent_sample_close(&s);
 }
 
 int main(void)
