@@ -30,8 +30,8 @@ void agent_dio_begin(struct agent_dio *d)
  * the next reading. */
 static enum agent_dio_kind dio_kind(struct agent_dio *d, const struct agent_dio_raw *dev)
 {
-    const struct agent_known_set *old = &d->known[!d->kcur];
-    struct agent_known_set *now = &d->known[d->kcur];
+    const struct agent_dio_known_set *old = &d->known[!d->kcur];
+    struct agent_dio_known_set *now = &d->known[d->kcur];
     enum agent_dio_kind kind = AGENT_DIO_UNKNOWN;
     bool found = false;
     for (unsigned j = 0; j < old->n && !found; j++) {

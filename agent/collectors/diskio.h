@@ -63,7 +63,7 @@ struct agent_dio_known {
 struct agent_dio {
     const char *sys;            /* borrowed: where sysfs is (Linux: "/sys") */
     struct agent_filter filter; /* on device names */
-    struct agent_known_set {
+    struct agent_dio_known_set {
         struct agent_dio_known k[AGENT_DIO_KNOWN_MAX];
         unsigned n;
     } known[2]; /* known[kcur] is being filled, the other is the last reading's */
