@@ -16,7 +16,7 @@ int agent_init(struct agent *a, const struct agent_config *cfg)
 {
     memset(a, 0, sizeof *a);
     a->cfg = cfg;
-    agent_sample_init(&a->sample, cfg->proc_root);
+    agent_sample_init(&a->sample, cfg);
     int rc = agent_sender_init(&a->sender, cfg->collector);
     if (rc) return rc;
     if (cfg->has_key && (rc = pt_wire_key_init(&a->key, cfg->key, sizeof cfg->key))) return rc;
@@ -245,7 +245,7 @@ int agent_once(const struct agent_config *cfg, bool json, FILE *out)
     struct pt_frame f;
     int64_t wait = cfg->interval_ns < ONCE_WAIT_NS ? cfg->interval_ns : ONCE_WAIT_NS;
 
-    agent_sample_init(&s, cfg->proc_root);
+    agent_sample_init(&s, cfg);
     agent_sample_collect(&s);
     int64_t until = pt_mono_ns() + wait;
     for (int64_t left = wait; left > 0; left = until - pt_mono_ns()) sleep_ns(left);

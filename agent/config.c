@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ void agent_config_defaults(struct agent_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->collector, sizeof cfg->collector, "%s", AGENT_DEFAULT_COLLECTOR);
     snprintf(cfg->proc_root, sizeof cfg->proc_root, "%s", AGENT_DEFAULT_PROC_ROOT);
+    snprintf(cfg->sys_root, sizeof cfg->sys_root, "%s", AGENT_DEFAULT_SYS_ROOT);
     cfg->interval_ns = PT_NS_PER_SEC;
     cfg->log_level = PT_LOG_INFO;
     char host[256];
@@ -57,6 +59,38 @@ static int conf_copy(struct pt_conf *c, const char *key, bool required, bool non
         return pt_conf_fail(c, key, "must be UTF-8 without control characters");
     memcpy(dst, v, n + 1);
     return 0;
+}
+
+/* The glob list at key (an array of strings) appended to l. */
+static int conf_globs(struct pt_conf *c, const char *key, struct agent_filter_list *l)
+{
+    const char **v;
+    size_t n;
+    int rc = pt_conf_strlist(c, key, &v, &n);
+    if (rc) return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int e = agent_filter_add(l, v[i]);
+        if (e == -E2BIG)
+            rc = pt_conf_fail(c, key, "more than %d patterns", AGENT_FILTER_MAX_PATTERNS);
+        else if (e == -ENAMETOOLONG)
+            rc = pt_conf_fail(c, key, "pattern %zu is longer than %d bytes", i + 1,
+                              AGENT_FILTER_PATTERN_LEN - 1);
+        else if (e)
+            rc = pt_conf_fail(c, key, "pattern %zu is empty", i + 1);
+    }
+    free(v);
+    return rc;
+}
+
+/* "<name>.include" and "<name>.exclude" into f. */
+static int conf_filter(struct pt_conf *c, const char *name, struct agent_filter *f)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s.include", name);
+    int rc = conf_globs(c, key, &f->include);
+    if (rc) return rc;
+    snprintf(key, sizeof key, "%s.exclude", name);
+    return conf_globs(c, key, &f->exclude);
 }
 
 static int config_read(struct agent_config *cfg, struct pt_conf *c, bool need_identity)
@@ -107,6 +141,13 @@ static int config_read(struct agent_config *cfg, struct pt_conf *c, bool need_id
                                cfg->interval_ns, &cfg->interval_ns)))
         return rc;
     if ((rc = conf_copy(c, "proc_root", false, true, false, cfg->proc_root, sizeof cfg->proc_root)))
+        return rc;
+    if ((rc = conf_copy(c, "sys_root", false, true, false, cfg->sys_root, sizeof cfg->sys_root)))
+        return rc;
+    if ((rc = pt_conf_bool(c, "per_cpu", cfg->per_cpu, &cfg->per_cpu))) return rc;
+    if ((rc = conf_filter(c, "mounts", &cfg->mounts)) ||
+        (rc = conf_filter(c, "devices", &cfg->devices)) ||
+        (rc = conf_filter(c, "interfaces", &cfg->interfaces)))
         return rc;
 
     const char *level;

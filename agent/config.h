@@ -15,9 +15,12 @@
 
 #include "pt/wire.h"
 
+#include "collectors/filter.h"
+
 #define AGENT_CONFIG_PATH       "/etc/pantala/agent.json"
 #define AGENT_DEFAULT_COLLECTOR "127.0.0.1:8094"
 #define AGENT_DEFAULT_PROC_ROOT "/proc"
+#define AGENT_DEFAULT_SYS_ROOT  "/sys"
 
 struct agent_config {
     char collector[300]; /* "host:port", checked by pt_hostport_split() */
@@ -31,6 +34,11 @@ struct agent_config {
     char csp[PT_WIRE_MAX_STR + 1], host[PT_WIRE_MAX_STR + 1];
     int64_t interval_ns; /* 100 ms .. 1 h */
     char proc_root[1024];
+    char sys_root[1024];
+    bool per_cpu; /* a cpu series per CPU besides the host's */
+    /* Which objects are reported (docs/agent.md): mount points, block
+     * device names, interface names. */
+    struct agent_filter mounts, devices, interfaces;
     int log_level; /* enum pt_log_level */
     char log_file[1024];
 };

@@ -10,6 +10,7 @@ PKGS=(
   openssh-server openssh-client  # tests: provisioning against a real sshd
   libcmocka-dev clang python3 curl sqlite3
   rpm lintian file  # tests/packaging: RPM builds, package lint, the tarball
+  procps  # free(1), which tests/unit/agent/test_agent_live.py checks mem_total against
 )
 
 missing=()

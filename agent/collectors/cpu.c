@@ -2,6 +2,7 @@
  * switch rate, and the gauges (CPUs, uptime, tasks, load). */
 #include "cpu.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void agent_cpu_init(struct agent_cpu *c)
@@ -9,9 +10,10 @@ void agent_cpu_init(struct agent_cpu *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Appends the 11 percentage fields for the interval a..b, or nothing. */
+/* Appends the 11 percentage fields for the interval a..b to out (which has
+ * room for cap fields), or nothing. */
 static void cpu_percentages(const struct agent_cpu_raw *a, const struct agent_cpu_raw *b,
-                            struct agent_meas *out)
+                            struct pt_meas *out, unsigned cap)
 {
     if (b->user < a->user || b->nice < a->nice || b->system < a->system || b->idle < a->idle ||
         b->irq < a->irq || b->softirq < a->softirq || b->steal < a->steal || b->guest < a->guest ||
@@ -34,24 +36,24 @@ static void cpu_percentages(const struct agent_cpu_raw *a, const struct agent_cp
     double pct = 100.0 / (double)total;
 
     /* 100 - idle% - iowait%, from the integers so it is never below 0. */
-    agent_meas_float(out, "cpu_utilization", (double)(total - idle - iowait) * pct);
-    agent_meas_float(out, "cpu_user", (double)(user - guest) * pct);
-    agent_meas_float(out, "cpu_nice", (double)(nice - guest_nice) * pct);
-    agent_meas_float(out, "cpu_system", (double)system * pct);
-    agent_meas_float(out, "cpu_idle", (double)idle * pct);
-    agent_meas_float(out, "cpu_iowait", (double)iowait * pct);
-    agent_meas_float(out, "cpu_hintr", (double)irq * pct);
-    agent_meas_float(out, "cpu_sintr", (double)softirq * pct);
-    agent_meas_float(out, "cpu_steal", (double)steal * pct);
-    agent_meas_float(out, "cpu_guest", (double)guest * pct);
-    agent_meas_float(out, "cpu_guest_nice", (double)guest_nice * pct);
+    agent_pm_float(out, cap, "cpu_utilization", (double)(total - idle - iowait) * pct);
+    agent_pm_float(out, cap, "cpu_user", (double)(user - guest) * pct);
+    agent_pm_float(out, cap, "cpu_nice", (double)(nice - guest_nice) * pct);
+    agent_pm_float(out, cap, "cpu_system", (double)system * pct);
+    agent_pm_float(out, cap, "cpu_idle", (double)idle * pct);
+    agent_pm_float(out, cap, "cpu_iowait", (double)iowait * pct);
+    agent_pm_float(out, cap, "cpu_hintr", (double)irq * pct);
+    agent_pm_float(out, cap, "cpu_sintr", (double)softirq * pct);
+    agent_pm_float(out, cap, "cpu_steal", (double)steal * pct);
+    agent_pm_float(out, cap, "cpu_guest", (double)guest * pct);
+    agent_pm_float(out, cap, "cpu_guest_nice", (double)guest_nice * pct);
 }
 
 void agent_cpu_update(struct agent_cpu *c, const struct agent_cpu_raw *cur, int64_t mono_ns,
                       struct agent_meas *out)
 {
     agent_meas_init(out, "cpu");
-    if (c->have_prev) cpu_percentages(&c->prev, cur, out);
+    if (c->have_prev) cpu_percentages(&c->prev, cur, &out->m, AGENT_MEAS_MAX_FIELDS);
     agent_meas_uint(out, "cpu_num", cur->ncpu);
     agent_meas_uint(out, "uptime", cur->uptime_s);
     if (c->have_prev)
@@ -64,4 +66,33 @@ void agent_cpu_update(struct agent_cpu *c, const struct agent_cpu_raw *cur, int6
     c->prev = *cur;
     c->prev_ns = mono_ns;
     c->have_prev = true;
+}
+
+void agent_percpu_init(struct agent_percpu *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+unsigned agent_percpu_update(struct agent_percpu *p, const struct agent_percpu_raw *cur)
+{
+    unsigned n = 0;
+    for (uint32_t i = 0; i < cur->n; i++) {
+        struct pt_meas *am = &p->out[n];
+        snprintf(p->names[n], sizeof p->names[n], "cpu%u", (unsigned)cur->id[i]);
+        agent_pm_init(am, "cpu", p->out_f[n], &p->out_t[n]);
+        agent_pm_tag(am, 1, "cpu", p->names[n]);
+        n++;
+        if (!p->have_prev) continue;
+        /* The same CPU in the previous reading: usually at the same index,
+         * unless one went offline or came back. */
+        const struct agent_cpu_raw *prev = NULL;
+        if (i < p->prev.n && p->prev.id[i] == cur->id[i]) prev = &p->prev.t[i];
+        for (uint32_t j = 0; !prev && j < p->prev.n; j++)
+            if (p->prev.id[j] == cur->id[i]) prev = &p->prev.t[j];
+        if (prev) cpu_percentages(prev, &cur->t[i], am, AGENT_CPU_PCT_FIELDS);
+    }
+    p->prev = *cur;
+    p->have_prev = true;
+    p->nout = n;
+    return n;
 }

@@ -31,6 +31,20 @@ struct agent_cpu_raw {
  * when it says something unexpected; err then says which source and why. */
 int agent_plat_cpu_read(const char *root, struct agent_cpu_raw *out, char *err, size_t errlen);
 
+/* Each online CPU's ticks (the tick fields of agent_cpu_raw only), for the
+ * optional per-CPU series. At most AGENT_MAX_OBJECTS CPUs; the rest are
+ * counted in over. */
+struct agent_percpu_raw {
+    uint32_t n, over;
+    uint32_t id[AGENT_MAX_OBJECTS]; /* N of "cpuN" */
+    struct agent_cpu_raw t[AGENT_MAX_OBJECTS];
+};
+
+/* agent_plat_cpu_read(), also filling per (when not NULL) from the same
+ * pass over the file. */
+int agent_plat_cpu_read_percpu(const char *root, struct agent_cpu_raw *out,
+                               struct agent_percpu_raw *per, char *err, size_t errlen);
+
 /* The previous reading; caller-allocated, agent_cpu_init() before use. */
 struct agent_cpu {
     struct agent_cpu_raw prev;
@@ -48,5 +62,26 @@ void agent_cpu_init(struct agent_cpu *c);
  * kernel documents that iowait can decrease, so it counts as no iowait. */
 void agent_cpu_update(struct agent_cpu *c, const struct agent_cpu_raw *cur, int64_t mono_ns,
                       struct agent_meas *out);
+
+#define AGENT_CPU_PCT_FIELDS 11 /* cpu_utilization ... cpu_guest_nice */
+
+/* The per-CPU series (tag cpu="cpuN"): the eleven percentages of each
+ * CPU, from its previous reading. A CPU that was not in the previous
+ * reading (brought online) has none yet. Caller-allocated,
+ * agent_percpu_init() before use. */
+struct agent_percpu {
+    struct agent_percpu_raw prev;
+    bool have_prev;
+    char names[AGENT_MAX_OBJECTS][16];
+    struct pt_meas out[AGENT_MAX_OBJECTS]; /* out[0..nout) */
+    struct pt_tag out_t[AGENT_MAX_OBJECTS];
+    struct pt_field out_f[AGENT_MAX_OBJECTS][AGENT_CPU_PCT_FIELDS];
+    unsigned nout;
+};
+
+void agent_percpu_init(struct agent_percpu *p);
+/* Builds out[0..nout) from cur and keeps cur for the next call. Returns
+ * nout. */
+unsigned agent_percpu_update(struct agent_percpu *p, const struct agent_percpu_raw *cur);
 
 #endif

@@ -11,7 +11,8 @@
 
 struct stat_ctx {
     struct agent_cpu_raw *out;
-    unsigned seen; /* STAT_* bits */
+    struct agent_percpu_raw *per; /* NULL: per-CPU lines only counted */
+    unsigned seen;                /* STAT_* bits */
 };
 #define STAT_CPU     1u
 #define STAT_CTXT    2u
@@ -54,7 +55,21 @@ static int stat_line(struct agent_procfs_file *f, void *ctx, char *line, size_t 
             s->seen |= STAT_CPU;
             return stat_cpu_line(f, line + 3, s->out);
         }
-        if (line[3] >= '0' && line[3] <= '9') s->out->ncpu++; /* one line per online CPU */
+        if (line[3] < '0' || line[3] > '9') return 0;
+        s->out->ncpu++; /* one line per online CPU */
+        if (!s->per) return 0;
+        const char *p = line + 3;
+        uint64_t id;
+        if (agent_procfs_u64(&p, &id) || id > UINT32_MAX)
+            return agent_procfs_fail(f, "\"cpu\" is followed by no CPU number");
+        if (s->per->n >= AGENT_MAX_OBJECTS) {
+            s->per->over++;
+            return 0;
+        }
+        struct agent_cpu_raw *t = &s->per->t[s->per->n];
+        memset(t, 0, sizeof *t);
+        if ((rc = stat_cpu_line(f, p, t))) return rc;
+        s->per->id[s->per->n++] = (uint32_t)id;
         return 0;
     }
     if (strncmp(line, "ctxt ", 5) == 0) {
@@ -104,9 +119,16 @@ static int first_line(struct agent_procfs_file *f, int rc)
 
 int agent_plat_cpu_read(const char *root, struct agent_cpu_raw *out, char *err, size_t errlen)
 {
+    return agent_plat_cpu_read_percpu(root, out, NULL, err, errlen);
+}
+
+int agent_plat_cpu_read_percpu(const char *root, struct agent_cpu_raw *out,
+                               struct agent_percpu_raw *per, char *err, size_t errlen)
+{
     memset(out, 0, sizeof *out);
+    if (per) per->n = per->over = 0;
     struct agent_procfs_file f = {root, "stat", err, errlen, 0};
-    struct stat_ctx s = {out, 0};
+    struct stat_ctx s = {out, per, 0};
     int rc = agent_procfs_read(&f, stat_line, &s);
     if (rc < 0) return rc;
     f.line = 0;

@@ -21,6 +21,27 @@ static inline const char *fixture(char *buf, size_t len, const char *name, const
     return buf;
 }
 
+/* "<PT_TEST_DATA>/linux/<name>/<t>/<sub>": a fixture's sys tree or other
+ * file ("sys", "statvfs"). */
+static inline const char *fixture_in(char *buf, size_t len, const char *name, const char *t,
+                                     const char *sub)
+{
+    const char *data = getenv("PT_TEST_DATA");
+    snprintf(buf, len, "%s/linux/%s/%s/%s", data ? data : "tests/data", name, t, sub);
+    return buf;
+}
+
+/* The measurement of out[0..n) tagged key=val, or NULL. */
+static inline const struct pt_meas *meas_tagged(const struct pt_meas *out, unsigned n,
+                                                const char *key, const char *val)
+{
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned j = 0; j < out[i].ntags; j++)
+            if (pt_str_eq(out[i].tags[j].key, key) && pt_str_eq(out[i].tags[j].val, val))
+                return &out[i];
+    return NULL;
+}
+
 /* The field must exist, be a float, and equal want to 1e-9 relative. */
 #define assert_field_float(m, key, want) assert_field_float_((m), (key), (want), __FILE__, __LINE__)
 static inline void assert_field_float_(const struct pt_meas *m, const char *key, double want,

@@ -209,7 +209,10 @@ static void test_once(void **state)
     agent_config_defaults(&cfg);
     snprintf(cfg.ns, sizeof cfg.ns, "ns01");
     cfg.interval_ns = 100 * PT_NS_PER_MS; /* waits the interval when under 250 ms */
-    snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", fixture(root, sizeof root, "base", "t0"));
+    /* "host" is "base" with every source the agent reads. */
+    snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", fixture(root, sizeof root, "host", "t0"));
+    snprintf(cfg.sys_root, sizeof cfg.sys_root, "%s",
+             fixture_in(root, sizeof root, "host", "t0", "sys"));
     FILE *out = open_memstream(&text, &len);
     int64_t t0 = pt_mono_ns();
     assert_int_equal(agent_once(&cfg, true, out), 0);
@@ -221,6 +224,14 @@ static void test_once(void **state)
     assert_non_null(strstr(text, "\"mem_total\": 25276514304,\n"));
     assert_non_null(strstr(text, "\"contexts\": 0.0,\n")); /* same file twice: a true 0 */
     assert_null(strstr(text, "cpu_utilization"));          /* no tick elapsed */
+    assert_non_null(strstr(text, "\"cpu_speed\": 2500.0\n"));
+    assert_non_null(strstr(text, "\"tags\": {\"interface\": \"eth0\"}"));
+    assert_non_null(strstr(text, "\"bytes_in\": 0.0,\n")); /* same files twice */
+    assert_non_null(strstr(text, "\"tags\": {\"device\": \"vda\"}"));
+    /* disk: the fixture's mount points, sized by the real statvfs(): "/"
+     * at least exists here. */
+    assert_non_null(strstr(text, "\"tags\": {\"mount\": \"/\", \"device\": \"vda\", "
+                                 "\"fstype\": \"ext4\"}"));
     free(text);
 }
 
@@ -233,7 +244,7 @@ static void test_once_table(void **state)
     agent_config_defaults(&cfg);
     snprintf(cfg.ns, sizeof cfg.ns, "ns01");
     cfg.interval_ns = 100 * PT_NS_PER_MS;
-    snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", fixture(root, sizeof root, "base", "t0"));
+    snprintf(cfg.proc_root, sizeof cfg.proc_root, "%s", fixture(root, sizeof root, "host", "t0"));
     FILE *out = open_memstream(&text, &len);
     assert_int_equal(agent_once(&cfg, false, out), 0);
     fclose(out);

@@ -117,8 +117,10 @@ def write_config(d, obj):
 def test_help_version():
     r = run("--help")
     check(r.returncode == 0, "--help exits 0")
-    for word in ("--config", "--once", "--json", "--check-config", "--root", "--version", "collector", "agent_id", "key",
-                 "interval", "proc_root", "log.level", "log.file", "Example"):
+    for word in ("--config", "--once", "--json", "--check-config", "--root", "--version",
+                 "collector", "agent_id", "key", "interval", "proc_root", "sys_root", "per_cpu",
+                 "mounts.include", "devices.exclude", "interfaces.include", "log.level",
+                 "log.file", "Example"):
         check(word in r.stdout, "--help mentions %s" % word)
     r = run("--version")
     check(r.returncode == 0 and r.stdout.startswith("pantala-agent "), "--version")
@@ -133,8 +135,13 @@ def test_once_real_proc():
     for k in ("time", "ns", "mcis", "vm", "csp", "host", "interval_ms", "measurements"):
         check(k in doc, "--once has %s" % k)
     check(doc["interval_ms"] == 250, "--once waits 250 ms")
-    meas = {m["name"]: m for m in doc["measurements"]}
-    check(set(meas) == {"cpu", "memory"}, "cpu and memory: %s" % list(meas))
+    # The host-wide series (no tags); disk, diskio and network add one per
+    # object (test_agent_live.py checks those against other tools).
+    meas = {m["name"]: m for m in doc["measurements"] if not m["tags"]}
+    names = {m["name"] for m in doc["measurements"]}
+    check(names >= {"cpu", "memory", "disk", "diskio", "network"} and
+          names <= {"cpu", "cpufreq", "memory", "disk", "diskio", "network"},
+          "every measurement: %s" % sorted(names))
     for name, want in (("cpu", CPU_FIELDS), ("memory", MEM_FIELDS)):
         fields = meas[name]["fields"]
         check(meas[name]["tags"] == {}, "no tags on %s" % name)
@@ -155,9 +162,10 @@ def test_once_real_proc():
 
 
 def test_once_fixture():
-    r = run("--once", "--json", "--root", os.path.join(DATA, "linux", "base", "t0", "proc"))
+    # "host" is "base" with every file the agent reads under proc.
+    r = run("--once", "--json", "--root", os.path.join(DATA, "linux", "host", "t0", "proc"))
     check(r.returncode == 0, "--once --root exits 0: %s" % r.stderr)
-    meas = {m["name"]: m["fields"] for m in json.loads(r.stdout)["measurements"]}
+    meas = {m["name"]: m["fields"] for m in json.loads(r.stdout)["measurements"] if not m["tags"]}
     cpu, mem = meas["cpu"], meas["memory"]
     # The same files read twice: no tick elapsed, so no percentage; counters
     # unchanged, so rates of exactly 0.
@@ -176,26 +184,30 @@ def test_once_fixture():
 
 
 def test_once_table():
-    r = run("--once", "--root", os.path.join(DATA, "linux", "base", "t0", "proc"))
+    root = os.path.join(DATA, "linux", "host", "t0", "proc")
+    r = run("--once", "--root", root)
     check(r.returncode == 0, "--once (table) exits 0: %s" % r.stderr)
     lines = r.stdout.splitlines()
     check(lines[0].startswith("sample of "), "a heading line: %r" % lines[0])
     header = next((l for l in lines if l.startswith("MEASUREMENT")), None)
     check(header is not None and header.split() == ["MEASUREMENT", "TAGS", "FIELD", "VALUE", "UNIT"],
           "column headings: %r" % header)
+    # MEASUREMENT, TAGS and UNIT start where their headings start; FIELD and
+    # VALUE (right-aligned) are the two words after TAGS.
+    t, f, u = (header.index(w) for w in ("TAGS", "FIELD", "UNIT"))
     rows = {}
     for l in lines[lines.index(header) + 1:]:
-        cols = l.split()
-        rows[(cols[0], cols[1])] = cols[2:]
+        field, value = l[f:].split()[:2]
+        rows[(l[:t].strip(), l[t:f].strip(), field)] = (value, l[u:].strip())
     # Every field of the JSON output is a row of the table, with its unit.
-    doc = json.loads(run("--once", "--json", "--root",
-                         os.path.join(DATA, "linux", "base", "t0", "proc")).stdout)
+    doc = json.loads(run("--once", "--json", "--root", root).stdout)
     for m in doc["measurements"]:
+        tags = " ".join("%s=%s" % kv for kv in m["tags"].items())
         for k in m["fields"]:
-            check((m["name"], k) in rows, "row for %s.%s" % (m["name"], k))
-    check(rows[("memory", "mem_total")] == [str(24684096 * 1024), "bytes"], "mem_total row: %r"
-          % rows[("memory", "mem_total")])
-    check(rows[("cpu", "load_avg_5m")] == ["0.06"], "unitless load row")
+            check((m["name"], tags, k) in rows, "row for %s{%s}.%s" % (m["name"], tags, k))
+    check(rows.get(("memory", "", "mem_total")) == (str(24684096 * 1024), "bytes"),
+          "mem_total row: %r" % (rows.get(("memory", "", "mem_total")),))
+    check(rows.get(("cpu", "", "load_avg_5m")) == ("0.06", ""), "unitless load row")
     r = run("--json")
     check(r.returncode == 2 and "--json goes with --once" in r.stderr, "--json alone is refused")
 
@@ -225,7 +237,7 @@ def test_example_config(d):
     with open(example) as f:
         cfg = json.load(f)
     cfg["key"] = KEY.hex()
-    root = os.path.join(DATA, "linux", "base", "t0", "proc")
+    root = os.path.join(DATA, "linux", "host", "t0", "proc")
     r = run("--once", "--json", "--config", write_config(d, cfg), "--root", root)
     check(r.returncode == 0, "the example, with a key, loads: " + r.stderr)
     doc = json.loads(r.stdout)
@@ -252,17 +264,20 @@ def test_daemon(d):
                            "csp": "aws", "interval": "100ms", "log": {"level": "info"}})
     p = subprocess.Popen([AGENT, "--config", cfg], stderr=subprocess.PIPE, text=True)
     frames = []
+    samples = {}  # ts -> frames of that sample (a large one comes in parts)
     try:
         start = time.time()
-        while len(frames) < 4:
+        while sum(1 for v in samples.values() if len(v) == v[0][9]) < 4:
             data = sock.recv(9000)
             body, mac = data[:-32], data[-32:]
             check(hmac.compare_digest(hmac.new(KEY, body, hashlib.sha256).digest(), mac),
                   "frame %d verifies" % len(frames))
+            check(len(data) <= 1400, "each frame fits one MTU: %d bytes" % len(data))
             f, end = unpack(body)
             check(end == len(body), "one msgpack array before the MAC")
             frames.append(f)
-        check(time.time() - start < 2, "four frames at 100 ms")
+            samples.setdefault(f[6], []).append(f)
+        check(time.time() - start < 2, "four samples at 100 ms")
     finally:
         p.send_signal(signal.SIGTERM)
         rc = wait_exit(p, "daemon")
@@ -273,7 +288,7 @@ def test_daemon(d):
     check("unsigned" not in err, "no insecure warning with a key")
 
     seqs = [f[5] for f in frames]
-    check(seqs == list(range(seqs[0], seqs[0] + 4)), "seq +1 per frame: %s" % seqs)
+    check(seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq +1 per frame: %s" % seqs)
     check(seqs[0] == 1, "seq starts at 1: %s" % seqs)
     for f in frames:
         version, kind, flags, agent_id, epoch, seq, ts, interval, part, nparts, ident, meas = f
@@ -281,13 +296,29 @@ def test_daemon(d):
         check(abs(epoch / 1000.0 - time.time()) < 30, "epoch is the start time in ms")
         check(ts % 100_000_000 == 0, "ts on a 100 ms boundary: %d" % ts)
         check(abs(ts / 1e9 - time.time()) < 30, "ts is wall-clock time")
-        check((interval, part, nparts) == (100, 0, 1), "interval, part, nparts")
+        check(interval == 100 and 0 <= part < nparts, "interval, part < nparts: %s" % f[7:10])
         check(ident == ["ns01", "web", "web-1", "aws", socket.gethostname()], "identity %s" % ident)
-        check([m[0] for m in meas] == [SYM_CPU, SYM_MEMORY], "cpu, memory")
-        check(meas[1][2][SYM_MEM_TOTAL] > 0, "mem_total")
-    check(all(b[6] - a[6] == 100_000_000 for a, b in zip(frames, frames[1:])), "consecutive ticks")
-    check(SYM_CPU_UTILIZATION not in frames[0][11][0][2], "first frame: no percentages")
-    check(0 <= frames[1][11][0][2][SYM_CPU_UTILIZATION] <= 100, "then percentages")
+    # Whole samples: the parts of one ts, numbered 0..nparts-1, in order.
+    whole = []
+    for ts in sorted(samples):
+        parts = samples[ts]
+        if len(parts) != parts[0][9]:
+            continue  # the last sample may be cut by SIGTERM
+        check([f[8] for f in parts] == list(range(len(parts))), "parts in order: %s" %
+              [f[8] for f in parts])
+        whole.append((ts, [m for f in parts for m in f[11]]))
+    check(len(whole) >= 4, "four whole samples")
+    for i, (ts, meas) in enumerate(whole):
+        # cpu, (cpufreq,) memory, then per-object series; diskio and network
+        # (all rates) from the second sample on.
+        names = [m[0] for m in meas]
+        want = {4} if i == 0 else {4, 5, 6}
+        check(names[0] == SYM_CPU and SYM_MEMORY in names[1:3] and set(names) >= want,
+              "cpu, memory, disk, diskio, network: %s" % names)
+        check(meas[names.index(SYM_MEMORY)][2][SYM_MEM_TOTAL] > 0, "mem_total")
+    check(all(b[0] - a[0] == 100_000_000 for a, b in zip(whole, whole[1:])), "consecutive ticks")
+    check(SYM_CPU_UTILIZATION not in whole[0][1][0][2], "first sample: no percentages")
+    check(0 <= whole[1][1][0][2][SYM_CPU_UTILIZATION] <= 100, "then percentages")
     sock.close()
 
 

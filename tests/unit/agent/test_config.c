@@ -39,7 +39,11 @@ static void test_every_key(void **state)
         "  \"ns\": \"ns01\", \"mcis\": \"web\", \"vm\": \"web-1\",\n"
         "  \"csp\": \"aws\", \"host\": \"ip-10-0-0-7\",\n"
         "  \"interval\": \"250ms\",\n"
-        "  \"proc_root\": \"/host/proc\",\n"
+        "  \"proc_root\": \"/host/proc\", \"sys_root\": \"/host/sys\",\n"
+        "  \"per_cpu\": true,\n"
+        "  \"mounts\": {\"include\": [\"/\", \"/srv/*\"], \"exclude\": [\"/srv/tmp\"]},\n"
+        "  \"devices\": {\"exclude\": [\"loop*\", \"ram*\"]},\n"
+        "  \"interfaces\": {\"include\": [\"eth*\"], \"exclude\": [\"veth*\", \"docker0\"]},\n"
         "  \"log\": {\"level\": \"debug\", \"file\": \"/var/log/pantala/agent.log\"}\n"
         "}\n";
     int rc = parse(&cfg, text, true, err, sizeof err);
@@ -56,6 +60,17 @@ static void test_every_key(void **state)
     assert_string_equal(cfg.host, "ip-10-0-0-7");
     assert_int_equal(cfg.interval_ns, 250 * PT_NS_PER_MS);
     assert_string_equal(cfg.proc_root, "/host/proc");
+    assert_string_equal(cfg.sys_root, "/host/sys");
+    assert_true(cfg.per_cpu);
+    assert_int_equal(cfg.mounts.include.n, 2);
+    assert_string_equal(cfg.mounts.include.pat[1], "/srv/*");
+    assert_int_equal(cfg.mounts.exclude.n, 1);
+    assert_int_equal(cfg.devices.include.n, 0);
+    assert_int_equal(cfg.devices.exclude.n, 2);
+    assert_string_equal(cfg.devices.exclude.pat[0], "loop*");
+    assert_int_equal(cfg.interfaces.include.n, 1);
+    assert_int_equal(cfg.interfaces.exclude.n, 2);
+    assert_string_equal(cfg.interfaces.exclude.pat[1], "docker0");
     assert_int_equal(cfg.log_level, PT_LOG_DEBUG);
     assert_string_equal(cfg.log_file, "/var/log/pantala/agent.log");
 }
@@ -77,6 +92,11 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.host, host);
     assert_int_equal(cfg.interval_ns, PT_NS_PER_SEC);
     assert_string_equal(cfg.proc_root, "/proc");
+    assert_string_equal(cfg.sys_root, "/sys");
+    assert_false(cfg.per_cpu); /* per-CPU series are off by default */
+    assert_int_equal(cfg.mounts.include.n + cfg.mounts.exclude.n, 0);
+    assert_int_equal(cfg.devices.include.n + cfg.devices.exclude.n, 0);
+    assert_int_equal(cfg.interfaces.include.n + cfg.interfaces.exclude.n, 0);
     assert_int_equal(cfg.log_level, PT_LOG_INFO);
     assert_string_equal(cfg.log_file, "");
 }
@@ -140,6 +160,28 @@ static void test_errors(void **state)
                  "agent.json:1: key \"vm\": must be UTF-8 without control characters");
     expect_error("{" ID ",\n\"csp\": 7}", true,
                  "agent.json:2: key \"csp\": expected a string, got an integer");
+    expect_error("{" ID ",\n\"per_cpu\": \"yes\"}", true,
+                 "agent.json:2: key \"per_cpu\": expected true or false, got a string");
+    expect_error("{" ID ",\n\"mounts\": {\"include\": \"/\"}}", true,
+                 "agent.json:2: key \"mounts.include\": expected an array of strings, got a "
+                 "string");
+    expect_error("{" ID ",\n\"devices\": {\"exclude\": [\"sd*\", \"\"]}}", true,
+                 "agent.json:2: key \"devices.exclude\": element 1: expected a non-empty "
+                 "string, got an empty string");
+    expect_error("{" ID
+                 ",\n\"interfaces\": {\"exclude\": [\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+                 "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}}",
+                 true, "agent.json:2: key \"interfaces.exclude\": more than 16 patterns");
+    expect_error("{" ID ",\n\"interfaces\": {\"ignore\": [\"lo\"]}}", true,
+                 "agent.json:2: key \"interfaces.ignore\": unknown key (misspelt, or not valid "
+                 "here)");
+    char text[512], want[256];
+    snprintf(text, sizeof text, "{" ID ",\n\"mounts\": {\"exclude\": [\"/a\", \"/%0127d\"]}}", 0);
+    snprintf(want, sizeof want,
+             "agent.json:2: key \"mounts.exclude\": pattern 2 is longer than 127 bytes");
+    expect_error(text, true, want);
+    expect_error("{" ID ",\n\"sys_root\": \"\"}", true,
+                 "agent.json:2: key \"sys_root\": must not be empty");
     expect_error("[1, 2]", true, "agent.json:1: expected a JSON object at the top level");
 }
 

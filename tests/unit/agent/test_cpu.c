@@ -201,6 +201,76 @@ static void test_big_host(void **state)
     assert_int_equal(r.procs_running, 1);
 }
 
+static void read_percpu(const char *name, const char *t, struct agent_percpu_raw *per)
+{
+    char root[512], err[512] = "";
+    struct agent_cpu_raw r;
+    int rc =
+        agent_plat_cpu_read_percpu(fixture(root, sizeof root, name, t), &r, per, err, sizeof err);
+    if (rc) fail_msg("%s/%s: %d %s", name, t, rc, err);
+}
+
+static void test_per_cpu(void **state)
+{
+    static struct agent_percpu p;
+    static struct agent_percpu_raw raw;
+    agent_percpu_init(&p);
+    read_percpu("base", "t0", &raw);
+    assert_int_equal(raw.n, 2);
+    assert_int_equal(raw.id[1], 1);
+    assert_int_equal(raw.t[1].user, 1516);
+    assert_int_equal(raw.t[1].iowait, 960);
+    /* First reading: a tagged series per CPU, no percentages yet. */
+    assert_int_equal(agent_percpu_update(&p, &raw), 2);
+    const struct pt_meas *cpu0 = meas_tagged(p.out, p.nout, "cpu", "cpu0");
+    assert_non_null(cpu0);
+    assert_true(pt_str_eq(cpu0->name, "cpu"));
+    assert_int_equal(cpu0->nfields, 0);
+
+    read_percpu("base", "t1", &raw);
+    assert_int_equal(agent_percpu_update(&p, &raw), 2);
+    /* cpu0: user +25 (guest +10), nice +5 (guest_nice +2), system +10,
+     * idle +53, iowait +2, irq +1, softirq +1, steal +2: 99 ticks. */
+    cpu0 = meas_tagged(p.out, p.nout, "cpu", "cpu0");
+    assert_int_equal(cpu0->nfields, 11);
+    assert_field_float(cpu0, "cpu_utilization", 44.0 * 100 / 99);
+    assert_field_float(cpu0, "cpu_user", 15.0 * 100 / 99);
+    assert_field_float(cpu0, "cpu_nice", 3.0 * 100 / 99);
+    assert_field_float(cpu0, "cpu_idle", 53.0 * 100 / 99);
+    assert_field_float(cpu0, "cpu_guest", 10.0 * 100 / 99);
+    assert_catalog_types(cpu0);
+    /* cpu1: the same but iowait +4 and softirq +2: 102 ticks. */
+    const struct pt_meas *cpu1 = meas_tagged(p.out, p.nout, "cpu", "cpu1");
+    assert_field_float(cpu1, "cpu_utilization", 45.0 * 100 / 102);
+    assert_field_float(cpu1, "cpu_iowait", 4.0 * 100 / 102);
+    assert_field_float(cpu1, "cpu_sintr", 2.0 * 100 / 102);
+
+    /* cpu1 goes offline, then comes back: each CPU is compared with
+     * itself, and a CPU back online has no percentages for its first
+     * interval. */
+    static struct agent_percpu_raw gone;
+    gone = raw;
+    gone.n = 1;
+    gone.t[0].idle += 100;
+    assert_int_equal(agent_percpu_update(&p, &gone), 1);
+    assert_field_float(&p.out[0], "cpu_idle", 100.0);
+    raw.t[0].idle += 200;
+    raw.t[1].user += 100;
+    assert_int_equal(agent_percpu_update(&p, &raw), 2);
+    assert_int_equal(meas_tagged(p.out, p.nout, "cpu", "cpu1")->nfields, 0);
+    assert_field_float(meas_tagged(p.out, p.nout, "cpu", "cpu0"), "cpu_idle", 100.0);
+}
+
+static void test_per_cpu_capacity(void **state)
+{
+    /* 96 CPUs: 64 series, 32 counted as dropped. */
+    static struct agent_percpu_raw raw;
+    read_percpu("bighost", "t0", &raw);
+    assert_int_equal(raw.n, AGENT_MAX_OBJECTS);
+    assert_int_equal(raw.over, 96 - AGENT_MAX_OBJECTS);
+    assert_int_equal(raw.id[63], 63);
+}
+
 static void expect_error(const char *name, int want_rc, const char *want_err)
 {
     char root[512], err[512] = "";
@@ -235,7 +305,8 @@ int main(void)
         cmocka_unit_test(test_two_readings),     cmocka_unit_test(test_counter_backwards),
         cmocka_unit_test(test_iowait_backwards), cmocka_unit_test(test_no_tick_no_time),
         cmocka_unit_test(test_old_kernel),       cmocka_unit_test(test_big_host),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_per_cpu),
+        cmocka_unit_test(test_per_cpu_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
