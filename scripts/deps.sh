@@ -8,6 +8,7 @@ PKGS=(
   libuv1-dev libmsgpack-dev libmsgpuck-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libssl-dev
   libcmocka-dev clang python3 curl sqlite3
+  musl-tools  # the static agent (PT_AGENT_STATIC)
 )
 
 missing=()
