@@ -84,6 +84,7 @@ void pt_sha256_init(struct pt_sha256 *s)
 void pt_sha256_update(struct pt_sha256 *s, const void *data, size_t len)
 {
     const uint8_t *p = data;
+    if (len == 0) return; /* data may be NULL then */
     s->bytes += len;
     if (s->nbuf) { /* complete the partial block first */
         size_t take = PT_SHA256_BLOCK - s->nbuf;
