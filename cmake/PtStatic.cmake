@@ -41,11 +41,18 @@ foreach(h jansson.h jansson_config.h msgpack.h msgpack msgpuck.h)
     file(CREATE_LINK ${_dir_${h}}/${h} ${_inc}/${h} SYMBOLIC)
 endforeach()
 
-# The static archives, by full path: musl-gcc's library path is musl's.
+# The static archives, by full path: musl-gcc's library path is musl's, and
+# CMake finds no multiarch directory for it, so Debian's is named here
+# (x86_64-linux-gnu, aarch64-linux-gnu, ...).
+string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _cpu)
+if(_cpu STREQUAL "amd64")
+    set(_cpu x86_64)
+elseif(_cpu STREQUAL "arm64")
+    set(_cpu aarch64)
+endif()
 function(pt_static_archive var name debpkg)
     find_library(${var} NAMES lib${name}.a
-        PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE} /usr/lib/x86_64-linux-gnu
-              /usr/lib/aarch64-linux-gnu /usr/lib NO_DEFAULT_PATH)
+        PATHS /usr/lib/${_cpu}-linux-gnu /usr/lib NO_DEFAULT_PATH)
     if(NOT ${var})
         message(FATAL_ERROR "PT_AGENT_STATIC: lib${name}.a not found: sudo apt-get install ${debpkg}")
     endif()
