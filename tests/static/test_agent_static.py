@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Checks of the static pantala-agent (PT_AGENT_STATIC, cmake/PtStatic.cmake).
 
-usage: test_agent_static.py <pantala-agent> <version>
+usage: test_agent_static.py <pantala-agent> <version> [<tests/data>]
 
 The binary is a static ELF executable (no PT_INTERP, no PT_DYNAMIC: nothing
 for a dynamic loader to do, so it runs on any Linux whatever its libc), `ldd`
 agrees, `--version` prints the project's version, `--once` reads this
 machine's counters with an empty environment, and the daemon, signing frames
-with the built-in HMAC-SHA256, stays within DESIGN.md's 2 MiB RSS. Prints the
-binary's size stripped. The full protocol checks run against the same
+with the built-in HMAC-SHA256, stays within DESIGN.md's 2 MiB RSS. As root, it
+also runs in an empty chroot: the binary and a /proc fixture, no loader, no
+library, no /etc. Prints the binary's size stripped. The full protocol checks run against the same
 binary in test_agent_e2e_static (tests/unit/agent/test_agent_e2e.py).
 """
 import hashlib
@@ -25,6 +26,7 @@ import tempfile
 import time
 
 AGENT, VERSION = sys.argv[1], sys.argv[2]
+DATA = sys.argv[3] if len(sys.argv) > 3 else None
 KEY = bytes(range(32))
 RSS_LIMIT_KB = 2048          # DESIGN.md section 13: agent RSS <= 2 MiB
 STRIPPED_LIMIT = 1024 * 1024  # a regression guard; today about 160 KB
@@ -115,6 +117,35 @@ def test_once():
     check(0.0 <= meas["cpu"]["cpu_utilization"] <= 100.0, "cpu_utilization is a percentage")
 
 
+def test_empty_chroot():
+    """The binary alone in an otherwise empty root directory, as on a
+    system with nothing installed. A dynamic executable fails here: its
+    loader is missing."""
+    if os.geteuid() != 0 or not DATA:
+        print("skipped: the empty-chroot check needs root and tests/data")
+        return
+    fixture = os.path.join(DATA, "linux", "base", "t0", "proc")
+    with tempfile.TemporaryDirectory() as root:
+        shutil.copy(AGENT, os.path.join(root, "pantala-agent"))
+        shutil.copytree(fixture, os.path.join(root, "fixture"))
+        check(sorted(os.listdir(root)) == ["fixture", "pantala-agent"], "the root holds two entries")
+
+        def run(*args):
+            return subprocess.run(["/pantala-agent", *args], capture_output=True, text=True,
+                                  timeout=20, env={}, cwd="/",
+                                  preexec_fn=lambda: os.chroot(root))
+        r = run("--version")
+        check(r.returncode == 0 and r.stdout.strip() == "pantala-agent " + VERSION,
+              "--version in an empty chroot: %r %r" % (r.stdout, r.stderr))
+        r = run("--once", "--root", "/fixture")
+        check(r.returncode == 0, "--once from a fixture in an empty chroot: " + r.stderr)
+        s = json.loads(r.stdout)
+        cpu = {m["name"]: m["fields"] for m in s["measurements"]}["cpu"]
+        with open(os.path.join(fixture, "uptime")) as f:
+            uptime = int(float(f.read().split()[0]))
+        check(cpu["uptime"] == uptime, "uptime %d is the fixture's" % uptime)
+
+
 def vm_hwm_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -163,6 +194,7 @@ def main():
     test_version()
     test_size()
     test_once()
+    test_empty_chroot()
     test_daemon_rss()
     print("all static-agent checks passed")
 
