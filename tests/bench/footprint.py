@@ -476,11 +476,11 @@ def main():
     find_defaults(args)
 
     subjects = []
-    if args.agent:
-        subjects.append(Subject("pantala-agent (static)", args.agent))
-    if args.agent_dynamic:
-        subjects.append(Subject("pantala-agent (dynamic)", args.agent_dynamic,
-                                "+ shared libraries"))
+    for path in (args.agent, args.agent_dynamic):
+        if path:
+            dyn = is_dynamic(path)
+            subjects.append(Subject("pantala-agent (%s)" % ("dynamic" if dyn else "static"), path,
+                                    "+ shared libraries" if dyn else ""))
     if not subjects:
         die("no pantala-agent found: build one (cmake -S . -B build-static -DPT_AGENT_STATIC=ON)"
             " or give --agent")
@@ -507,8 +507,8 @@ def main():
     threads = [relay]
     ok = True
     try:
-        for subj, tag in zip(agents, ["static", "dynamic"]):
-            start_agent(subj, tmp, relay, pantalad, args.interval, tag)
+        for i, subj in enumerate(agents):
+            start_agent(subj, tmp, relay, pantalad, args.interval, "%d" % (i + 1))
         if collectd:
             sink = CollectdSink(collectd)
             threads.append(sink)
@@ -606,8 +606,8 @@ def main():
     if agent_rows and "measurements" in agent_rows[0]:
         print("agent frames: %d measurements, %.0f values each"
               % (agent_rows[0]["measurements"], agent_rows[0]["values_per_collection"] or 0))
-    print("\nratios to %s:" % agent_rows[0]["name"])
-    base = agent_rows[0]
+    base = next((r for r in agent_rows if r["name"].endswith("(static)")), agent_rows[0])
+    print("\nratios to %s:" % base["name"])
     for r in rows:
         if r is base or not r["collections"] or not base["collections"]:
             continue
