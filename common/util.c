@@ -1,13 +1,11 @@
-/* Hex, randomness, constant-time compare and address parsing. */
+/* Hex and address parsing (randomness and constant-time compare are in the
+ * crypto backend). */
 #include "pt/util.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 void pt_hex_encode(const uint8_t *in, size_t len, char *out)
 {
@@ -38,16 +36,8 @@ int pt_hex_decode(const char *in, uint8_t *out, size_t len)
     return 0;
 }
 
-int pt_random(void *buf, size_t len)
-{
-    return RAND_bytes(buf, (int)len) == 1 ? 0 : -EIO;
-}
-
-bool pt_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
-{
-    if (alen != blen) return false;
-    return CRYPTO_memcmp(a, b, alen) == 0;
-}
+/* pt_random() and pt_ct_equal() live in the crypto backend:
+ * common/crypto_openssl.c or common/crypto_builtin.c. */
 
 int pt_hostport_split(const char *s, char *host, size_t hostlen, uint16_t *port)
 {

@@ -11,6 +11,7 @@ PKGS=(
   libcmocka-dev clang python3 curl sqlite3
   rpm lintian file  # tests/packaging: RPM builds, package lint, the tarball
   procps  # free(1), which tests/unit/agent/test_agent_live.py checks mem_total against
+  musl-tools  # the static agent (PT_AGENT_STATIC)
 )
 
 missing=()

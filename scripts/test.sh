@@ -3,11 +3,13 @@
 #
 #  1. a warnings-as-errors build with gcc: unit tests (cmocka), integration
 #     tests (real pantalad, real agent, real UDP and HTTP on loopback);
-#  2. a clang build with AddressSanitizer + UndefinedBehaviorSanitizer: the
+#  2. the static agent (musl, PT_AGENT_STATIC): built alone and checked
+#     (static ELF, --once, signed frames, RSS), seconds;
+#  3. a clang build with AddressSanitizer + UndefinedBehaviorSanitizer: the
 #     same tests again, plus the libFuzzer targets for a bounded time
 #     (PT_FUZZ_SECONDS, default 60 s per target).
 #
-# Usage: scripts/test.sh [--quick]   (--quick: only the first build)
+# Usage: scripts/test.sh [--quick]   (--quick: skip the sanitizer build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,6 +25,12 @@ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPT_WERROR=ON >/dev/
 cmake --build build-test -j"$JOBS"
 step "tests (gcc build)"
 (cd build-test && ctest --output-on-failure -j"$JOBS" --timeout 600)
+
+step "static agent (musl)"
+cmake -S . -B build-static -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPT_WERROR=ON \
+  -DPT_AGENT_STATIC=ON >/dev/null
+cmake --build build-static -j"$JOBS"
+(cd build-static && ctest --output-on-failure -j"$JOBS" --timeout 120)
 
 if [ "${1:-}" = "--quick" ]; then exit 0; fi
 

@@ -13,6 +13,10 @@ void pt_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes exactly 2*len hex digits; returns 0 or -EINVAL. */
 int pt_hex_decode(const char *in, uint8_t *out, size_t len);
 
+/* pt_random() and pt_ct_equal() are defined by the crypto backend
+ * (common/crypto_openssl.c or crypto_builtin.c), so the agent needs no
+ * libcrypto for them. */
+
 /* Fills buf with cryptographically strong random bytes; 0 or -EIO. */
 int pt_random(void *buf, size_t len);
 

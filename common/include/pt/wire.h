@@ -88,9 +88,12 @@ struct pt_frame {
     const uint8_t *mac; /* the trailer, or NULL when unsigned */
 };
 
-/* HMAC key, prepared once per agent. Not thread-safe: one user at a time. */
+/* HMAC key, prepared once per agent. Not thread-safe: one user at a time.
+ * The crypto backend the library is built with defines these three
+ * functions: OpenSSL in pantala-common (common/crypto_openssl.c), the
+ * built-in HMAC-SHA256 in pantala-common-agent (common/crypto_builtin.c). */
 struct pt_wire_key {
-    void *mac_ctx; /* EVP_MAC_CTX */
+    void *mac_ctx; /* EVP_MAC_CTX, or struct pt_hmac_sha256 (pt/sha256.h) */
 };
 int pt_wire_key_init(struct pt_wire_key *k, const uint8_t *key, size_t len);
 void pt_wire_key_close(struct pt_wire_key *k);
