@@ -368,8 +368,10 @@ class Spine(unittest.TestCase):
             return a2 if a2["frames"]["accepted"] > accepted_before + 1 else None
         a2 = self.wait_for("frames after the restart", resumed, timeout=20)
         self.assertGreaterEqual(a2["frames"]["missing"], 1)  # the outage shows as a gap
-        status, body = self.get(cls.vm_path + "/metrics/cpu?fields=cpu_num&from=now-5m")
-        self.assertGreaterEqual(len(body["series"][0]["values"]), 4)
+        def stored():
+            status, body = self.get(cls.vm_path + "/metrics/cpu?fields=cpu_num&from=now-5m")
+            return body if len(body["series"][0]["values"]) >= 4 else None
+        self.wait_for("samples stored after the restart", stored, timeout=10)
 
     def test_08_delete_agent(self):
         cls = type(self)

@@ -238,6 +238,7 @@ def test_tarball(tmp):
     check(not os.path.exists(prefix), "nothing left in the prefix: %s" %
           (list(os.walk(prefix)) if os.path.exists(prefix) else ""))
     time.sleep(0.3)
+    sink.frames(0.3)  # what was queued before the agent stopped
     check(sink.frames(1.0) == 0, "the agent stopped")
 
 
