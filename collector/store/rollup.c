@@ -35,8 +35,7 @@ const char rollup_schema_sql[] = "CREATE TABLE rollup_1m ("
                                  " agg BLOB NOT NULL,"
                                  " PRIMARY KEY (series, ts)) WITHOUT ROWID;";
 
-#define FIELD_FIXED (1 + 1 + 4 + 5 * 8) /* bytes of a field besides its name */
-#define BLOB_MAX    (ROLLUP_MAX_FIELDS * (FIELD_FIXED + PT_WIRE_MAX_STR))
+#define BLOB_MAX (ROLLUP_MAX_FIELDS * ROLLUP_FIELD_MAX)
 
 /* ---- one field's summary --------------------------------------------------------- */
 
@@ -129,51 +128,123 @@ static double get_f64(const uint8_t *p)
     return d;
 }
 
-int rollup_encode(const struct ragg *f, size_t nf, uint8_t *out, size_t cap, size_t *len)
+/* Field header flags (the low nibble holds the type). */
+#define F_SYM   0x10 /* the name is a catalog symbol id (u16) */
+#define F_CONST 0x20 /* min = max = last: one value stored, sum = n x value */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Reads a varint from p[0..len); 0 when truncated or too long. */
+static size_t get_varint(const uint8_t *p, size_t len, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static int64_t unzigzag(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+int rollup_encode(const struct ragg *f, size_t nf, int64_t base, uint8_t *out, size_t cap,
+                  size_t *len)
 {
     size_t o = 0;
     for (size_t i = 0; i < nf; i++) {
-        if (f[i].n == 0) continue;
-        if (cap - o < FIELD_FIXED + (size_t)f[i].nlen) return PT_E_LIMIT;
-        out[o++] = f[i].nlen;
-        memcpy(out + o, f[i].name, f[i].nlen);
-        o += f[i].nlen;
-        out[o++] = f[i].type;
-        for (int b = 0; b < 4; b++) out[o++] = (uint8_t)(f[i].n >> (8 * b));
-        put_f64(out + o, f[i].min);
-        put_f64(out + o + 8, f[i].max);
-        put_f64(out + o + 16, f[i].sum);
-        put_f64(out + o + 24, f[i].last);
-        put_u64(out + o + 32, (uint64_t)f[i].last_ts);
-        o += 40;
+        const struct ragg *a = &f[i];
+        if (a->n == 0) continue;
+        if (cap - o < ROLLUP_FIELD_MAX) return PT_E_LIMIT;
+        uint32_t sym = pt_sym_find(a->name, a->nlen);
+        bool cnst = a->min == a->max && a->last == a->min;
+        out[o++] = (uint8_t)((a->type & 0x0f) | (sym && sym <= UINT16_MAX ? F_SYM : 0) |
+                             (cnst ? F_CONST : 0));
+        if (sym && sym <= UINT16_MAX) {
+            out[o++] = (uint8_t)sym;
+            out[o++] = (uint8_t)(sym >> 8);
+        } else {
+            out[o++] = a->nlen;
+            memcpy(out + o, a->name, a->nlen);
+            o += a->nlen;
+        }
+        o += put_varint(out + o, a->n);
+        put_f64(out + o, a->min);
+        o += 8;
+        if (!cnst) {
+            put_f64(out + o, a->max);
+            put_f64(out + o + 8, a->sum);
+            put_f64(out + o + 16, a->last);
+            o += 24;
+        }
+        o += put_varint(out + o, zigzag(a->last_ts - base));
     }
     *len = o;
     return 0;
 }
 
-int rollup_decode(const void *blob, size_t len, struct ragg *f, size_t cap, size_t *nf)
+int rollup_decode(const void *blob, size_t len, int64_t base, struct ragg *f, size_t cap,
+                  size_t *nf)
 {
     const uint8_t *p = blob;
     size_t o = 0, n = 0;
     while (o < len) {
-        size_t nlen = p[o];
-        if (nlen == 0 || len - o < FIELD_FIXED + nlen) return PT_E_STORE;
         if (n == cap) return PT_E_LIMIT;
         struct ragg *a = &f[n++];
-        a->name = (const char *)p + o + 1;
-        a->nlen = (uint8_t)nlen;
-        o += 1 + nlen;
-        a->type = p[o++];
-        a->n = (uint32_t)p[o] | (uint32_t)p[o + 1] << 8 | (uint32_t)p[o + 2] << 16 |
-               (uint32_t)p[o + 3] << 24;
-        o += 4;
+        uint8_t flags = p[o++];
+        a->type = flags & 0x0f;
+        if (flags & F_SYM) {
+            if (len - o < 2) return PT_E_STORE;
+            uint32_t nlen;
+            a->name = pt_sym_name((uint32_t)p[o] | (uint32_t)p[o + 1] << 8, &nlen);
+            if (!a->name) return PT_E_STORE;
+            a->nlen = (uint8_t)nlen;
+            o += 2;
+        } else {
+            if (len - o < 1 || p[o] == 0 || len - o - 1 < p[o]) return PT_E_STORE;
+            a->nlen = p[o];
+            a->name = (const char *)p + o + 1;
+            o += 1 + (size_t)p[o];
+        }
+        uint64_t v;
+        size_t k = get_varint(p + o, len - o, &v);
+        if (!k || v == 0 || v > UINT32_MAX) return PT_E_STORE;
+        a->n = (uint32_t)v;
+        o += k;
+        size_t need = flags & F_CONST ? 8 : 32;
+        if (len - o < need) return PT_E_STORE;
         a->min = get_f64(p + o);
-        a->max = get_f64(p + o + 8);
-        a->sum = get_f64(p + o + 16);
-        a->last = get_f64(p + o + 24);
-        a->last_ts = (int64_t)get_u64(p + o + 32);
-        o += 40;
-        if (a->n == 0) return PT_E_STORE;
+        if (flags & F_CONST) {
+            a->max = a->last = a->min;
+            a->sum = a->min * (double)a->n;
+        } else {
+            a->max = get_f64(p + o + 8);
+            a->sum = get_f64(p + o + 16);
+            a->last = get_f64(p + o + 24);
+        }
+        o += need;
+        if (!(k = get_varint(p + o, len - o, &v))) return PT_E_STORE;
+        a->last_ts = base + unzigzag(v);
+        o += k;
     }
     *nf = n;
     return 0;
@@ -378,7 +449,7 @@ static int sq_done(struct rollup *r, sqlite3_stmt *st, const char *what)
 static int row_store(struct rollup *r, int t, int64_t series, int64_t bucket)
 {
     size_t len;
-    int rc = rollup_encode(r->row, r->nrow, r->blob, sizeof r->blob, &len);
+    int rc = rollup_encode(r->row, r->nrow, bucket, r->blob, sizeof r->blob, &len);
     if (rc) return rc;
     sqlite3_stmt *st = len ? r->put[t] : r->del1[t];
     sqlite3_bind_int64(st, 1, series);
@@ -398,8 +469,8 @@ static int flush_merge(struct rollup *r, const struct pend *p)
     r->nrow = 0;
     if (rc == SQLITE_ROW) {
         size_t n;
-        rc = rollup_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), r->tmp,
-                           ROLLUP_MAX_FIELDS, &n);
+        rc = rollup_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+                           p->bucket, r->tmp, ROLLUP_MAX_FIELDS, &n);
         if (rc) {
             PT_ERROR("store", "sqlite: roll-up %s row of series %lld at %lld is corrupt",
                      rollup_name[p->tier], (long long)p->series, (long long)p->bucket);
@@ -473,8 +544,8 @@ static int recompute_1h(struct rollup *r, int64_t series, int64_t bucket)
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         size_t n;
-        if ((ret = rollup_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
-                                 r->tmp, ROLLUP_MAX_FIELDS, &n))) {
+        if ((ret = rollup_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                                 sqlite3_column_int64(st, 0), r->tmp, ROLLUP_MAX_FIELDS, &n))) {
             PT_ERROR("store", "sqlite: roll-up 1m row of series %lld is corrupt",
                      (long long)series);
             break;
@@ -583,7 +654,8 @@ int rollup_open(sqlite3 *db, struct pt_complain *complain, struct rollup **out)
                   &r->raw_range);
     if (rc == 0) rc = prep(r, "SELECT ts FROM points WHERE series=?1", &r->raw_ts);
     if (rc == 0)
-        rc = prep(r, "SELECT agg FROM rollup_1m WHERE series=?1 AND ts>=?2 AND ts<?3", &r->m_range);
+        rc = prep(r, "SELECT ts, agg FROM rollup_1m WHERE series=?1 AND ts>=?2 AND ts<?3",
+                  &r->m_range);
     if (rc) {
         rollup_close(r);
         return rc;

@@ -1244,8 +1244,8 @@ static int feed_tier(struct rconn *c, struct build *b, const struct sref *ref, i
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
         size_t nf;
         int64_t ts = sqlite3_column_int64(st, 0);
-        rc = rollup_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), c->tmp,
-                           ROLLUP_MAX_FIELDS, &nf);
+        rc = rollup_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), ts,
+                           c->tmp, ROLLUP_MAX_FIELDS, &nf);
         if (rc) {
             PT_ERROR("store", "sqlite: roll-up %s row of series %lld at %lld is corrupt",
                      rollup_name[t], (long long)ref->id, (long long)ts);

@@ -39,11 +39,17 @@ struct ragg {
 /* The CREATE TABLE statements of the tiers (schema version 2). */
 extern const char rollup_schema_sql[];
 
-/* A row's blob: per field u8 name length, name, u8 type, u32 n, f64 min,
- * max, sum, last, i64 last_ts, little-endian. Decoded names point into
- * blob. Both return 0 or PT_E_LIMIT / PT_E_STORE (corrupt). */
-int rollup_encode(const struct ragg *f, size_t nf, uint8_t *out, size_t cap, size_t *len);
-int rollup_decode(const void *blob, size_t len, struct ragg *f, size_t cap, size_t *nf);
+/* A row's blob, per field: a flags byte (type in the low nibble; 0x10 the
+ * name is a catalog symbol id; 0x20 min = max = last, one value stored),
+ * the name (u16 LE symbol id, or u8 length and bytes), varint n, f64 min
+ * (and unless constant max, sum, last; little-endian), zigzag varint of
+ * last_ts - base (the bucket start). Decoded names point into blob or the
+ * catalog. Both return 0 or PT_E_LIMIT / PT_E_STORE (corrupt). */
+#define ROLLUP_FIELD_MAX (1 + 1 + PT_WIRE_MAX_STR + 10 + 32 + 10)
+int rollup_encode(const struct ragg *f, size_t nf, int64_t base, uint8_t *out, size_t cap,
+                  size_t *len);
+int rollup_decode(const void *blob, size_t len, int64_t base, struct ragg *f, size_t cap,
+                  size_t *nf);
 
 /* The writer side: roll-up changes of one write batch, kept in memory
  * while the batch's points are inserted and applied to the tier tables by
