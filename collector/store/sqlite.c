@@ -1,6 +1,8 @@
 /* The embedded store: one SQLite file in WAL mode, points clustered by
- * (series, time) for time-ranged reads by VM and measurement. docs/storage.md
- * describes the file; this is the code behind store_sqlite_ops.
+ * (series, time) for time-ranged reads by VM and measurement, with 1 m and
+ * 1 h roll-ups (rollup.c) that queries use where they give the same answer.
+ * docs/storage.md describes the file; this is the code behind
+ * store_sqlite_ops: writing, retention, per-VM and MCIS-level queries.
  *
  * Threads: the writer connection belongs to the one thread that calls
  * write_batch() and retention(). Readers (query, latest) take a connection
