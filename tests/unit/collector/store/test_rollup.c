@@ -578,6 +578,44 @@ static void test_migration_builds_tiers(void **state)
     free(s.p);
 }
 
+/* A damaged roll-up row fails the query with PT_E_STORE; it is never read
+ * past its end. */
+static void test_corrupt_row_is_an_error(void **state)
+{
+    struct fx *f = *state;
+    f->s = open_conf(f->dir, 0, 0, 0);
+    struct ser s = {.vm = "vm5", .meas = "cpu"};
+    struct mpt p = {S(B + 5), {1, 2, 3}, false};
+    struct pick pk = {&s, p};
+    write_picks(f->s, &pk, 1);
+    char path[128];
+    snprintf(path, sizeof path, "%s/metrics.db", f->dir);
+    /* A flags byte alone, an unknown symbol id, a zero count, a name
+     * running past the end, values cut short. */
+    const char *bad[] = {"x'01'", "x'11ffff'", "x'1101000000'", "x'0140'", "x'110c000100'"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sqlite3 *db;
+        char sql[128];
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        snprintf(sql, sizeof sql, "UPDATE rollup_1m SET agg = %s", bad[i]);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_changes(db), 1);
+        sqlite3_close(db);
+        struct store_query q = {.ns = "ns1",
+                                .mcis = "web",
+                                .vm = "vm5",
+                                .measurement = "cpu",
+                                .from_ns = S(B),
+                                .to_ns = S(B + 60),
+                                .step_ns = S(60),
+                                .agg = STORE_AGG_MAX};
+        struct store_result r;
+        assert_int_equal(ops->query(f->s, &q, &r), PT_E_STORE);
+        assert_int_equal(r.nseries, 0);
+    }
+}
+
 /* ---- MCIS level ---------------------------------------------------------------------- */
 
 /* ns1/web: vm-a, vm-b, vm-c, each with cpu (u) and disk device=sda and
@@ -802,7 +840,7 @@ int main(void)
         T(test_tiers_match_raw), T(test_resend_and_replace_count_once),
         T(test_tier_retention),  T(test_migration_builds_tiers),
         T(test_mcis_across),     T(test_mcis_group_by_vm),
-        T(test_mcis_latest),
+        T(test_mcis_latest),     T(test_corrupt_row_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
