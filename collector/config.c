@@ -81,6 +81,10 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         (rc = pt_conf_str(c, "store.url", "sqlite:", &cfg->store_url)) ||
         (rc = pt_conf_duration(c, "store.retention", 0, 3650 * 86400 * PT_NS_PER_SEC,
                                30 * 86400 * PT_NS_PER_SEC, &cfg->retention_ns)) ||
+        (rc = pt_conf_duration(c, "store.retention_1m", 0, 3650 * 86400 * PT_NS_PER_SEC,
+                               90 * 86400 * PT_NS_PER_SEC, &cfg->retention_1m_ns)) ||
+        (rc = pt_conf_duration(c, "store.retention_1h", 0, 3650 * 86400 * PT_NS_PER_SEC,
+                               400 * 86400 * PT_NS_PER_SEC, &cfg->retention_1h_ns)) ||
         (rc = pt_conf_int(c, "writer.queue", 2, 65536, 64, &cfg->queue_batches)) ||
         (rc = pt_conf_int(c, "writer.batch", 1, 65536, 2048, &cfg->batch_frames)) ||
         (rc = pt_conf_duration(c, "writer.flush", PT_NS_PER_MS, 60 * PT_NS_PER_SEC,

@@ -26,6 +26,8 @@ struct coll_config {
     int64_t rcvbuf; /* SO_RCVBUF bytes requested */
     const char *store_url;
     int64_t retention_ns;
+    /* How long the 1 m and 1 h roll-ups are kept (store.retention_1m, _1h). */
+    int64_t retention_1m_ns, retention_1h_ns;
     int64_t queue_batches; /* writer queue capacity in batches */
     int64_t batch_frames;  /* frames per batch */
     int64_t flush_ns;      /* a partial batch is handed over after this */

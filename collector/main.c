@@ -47,6 +47,8 @@ static const char usage[] =
     "  ingest.rcvbuf      UDP receive buffer in bytes            (33554432)\n"
     "  store.url          metric store                          (sqlite: = data_dir/metrics.db)\n"
     "  store.retention    raw points older than this are deleted (30d; 0 keeps all)\n"
+    "  store.retention_1m 1-minute roll-ups kept this long        (90d; 0 keeps all)\n"
+    "  store.retention_1h 1-hour roll-ups kept this long          (400d; 0 keeps all)\n"
     "  writer.queue       batches waiting for the store at most (64, ~2.5 MB each)\n"
     "  writer.batch       frames per store write                 (2048)\n"
     "  writer.flush       hand over a partial batch after        (200ms)\n"
@@ -125,7 +127,11 @@ static int start(struct daemon *d)
                  c->store_url);
         return -EINVAL;
     }
-    struct store_conf sc = {c->store_url, c->data_dir, c->retention_ns};
+    struct store_conf sc = {.url = c->store_url,
+                            .data_dir = c->data_dir,
+                            .retention_ns = c->retention_ns,
+                            .retention_1m_ns = c->retention_1m_ns,
+                            .retention_1h_ns = c->retention_1h_ns};
     if ((rc = d->ops->open(&sc, &d->store, err, sizeof err))) {
         PT_ERROR("pantalad", "store: %s", err);
         return rc;

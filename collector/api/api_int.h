@@ -58,6 +58,9 @@ void api_vm_metrics(struct api_req *rq, struct api_resp *rs, const char *ns, con
                     const char *vm, const char *measurement);
 void api_vm_latest(struct api_req *rq, struct api_resp *rs, const char *ns, const char *mcis,
                    const char *vm);
+void api_mcis_metrics(struct api_req *rq, struct api_resp *rs, const char *ns, const char *mcis,
+                      const char *measurement);
+void api_mcis_latest(struct api_req *rq, struct api_resp *rs, const char *ns, const char *mcis);
 void api_healthz(struct api_req *rq, struct api_resp *rs);
 void api_provision_collection(struct api_req *rq, struct api_resp *rs);
 void api_provision_item(struct api_req *rq, struct api_resp *rs, const char *id);

@@ -173,6 +173,15 @@ static void route(struct api_req *rq, struct api_resp *rs)
             if (method_is(rq, rs, "GET")) api_provision_item(rq, rs, rq->seg[3]);
             return;
         }
+        if (n == 8 && seg_is(rq, 2, "ns") && seg_is(rq, 4, "mcis") && seg_is(rq, 6, "metrics")) {
+            if (method_is(rq, rs, "GET"))
+                api_mcis_metrics(rq, rs, rq->seg[3], rq->seg[5], rq->seg[7]);
+            return;
+        }
+        if (n == 7 && seg_is(rq, 2, "ns") && seg_is(rq, 4, "mcis") && seg_is(rq, 6, "latest")) {
+            if (method_is(rq, rs, "GET")) api_mcis_latest(rq, rs, rq->seg[3], rq->seg[5]);
+            return;
+        }
         if (n >= 9 && seg_is(rq, 2, "ns") && seg_is(rq, 4, "mcis") && seg_is(rq, 6, "vm")) {
             if (n == 10 && seg_is(rq, 8, "metrics")) {
                 if (method_is(rq, rs, "GET"))

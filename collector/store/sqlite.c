@@ -1,11 +1,14 @@
 /* The embedded store: one SQLite file in WAL mode, points clustered by
- * (series, time) for time-ranged reads by VM and measurement. docs/storage.md
- * describes the file; this is the code behind store_sqlite_ops.
+ * (series, time) for time-ranged reads by VM and measurement, with 1 m and
+ * 1 h roll-ups (rollup.c) that queries use where they give the same answer.
+ * docs/storage.md describes the file; this is the code behind
+ * store_sqlite_ops: writing, retention, per-VM and MCIS-level queries.
  *
  * Threads: the writer connection belongs to the one thread that calls
  * write_batch() and retention(). Readers (query, latest) take a connection
  * of their own from a small pool, so no connection is ever used by two
  * threads at once and SQLite can run without its own mutexes. */
+#include "store/sqlite_int.h"
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -22,8 +25,9 @@
 #include "pt/catalog.h"
 #include "pt/err.h"
 #include "pt/log.h"
+#include "pt/time.h"
 
-#define SCHEMA_VERSION 1          /* PRAGMA user_version; bump with a migration */
+#define SCHEMA_VERSION 2          /* PRAGMA user_version; bump with a migration */
 #define APP_ID         0x50544c41 /* PRAGMA application_id: "PTLA" */
 #define DEFAULT_FILE   "metrics.db"
 /* Tuning, measured with tests/bench/bench_store.c (docs/storage.md):
@@ -70,12 +74,15 @@ static const char schema_sql[] = "CREATE TABLE series ("
 /* A reader connection with its statements and field decoder. */
 struct rconn {
     sqlite3 *db;
-    sqlite3_stmt *series_of;   /* series of one (vm, measurement) */
-    sqlite3_stmt *series_vm;   /* series of one vm, optionally one measurement */
-    sqlite3_stmt *range;       /* points of one series in [from, to) */
-    sqlite3_stmt *newest;      /* newest point of one series */
-    sqlite3_stmt *begin, *end; /* a read transaction: one snapshot */
+    sqlite3_stmt *series_of;           /* series of one (vm, measurement) */
+    sqlite3_stmt *series_vm;           /* series of one vm, optionally one measurement */
+    sqlite3_stmt *range;               /* points of one series in [from, to) */
+    sqlite3_stmt *newest;              /* newest point of one series */
+    sqlite3_stmt *begin, *end;         /* a read transaction: one snapshot */
+    sqlite3_stmt *tier[ROLLUP_NTIERS]; /* roll-up rows of one series in [from, to) */
+    sqlite3_stmt *series_all;          /* series of one (ns, mcis), optionally one measurement */
     struct pt_wire_dec *dec;
+    struct ragg tmp[ROLLUP_MAX_FIELDS]; /* a decoded roll-up row */
     struct rconn *next;
 };
 
@@ -94,6 +101,10 @@ struct store {
     /* Writer side: only the writer thread touches these. */
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback, *upsert, *insert, *ids, *del;
+    sqlite3_stmt *old_of, *update; /* a point already stored at (series, ts) */
+    struct rollup *roll;
+    /* Retention per tier (raw, 1m, 1h), 0 = keep all; see sq_retention(). */
+    int64_t keep_raw, keep_tier[ROLLUP_NTIERS];
     struct centry *cache;
     size_t ccap, cn;
     struct pt_complain complain;
@@ -151,6 +162,11 @@ static int sq_error(struct pt_complain *c, sqlite3 *db, int rc, const char *what
     else
         PT_ERROR("store", "sqlite: %s: %s", what, msg);
     return sq_code(rc);
+}
+
+int store_sq_error(struct pt_complain *c, sqlite3 *db, int rc, const char *what)
+{
+    return sq_error(c, db, rc, what);
 }
 
 /* Runs a statement that returns no rows (or ignores them) and resets it. */
@@ -464,6 +480,28 @@ static int series_id(struct store *s, const struct store_point *p, size_t tlen, 
     return 0;
 }
 
+/* A point exists at (sid, ts): a resend of the same frame is the usual
+ * case and changes nothing; different values replace the stored ones and
+ * have the roll-up buckets holding ts recomputed. */
+static int replace_point(struct store *s, int64_t sid, int64_t ts, size_t blen)
+{
+    sqlite3_stmt *st = s->old_of;
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, ts);
+    int rc = sqlite3_step(st);
+    bool same = rc == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == blen &&
+                memcmp(sqlite3_column_blob(st, 0), s->blob, blen) == 0;
+    int ret = rc == SQLITE_ROW ? 0 : sq_error(&s->complain, s->db, rc, "read replaced point");
+    sqlite3_reset(st);
+    if (ret || same) return ret;
+    st = s->update;
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, ts);
+    sqlite3_bind_blob(st, 3, s->blob, (int)blen, SQLITE_STATIC);
+    if ((ret = sq_run(&s->complain, s->db, st, "replace point"))) return ret;
+    return rollup_replaced(s->roll, sid, ts);
+}
+
 static int write_point(struct store *s, size_t i, const struct store_point *p, bool *added)
 {
     if (!p->id || !p->m) return bad_point(s, i, p, -EINVAL, "no identity or measurement");
@@ -495,7 +533,10 @@ static int write_point(struct store *s, size_t i, const struct store_point *p, b
     rc = sqlite3_step(st);
     int ret = rc == SQLITE_DONE ? 0 : sq_error(&s->complain, s->db, rc, "insert point");
     sqlite3_reset(st);
-    return ret;
+    if (ret) return ret;
+    if (sqlite3_changes(s->db) == 1)
+        return rollup_add(s->roll, sid, p->ts_ns, m->fields, (uint16_t)m->nfields);
+    return replace_point(s, sid, p->ts_ns, blen);
 }
 
 static int sq_write_batch(struct store *s, const struct store_point *pts, size_t n)
@@ -507,10 +548,14 @@ static int sq_write_batch(struct store *s, const struct store_point *pts, size_t
     bool added = false;
     for (size_t i = 0; i < n; i++)
         if ((rc = write_point(s, i, &pts[i], &added))) goto fail;
+    /* The tiers change in the same transaction as the points. */
+    if ((rc = rollup_flush(s->roll))) goto fail;
+    rollup_reset(s->roll);
     if ((rc = sq_run(&s->complain, s->db, s->commit, "commit write"))) goto fail;
     pt_complain_release(&s->complain, "store", "sqlite: writes succeed again");
     return 0;
 fail:
+    rollup_reset(s->roll);
     sq_run(NULL, s->db, s->rollback, "rollback write");
     /* Ids handed out in the rolled-back transaction no longer exist. */
     if (added) cache_clear(s);
@@ -538,23 +583,41 @@ static int64_t sq_retention(struct store *s, int64_t cutoff_ns)
     }
     int ret = rc == SQLITE_DONE ? 0 : sq_error(&s->complain, s->db, rc, "list series");
     sqlite3_reset(s->ids);
+    /* The caller computes cutoff as now - store.retention; each tier's
+     * cutoff is now - its own retention (0 keeps the tier whole). */
+    int64_t now = cutoff_ns + s->keep_raw, tcut[ROLLUP_NTIERS];
+    for (int t = 0; t < ROLLUP_NTIERS; t++)
+        tcut[t] = s->keep_tier[t] > 0 ? now - s->keep_tier[t] : INT64_MIN;
+    int64_t tier_rows = 0;
     /* A transaction per chunk of series keeps the WAL and the time the write
      * lock is held small; each delete is one range of the primary key. */
     for (size_t i = 0; i < n && ret == 0; i += RETAIN_CHUNK) {
         if ((ret = sq_run(&s->complain, s->db, s->begin, "begin retention"))) break;
-        int64_t chunk = 0;
+        int64_t chunk = 0, tchunk = 0;
         for (size_t j = i; j < n && j < i + RETAIN_CHUNK && ret == 0; j++) {
             sqlite3_bind_int64(s->del, 1, ids[j]);
             sqlite3_bind_int64(s->del, 2, cutoff_ns);
             if ((ret = sq_run(&s->complain, s->db, s->del, "retention delete")) == 0)
                 chunk += sqlite3_changes64(s->db);
+            for (int t = 0; t < ROLLUP_NTIERS && ret == 0; t++) {
+                if (tcut[t] == INT64_MIN) continue;
+                int64_t d = rollup_retention(s->roll, t, ids[j], tcut[t]);
+                if (d < 0)
+                    ret = (int)d;
+                else
+                    tchunk += d;
+            }
         }
         if (ret == 0) ret = sq_run(&s->complain, s->db, s->commit, "commit retention");
-        if (ret)
+        if (ret) {
             sq_run(NULL, s->db, s->rollback, "rollback retention");
-        else
+        } else {
             total += chunk;
+            tier_rows += tchunk;
+        }
     }
+    if (tier_rows)
+        PT_DEBUG("store", "sqlite: retention deleted %lld roll-up rows", (long long)tier_rows);
     free(ids);
     return ret ? ret : total;
 }
@@ -579,6 +642,8 @@ static void reader_close(struct rconn *c)
     sqlite3_finalize(c->series_vm);
     sqlite3_finalize(c->range);
     sqlite3_finalize(c->newest);
+    sqlite3_finalize(c->series_all);
+    for (int t = 0; t < ROLLUP_NTIERS; t++) sqlite3_finalize(c->tier[t]);
     sqlite3_finalize(c->begin);
     sqlite3_finalize(c->end);
     sqlite3_close_v2(c->db);
@@ -605,14 +670,27 @@ static int reader_open(const struct store *s, struct rconn **out)
     }
     if ((rc = sq_exec(c->db, pragmas, "reader pragmas")) ||
         (rc = sq_prepare(c->db,
-                         "SELECT id, measurement, tags FROM series"
+                         "SELECT id, measurement, tags, vm FROM series"
                          " WHERE ns=?1 AND mcis=?2 AND vm=?3 AND measurement=?4 ORDER BY tags",
                          &c->series_of)) ||
         (rc = sq_prepare(c->db,
-                         "SELECT id, measurement, tags FROM series"
+                         "SELECT id, measurement, tags, vm FROM series"
                          " WHERE ns=?1 AND mcis=?2 AND vm=?3 AND (?4 IS NULL OR measurement=?4)"
                          " ORDER BY measurement, tags",
                          &c->series_vm)) ||
+        (rc = sq_prepare(c->db,
+                         "SELECT id, measurement, tags, vm FROM series"
+                         " WHERE ns=?1 AND mcis=?2 AND (?3 IS NULL OR measurement=?3)"
+                         " ORDER BY vm, measurement, tags",
+                         &c->series_all)) ||
+        (rc = sq_prepare(c->db,
+                         "SELECT ts, agg FROM rollup_1m WHERE series=?1 AND ts>=?2 AND ts<?3"
+                         " ORDER BY ts",
+                         &c->tier[0])) ||
+        (rc = sq_prepare(c->db,
+                         "SELECT ts, agg FROM rollup_1h WHERE series=?1 AND ts>=?2 AND ts<?3"
+                         " ORDER BY ts",
+                         &c->tier[1])) ||
         (rc = sq_prepare(c->db,
                          "SELECT ts, fields FROM points WHERE series=?1 AND ts>=?2 AND ts<?3"
                          " ORDER BY ts",
@@ -666,6 +744,7 @@ struct sref {
     char *measurement;
     char *tags;
     size_t tlen;
+    char *vm;
 };
 
 static void srefs_free(struct sref *v, size_t n)
@@ -673,8 +752,19 @@ static void srefs_free(struct sref *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(v[i].measurement);
         free(v[i].tags);
+        free(v[i].vm);
     }
     free(v);
+}
+
+/* Frees refs[from..to). */
+static void srefs_free_tail(struct sref *v, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        free(v[i].measurement);
+        free(v[i].tags);
+        free(v[i].vm);
+    }
 }
 
 static char *dup_col(sqlite3_stmt *st, int col, size_t *len)
@@ -710,7 +800,8 @@ static int srefs_load(struct rconn *c, sqlite3_stmt *st, struct sref **out, size
         r->id = sqlite3_column_int64(st, 0);
         r->measurement = dup_col(st, 1, NULL);
         r->tags = dup_col(st, 2, &r->tlen);
-        if (!r->measurement || !r->tags) {
+        r->vm = dup_col(st, 3, NULL);
+        if (!r->measurement || !r->tags || !r->vm) {
             ret = -ENOMEM;
             break;
         }
@@ -748,6 +839,30 @@ static int decode_fields(struct rconn *c, int64_t series, sqlite3_stmt *st, stru
 
 /* Orders series the way the catalog lists measurements, then by name and
  * tags, so results read like METRICS.md. */
+/* Copies the tags of a result series into another. */
+static int tags_parse_copy(const struct store_series *from, struct store_series *to)
+{
+    to->tag_keys = calloc(from->ntags ? from->ntags : 1, sizeof *to->tag_keys);
+    to->tag_vals = calloc(from->ntags ? from->ntags : 1, sizeof *to->tag_vals);
+    if (!to->tag_keys || !to->tag_vals) return -ENOMEM;
+    to->ntags = from->ntags;
+    for (size_t i = 0; i < from->ntags; i++)
+        if (!(to->tag_keys[i] = strdup(from->tag_keys[i])) ||
+            !(to->tag_vals[i] = strdup(from->tag_vals[i])))
+            return -ENOMEM;
+    return 0;
+}
+
+static int cmp_sref(const void *pa, const void *pb);
+
+/* By VM first, then as cmp_sref(). */
+static int cmp_sref_vm(const void *pa, const void *pb)
+{
+    const struct sref *a = pa, *b = pb;
+    int c = strcmp(a->vm, b->vm);
+    return c ? c : cmp_sref(pa, pb);
+}
+
 static int cmp_sref(const void *pa, const void *pb)
 {
     const struct sref *a = pa, *b = pb;
@@ -1038,10 +1153,118 @@ static int build_finish(struct build *b, struct store_series *out)
     return 0;
 }
 
+/* Adds one roll-up row (a bucket of a tier, start ts) to the open step
+ * bucket: the tier's width divides step, so the row lies in one bucket. */
+static int build_rollup(struct build *b, int64_t ts, const struct ragg *f, size_t nf)
+{
+    int64_t bucket = store_bucket(ts, b->q->step_ns);
+    int rc;
+    if (b->open && bucket != b->bucket && (rc = build_flush(b))) return rc;
+    b->open = true;
+    b->bucket = bucket;
+    for (size_t i = 0; i < nf; i++) {
+        struct pt_field key = {.key = {f[i].name, f[i].nlen}, .type = f[i].type};
+        struct col *c;
+        size_t pos = i < PT_WIRE_MAX_FIELDS ? i : PT_WIRE_MAX_FIELDS - 1; /* only a hint */
+        if ((rc = build_col(b, pos, &key, &c))) return rc;
+        if (!c) continue;
+        col_type(c, f[i].type);
+        store_acc_merge(&c->acc, f[i].min, f[i].max, f[i].sum, f[i].n, f[i].last);
+    }
+    return 0;
+}
+
+/* Which data a query reads: raw points, or a tier for [a, b) with raw
+ * points for the edges [from, a) and [b, to). */
+struct plan {
+    int tier; /* -1: raw only */
+    int64_t a, b;
+};
+
+static bool covers(int64_t keep, int64_t now, int64_t t)
+{
+    return keep <= 0 || t >= now - keep;
+}
+
+/* Picks the tier that reads the fewest rows and still gives exactly what
+ * reducing the raw points would: the aggregation must be computable from a
+ * summary (not p95), step a multiple of the tier's width, and the tier's
+ * retention must reach back to where it is read. Edges of the range not
+ * aligned to the width come from the raw points. Rows are estimated at one
+ * raw point per second, the agent's default interval. */
+static struct plan plan_query(const struct store *s, const struct store_query *q, int64_t now)
+{
+    struct plan best = {.tier = -1, .a = q->to_ns, .b = q->to_ns};
+    if (q->step_ns == 0 || q->agg == STORE_AGG_P95) return best;
+    double raw_cost = (double)(q->to_ns - q->from_ns) / (double)PT_NS_PER_SEC;
+    /* Raw points that retention removed are better read from a tier. */
+    double best_cost = covers(s->keep_raw, now, q->from_ns) ? raw_cost : INFINITY;
+    for (int t = ROLLUP_NTIERS - 1; t >= 0; t--) {
+        int64_t w = rollup_width[t];
+        if (q->step_ns % w) continue;
+        int64_t a = store_bucket(q->from_ns, w), b = store_bucket(q->to_ns, w);
+        if (a < q->from_ns) a += w;
+        if (a >= b || !covers(s->keep_tier[t], now, a)) continue;
+        double cost = (double)(a - q->from_ns + q->to_ns - b) / (double)PT_NS_PER_SEC +
+                      (double)(b - a) / (double)w;
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = (struct plan){t, a, b};
+        }
+    }
+    return best;
+}
+
+static int feed_raw(struct rconn *c, struct build *b, const struct sref *ref, int64_t from,
+                    int64_t to)
+{
+    if (from >= to) return 0;
+    sqlite3_stmt *st = c->range;
+    sqlite3_bind_int64(st, 1, ref->id);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    int rc = 0, src = SQLITE_DONE;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct pt_field *f;
+        uint16_t nf;
+        if ((rc = decode_fields(c, ref->id, st, &f, &nf))) break;
+        rc = build_point(b, sqlite3_column_int64(st, 0), f, nf);
+    }
+    if (rc == 0 && src != SQLITE_DONE) rc = sq_error(NULL, c->db, src, "range read");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int feed_tier(struct rconn *c, struct build *b, const struct sref *ref, int t, int64_t from,
+                     int64_t to)
+{
+    sqlite3_stmt *st = c->tier[t];
+    sqlite3_bind_int64(st, 1, ref->id);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    int rc = 0, src = SQLITE_DONE;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t nf;
+        int64_t ts = sqlite3_column_int64(st, 0);
+        rc = rollup_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), ts,
+                           c->tmp, ROLLUP_MAX_FIELDS, &nf);
+        if (rc) {
+            PT_ERROR("store", "sqlite: roll-up %s row of series %lld at %lld is corrupt",
+                     rollup_name[t], (long long)ref->id, (long long)ts);
+            rc = PT_E_STORE;
+            break;
+        }
+        rc = build_rollup(b, ts, c->tmp, nf);
+    }
+    if (rc == 0 && src != SQLITE_DONE) rc = sq_error(NULL, c->db, src, "roll-up read");
+    sqlite3_reset(st);
+    return rc;
+}
+
 /* Reads one series of a range query into out (nrows 0 when it has no
  * point with a wanted field in the range). */
-static int query_series(struct rconn *c, const struct store_query *q, const struct sref *ref,
-                        size_t *values, struct store_series *out)
+static int query_series(struct rconn *c, const struct store_query *q, const struct plan *pl,
+                        const struct sref *ref, size_t *values, struct store_series *out)
 {
     struct build b = {.q = q, .values = values, .fixed = q->nfields > 0};
     b.max_rows = q->max_rows && q->max_rows < STORE_MAX_ROWS ? q->max_rows : STORE_MAX_ROWS;
@@ -1050,25 +1273,21 @@ static int query_series(struct rconn *c, const struct store_query *q, const stru
         struct col *col;
         rc = build_add_col(&b, q->fields[i], strlen(q->fields[i]), &col);
     }
-    sqlite3_stmt *st = c->range;
-    sqlite3_bind_int64(st, 1, ref->id);
-    sqlite3_bind_int64(st, 2, q->from_ns);
-    sqlite3_bind_int64(st, 3, q->to_ns);
-    int src = SQLITE_DONE;
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        struct pt_field *f;
-        uint16_t nf;
-        if ((rc = decode_fields(c, ref->id, st, &f, &nf))) break;
-        rc = build_point(&b, sqlite3_column_int64(st, 0), f, nf);
+    if (rc == 0 && pl->tier < 0) {
+        rc = feed_raw(c, &b, ref, q->from_ns, q->to_ns);
+    } else if (rc == 0) {
+        /* In time order: the reducer's "last" relies on it. */
+        rc = feed_raw(c, &b, ref, q->from_ns, pl->a);
+        if (rc == 0) rc = feed_tier(c, &b, ref, pl->tier, pl->a, pl->b);
+        if (rc == 0) rc = feed_raw(c, &b, ref, pl->b, q->to_ns);
     }
-    if (rc == 0 && src != SQLITE_DONE) rc = sq_error(NULL, c->db, src, "range read");
-    sqlite3_reset(st);
     if (rc == 0) rc = build_flush(&b);
     if (rc == 0 && b.nrows) {
         rc = build_finish(&b, out);
         if (rc == 0)
             rc = tags_parse(ref->tags, ref->tlen, &out->tag_keys, &out->tag_vals, &out->ntags);
         if (rc == 0 && !(out->measurement = strdup(ref->measurement))) rc = -ENOMEM;
+        if (rc == 0 && !(out->vm = strdup(ref->vm))) rc = -ENOMEM;
     }
     build_free(&b);
     return rc;
@@ -1076,10 +1295,20 @@ static int query_series(struct rconn *c, const struct store_query *q, const stru
 
 static int query_check(const struct store_query *q)
 {
-    if (!q || !q->ns || !q->mcis || !q->vm || !q->measurement) return -EINVAL;
+    if (!q || !q->ns || !q->mcis || !q->measurement) return -EINVAL;
     if (q->from_ns >= q->to_ns || q->step_ns < 0) return -EINVAL;
     if (q->step_ns > 0 && (q->agg <= STORE_AGG_NONE || q->agg > STORE_AGG_P95)) return -EINVAL;
+    if (!q->vm && !q->group_by_vm) {
+        /* Across VMs: per-VM bucket results combined per step. */
+        if (q->step_ns == 0) return -EINVAL;
+        if (q->across != STORE_AGG_MIN && q->across != STORE_AGG_MAX &&
+            q->across != STORE_AGG_AVG && q->across != STORE_AGG_SUM)
+            return -EINVAL;
+    }
     if (q->nfields && !q->fields) return -EINVAL;
+    if (q->ntag_filters && (!q->tag_keys || !q->tag_vals)) return -EINVAL;
+    for (size_t i = 0; i < q->ntag_filters; i++)
+        if (!q->tag_keys[i] || !q->tag_vals[i]) return -EINVAL;
     if (q->nfields > STORE_MAX_COLS) return -E2BIG;
     for (size_t i = 0; i < q->nfields; i++) {
         if (!q->fields[i] || !q->fields[i][0]) return -EINVAL;
@@ -1089,31 +1318,264 @@ static int query_check(const struct store_query *q)
     return 0;
 }
 
+/* Whether the series has every tag filter of q. */
+static int tags_match(const struct store_query *q, const struct sref *ref, bool *ok)
+{
+    *ok = true;
+    if (q->ntag_filters == 0) return 0;
+    char **k, **v;
+    size_t n;
+    int rc = tags_parse(ref->tags, ref->tlen, &k, &v, &n);
+    if (rc) return rc;
+    for (size_t i = 0; i < q->ntag_filters && *ok; i++) {
+        bool found = false;
+        for (size_t j = 0; j < n && !found; j++)
+            found = strcmp(k[j], q->tag_keys[i]) == 0 && strcmp(v[j], q->tag_vals[i]) == 0;
+        *ok = found;
+    }
+    for (size_t j = 0; j < n; j++) {
+        free(k[j]);
+        free(v[j]);
+    }
+    free(k);
+    free(v);
+    return 0;
+}
+
+/* Keeps the refs that match q's tag filters (in place). */
+static int refs_filter(const struct store_query *q, struct sref *refs, size_t *n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < *n; i++) {
+        bool ok;
+        int rc = tags_match(q, &refs[i], &ok);
+        if (rc) return rc;
+        if (ok) {
+            struct sref t = refs[o];
+            refs[o++] = refs[i];
+            refs[i] = t;
+        }
+    }
+    srefs_free_tail(refs, o, *n);
+    *n = o;
+    return 0;
+}
+
+static int cmp_sref_tags_vm(const void *pa, const void *pb)
+{
+    const struct sref *a = pa, *b = pb;
+    int c = strcmp(a->tags, b->tags);
+    return c ? c : strcmp(a->vm, b->vm);
+}
+
+static int cmp_i64(const void *pa, const void *pb)
+{
+    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
+    return (a > b) - (a < b);
+}
+
+/* A column of an across-VM result: its name and where it is in each part. */
+struct xcol {
+    const char *name;
+    uint32_t sym;
+    uint8_t type; /* 0 until a part has it */
+};
+
+static int cmp_xcol(const void *pa, const void *pb)
+{
+    const struct xcol *a = pa, *b = pb;
+    if (a->sym != b->sym) {
+        if (!a->sym || !b->sym) return a->sym ? -1 : 1;
+        return a->sym < b->sym ? -1 : 1;
+    }
+    return strcmp(a->name, b->name);
+}
+
+static int xcol_find(const struct xcol *x, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(x[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+/* Combines the per-VM results parts[0..np) of one tag set by q->across
+ * into out: one row per step where any VM has a value, one column per
+ * field any VM has (or the fields asked for). */
+static int combine_across(const struct store_query *q, struct store_series *parts, size_t np,
+                          size_t *values, struct store_series *out)
+{
+    int rc = -ENOMEM;
+    size_t nc = 0, nr = 0, total = 0;
+    for (size_t p = 0; p < np; p++) {
+        total += parts[p].nrows;
+        nc += parts[p].nfields;
+    }
+    struct xcol *cols = calloc(nc ? nc : 1, sizeof *cols);
+    int64_t *ts = malloc((total ? total : 1) * sizeof *ts);
+    double *acc = NULL, *cnt = NULL;
+    int *map = NULL;
+    if (!cols || !ts) goto done;
+    nc = 0;
+    for (size_t i = 0; i < q->nfields; i++) cols[nc++] = (struct xcol){q->fields[i], 0, 0};
+    for (size_t p = 0; p < np; p++)
+        for (size_t c = 0; c < parts[p].nfields; c++) {
+            const char *name = parts[p].fields[c];
+            int x = xcol_find(cols, nc, name);
+            if (x < 0) {
+                if (q->nfields) continue; /* cannot happen: parts have only these */
+                x = (int)nc++;
+                cols[x] = (struct xcol){name, pt_sym_find(name, strlen(name)), 0};
+            }
+            uint8_t t = parts[p].ftypes[c];
+            cols[x].type = cols[x].type == 0 || cols[x].type == t ? t : PT_F_FLOAT;
+        }
+    if (!q->nfields) qsort(cols, nc, sizeof *cols, cmp_xcol);
+    /* The union of the parts' bucket times. */
+    for (size_t p = 0; p < np; p++)
+        for (size_t r = 0; r < parts[p].nrows; r++) ts[nr++] = parts[p].ts[r];
+    qsort(ts, nr, sizeof *ts, cmp_i64);
+    size_t u = 0;
+    for (size_t i = 0; i < nr; i++)
+        if (u == 0 || ts[u - 1] != ts[i]) ts[u++] = ts[i];
+    nr = u;
+    if (nc && nr > (STORE_MAX_VALUES - *values) / nc) {
+        rc = -E2BIG;
+        goto done;
+    }
+    if (nr > (q->max_rows && q->max_rows < STORE_MAX_ROWS ? q->max_rows : STORE_MAX_ROWS)) {
+        rc = -E2BIG;
+        goto done;
+    }
+    size_t cells = nr * nc > 0 ? nr * nc : 1;
+    acc = malloc(cells * sizeof *acc);
+    cnt = calloc(cells, sizeof *cnt);
+    map = malloc((STORE_MAX_COLS > nc ? STORE_MAX_COLS : nc) * sizeof *map);
+    if (!acc || !cnt || !map) goto done;
+    for (size_t p = 0; p < np; p++) {
+        const struct store_series *ps = &parts[p];
+        for (size_t c = 0; c < ps->nfields; c++) map[c] = xcol_find(cols, nc, ps->fields[c]);
+        size_t row = 0;
+        for (size_t r = 0; r < ps->nrows; r++) {
+            while (ts[row] != ps->ts[r]) row++; /* both sorted; ts holds every part's times */
+            for (size_t c = 0; c < ps->nfields; c++) {
+                double v = ps->vals[r * ps->nfields + c];
+                if (isnan(v) || map[c] < 0) continue;
+                size_t i = row * nc + (size_t)map[c];
+                if (cnt[i] == 0)
+                    acc[i] = v;
+                else if (q->across == STORE_AGG_MIN)
+                    acc[i] = v < acc[i] ? v : acc[i];
+                else if (q->across == STORE_AGG_MAX)
+                    acc[i] = v > acc[i] ? v : acc[i];
+                else
+                    acc[i] += v;
+                cnt[i]++;
+            }
+        }
+    }
+    for (size_t i = 0; i < nr * nc; i++)
+        if (cnt[i] == 0)
+            acc[i] = NAN;
+        else if (q->across == STORE_AGG_AVG)
+            acc[i] /= cnt[i];
+    out->fields = calloc(nc ? nc : 1, sizeof *out->fields);
+    out->ftypes = malloc(nc ? nc : 1);
+    if (!out->fields || !out->ftypes) goto done;
+    out->nfields = nc;
+    for (size_t c = 0; c < nc; c++) {
+        if (!(out->fields[c] = strdup(cols[c].name))) goto done;
+        uint8_t t = cols[c].type ? cols[c].type : PT_F_FLOAT;
+        out->ftypes[c] = q->across == STORE_AGG_AVG ? PT_F_FLOAT : t;
+    }
+    if (!(out->measurement = strdup(parts[0].measurement))) goto done;
+    if ((rc = tags_parse_copy(&parts[0], out))) goto done;
+    out->ts = ts;
+    out->vals = acc;
+    out->nrows = nr;
+    *values += nr * nc;
+    ts = NULL;
+    acc = NULL;
+    rc = 0;
+done:
+    free(cols);
+    free(ts);
+    free(acc);
+    free(cnt);
+    free(map);
+    return rc;
+}
+
+/* One result series per tag set, combining the VMs' series refs[0..n)
+ * (sorted by tags) by q->across. */
+static int query_across(struct rconn *c, const struct store_query *q, const struct plan *pl,
+                        const struct sref *refs, size_t n, struct store_result *out)
+{
+    int rc = 0;
+    size_t values = 0;
+    if (!(out->series = calloc(n ? n : 1, sizeof *out->series))) return -ENOMEM;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t j = i, np = 0, g = 0;
+        while (i + g < n && strcmp(refs[i + g].tags, refs[i].tags) == 0) g++;
+        struct store_series *parts = calloc(g, sizeof *parts);
+        if (!parts) return -ENOMEM;
+        struct store_result tmp = {.series = parts}; /* frees parts too */
+        for (; j < i + g && rc == 0; j++) {
+            rc = query_series(c, q, pl, &refs[j], &values, &parts[np]);
+            if (rc || parts[np].nrows) np++;
+        }
+        if (rc == 0 && np) {
+            rc = combine_across(q, parts, np, &values, &out->series[out->nseries]);
+            out->nseries++; /* owned by out now, even on error */
+        }
+        /* The per-VM parts are freed; their cells no longer count. */
+        for (size_t p = 0; p < np; p++) values -= parts[p].nrows * parts[p].nfields;
+        tmp.nseries = np;
+        store_result_free(&tmp);
+        i = j;
+    }
+    return rc;
+}
+
 static int sq_query(struct store *s, const struct store_query *q, struct store_result *out)
 {
     memset(out, 0, sizeof *out);
-    if (!q->vm || q->ntag_filters) return -ENOTSUP; /* MCIS level and tag filters: to come */
     int rc = query_check(q);
     if (rc) return rc;
+    struct plan pl = plan_query(s, q, pt_now_ns());
     struct rconn *c;
     if ((rc = reader_get(s, &c))) return rc;
     struct sref *refs = NULL;
     size_t nrefs = 0, values = 0;
     /* One read transaction: every series comes from the same snapshot. */
     if ((rc = read_begin(c))) goto done;
-    sqlite3_stmt *st = c->series_of;
-    bind_str(st, 1, q->ns, strlen(q->ns));
-    bind_str(st, 2, q->mcis, strlen(q->mcis));
-    bind_str(st, 3, q->vm, strlen(q->vm));
-    bind_str(st, 4, q->measurement, strlen(q->measurement));
-    if ((rc = srefs_load(c, st, &refs, &nrefs)) || nrefs == 0) goto done;
+    sqlite3_stmt *st;
+    if (q->vm) {
+        st = c->series_of;
+        bind_str(st, 1, q->ns, strlen(q->ns));
+        bind_str(st, 2, q->mcis, strlen(q->mcis));
+        bind_str(st, 3, q->vm, strlen(q->vm));
+        bind_str(st, 4, q->measurement, strlen(q->measurement));
+    } else {
+        st = c->series_all; /* ordered by vm, then tags */
+        bind_str(st, 1, q->ns, strlen(q->ns));
+        bind_str(st, 2, q->mcis, strlen(q->mcis));
+        bind_str(st, 3, q->measurement, strlen(q->measurement));
+    }
+    if ((rc = srefs_load(c, st, &refs, &nrefs)) || (rc = refs_filter(q, refs, &nrefs)) ||
+        nrefs == 0)
+        goto done;
+    if (!q->vm && !q->group_by_vm) {
+        qsort(refs, nrefs, sizeof *refs, cmp_sref_tags_vm);
+        rc = query_across(c, q, &pl, refs, nrefs, out);
+        goto done;
+    }
     if (!(out->series = calloc(nrefs, sizeof *out->series))) {
         rc = -ENOMEM;
         goto done;
     }
     for (size_t i = 0; i < nrefs; i++) {
         struct store_series *ser = &out->series[out->nseries];
-        rc = query_series(c, q, &refs[i], &values, ser);
+        rc = query_series(c, q, &pl, &refs[i], &values, ser);
         if (rc || ser->nrows) out->nseries++; /* owned by out now, even on error */
         if (rc) break;
     }
@@ -1130,6 +1592,7 @@ static int latest_copy(const struct sref *ref, int64_t ts, const struct pt_field
                        struct store_latest *out)
 {
     out->ts_ns = ts;
+    if (!(out->vm = strdup(ref->vm))) return -ENOMEM;
     if (!(out->measurement = strdup(ref->measurement))) return -ENOMEM;
     int rc = tags_parse(ref->tags, ref->tlen, &out->tag_keys, &out->tag_vals, &out->ntags);
     if (rc) return rc;
@@ -1160,23 +1623,24 @@ static int sq_latest(struct store *s, const char *ns, const char *mcis, const ch
                      const char *measurement, struct store_result *out)
 {
     memset(out, 0, sizeof *out);
-    if (!ns || !mcis || !vm) return -EINVAL;
+    if (!ns || !mcis) return -EINVAL;
     struct rconn *c;
     int rc = reader_get(s, &c);
     if (rc) return rc;
     struct sref *refs = NULL;
     size_t nrefs = 0;
     if ((rc = read_begin(c))) goto done;
-    sqlite3_stmt *st = c->series_vm;
+    sqlite3_stmt *st = vm ? c->series_vm : c->series_all;
     bind_str(st, 1, ns, strlen(ns));
     bind_str(st, 2, mcis, strlen(mcis));
-    bind_str(st, 3, vm, strlen(vm));
+    int mi = 3;
+    if (vm) bind_str(st, mi++, vm, strlen(vm));
     if (measurement)
-        bind_str(st, 4, measurement, strlen(measurement));
+        bind_str(st, mi, measurement, strlen(measurement));
     else
-        sqlite3_bind_null(st, 4);
+        sqlite3_bind_null(st, mi);
     if ((rc = srefs_load(c, st, &refs, &nrefs)) || nrefs == 0) goto done;
-    qsort(refs, nrefs, sizeof *refs, cmp_sref);
+    qsort(refs, nrefs, sizeof *refs, cmp_sref_vm);
     if (!(out->latest = calloc(nrefs, sizeof *out->latest))) {
         rc = -ENOMEM;
         goto done;
@@ -1303,8 +1767,9 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *v)
 
 /* Creates the schema in an empty file, or checks that the file holds a
  * Pantala store this build understands. */
-static int schema_init(sqlite3 *db, const char *path, char *err, size_t errlen)
+static int schema_init(sqlite3 *db, const char *path, char *err, size_t errlen, bool *migrate)
 {
+    *migrate = false;
     int64_t app = 0, ver = 0, nobj = 0;
     int rc;
     if ((rc = pragma_int(db, "PRAGMA application_id", &app)) != SQLITE_OK ||
@@ -1322,11 +1787,11 @@ static int schema_init(sqlite3 *db, const char *path, char *err, size_t errlen)
         return PT_E_STORE;
     }
     if (app == 0 && ver == 0) {
-        char sql[1024];
+        char sql[2048];
         snprintf(sql, sizeof sql,
-                 "PRAGMA page_size=%d; PRAGMA journal_mode=WAL; BEGIN IMMEDIATE; %s"
+                 "PRAGMA page_size=%d; PRAGMA journal_mode=WAL; BEGIN IMMEDIATE; %s %s"
                  " PRAGMA application_id=%d; PRAGMA user_version=%d; COMMIT;",
-                 PAGE_SIZE, schema_sql, APP_ID, SCHEMA_VERSION);
+                 PAGE_SIZE, schema_sql, rollup_schema_sql, APP_ID, SCHEMA_VERSION);
         if ((rc = sq_exec(db, sql, "create schema"))) {
             snprintf(err, errlen, "store %s: cannot create the schema: %s", path,
                      sqlite3_errmsg(db));
@@ -1352,7 +1817,49 @@ static int schema_init(sqlite3 *db, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "store %s: unknown schema version %lld", path, (long long)ver);
         return PT_E_STORE;
     }
-    /* Migrations from ver to SCHEMA_VERSION go here, one transaction each. */
+    /* Migrations from ver to SCHEMA_VERSION, one transaction each. */
+    if (ver == 1) {
+        /* Version 2 adds the roll-up tiers. The transaction stays open:
+         * sq_open() fills them from the raw points, then commits. */
+        char sql[1024];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s PRAGMA user_version=2;", rollup_schema_sql);
+        if ((rc = sq_exec(db, sql, "migrate to schema 2"))) {
+            snprintf(err, errlen, "store %s: cannot migrate to schema 2: %s", path,
+                     sqlite3_errmsg(db));
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        *migrate = true;
+    }
+    return 0;
+}
+
+/* Schema 1 → 2, inside the transaction schema_init() opened: fills the
+ * roll-up tiers from every raw point. */
+static int migrate_tiers(struct store *s, char *err, size_t errlen)
+{
+    int rc = rollup_open(s->db, &s->complain, &s->roll);
+    sqlite3_stmt *ids = NULL;
+    if (rc == 0) rc = sq_prepare(s->db, "SELECT id FROM series", &ids);
+    int src = SQLITE_DONE;
+    int64_t n = 0;
+    while (rc == 0 && (src = sqlite3_step(ids)) == SQLITE_ROW) {
+        rc = rollup_rebuild(s->roll, sqlite3_column_int64(ids, 0));
+        n++;
+    }
+    if (rc == 0 && src != SQLITE_DONE) rc = sq_error(NULL, s->db, src, "list series");
+    sqlite3_finalize(ids);
+    rollup_close(s->roll);
+    s->roll = NULL;
+    if (rc == 0) rc = sq_exec(s->db, "COMMIT", "commit migration");
+    if (rc) {
+        snprintf(err, errlen, "store %s: migration to schema 2 (roll-ups) failed: %s", s->path,
+                 pt_strerror(rc));
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    PT_INFO("store", "sqlite: %s migrated to schema 2: roll-ups of %lld series built", s->path,
+            (long long)n);
     return 0;
 }
 
@@ -1364,7 +1871,9 @@ static void sq_close(struct store *s)
         s->idle = c->next;
         reader_close(c);
     }
-    sqlite3_stmt *sts[] = {s->begin, s->commit, s->rollback, s->upsert, s->insert, s->ids, s->del};
+    sqlite3_stmt *sts[] = {s->begin, s->commit, s->rollback, s->upsert, s->insert,
+                           s->ids,   s->del,    s->old_of,   s->update};
+    rollup_close(s->roll);
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
     /* Closed last, the writer checkpoints and removes the WAL. */
     sqlite3_close_v2(s->db);
@@ -1399,7 +1908,12 @@ static int sq_open(const struct store_conf *conf, struct store **out, char *err,
         goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_MS);
-    if ((rc = schema_init(s->db, s->path, err, errlen))) goto fail;
+    s->keep_raw = conf->retention_ns;
+    s->keep_tier[0] = conf->retention_1m_ns;
+    s->keep_tier[1] = conf->retention_1h_ns;
+    bool migrate;
+    if ((rc = schema_init(s->db, s->path, err, errlen, &migrate))) goto fail;
+    if (migrate && (rc = migrate_tiers(s, err, errlen))) goto fail;
 
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
@@ -1435,10 +1949,16 @@ static int sq_open(const struct store_conf *conf, struct store **out, char *err,
                          " DO UPDATE SET csp=excluded.csp, host=excluded.host RETURNING id",
                          &s->upsert)) ||
         (rc = sq_prepare(s->db,
-                         "INSERT OR REPLACE INTO points (series, ts, fields) VALUES (?1, ?2, ?3)",
+                         "INSERT INTO points (series, ts, fields) VALUES (?1, ?2, ?3)"
+                         " ON CONFLICT DO NOTHING",
                          &s->insert)) ||
+        (rc = sq_prepare(s->db, "SELECT fields FROM points WHERE series=?1 AND ts=?2",
+                         &s->old_of)) ||
+        (rc = sq_prepare(s->db, "UPDATE points SET fields=?3 WHERE series=?1 AND ts=?2",
+                         &s->update)) ||
         (rc = sq_prepare(s->db, "SELECT id FROM series", &s->ids)) ||
-        (rc = sq_prepare(s->db, "DELETE FROM points WHERE series=?1 AND ts<?2", &s->del))) {
+        (rc = sq_prepare(s->db, "DELETE FROM points WHERE series=?1 AND ts<?2", &s->del)) ||
+        (rc = rollup_open(s->db, &s->complain, &s->roll))) {
         snprintf(err, errlen, "store %s: %s", s->path, sqlite3_errmsg(s->db));
         goto fail;
     }

@@ -121,6 +121,16 @@ int store_acc_add(struct store_acc *a, enum store_agg agg, double v)
     return 0;
 }
 
+void store_acc_merge(struct store_acc *a, double min, double max, double sum, size_t n, double last)
+{
+    if (n == 0) return;
+    if (a->n == 0 || min < a->min) a->min = min;
+    if (a->n == 0 || max > a->max) a->max = max;
+    a->sum += sum;
+    a->last = last;
+    a->n += n;
+}
+
 static int cmp_double(const void *pa, const void *pb)
 {
     double a = *(const double *)pa, b = *(const double *)pb;

@@ -19,6 +19,10 @@ struct store_conf {
     const char *url;      /* "sqlite:///var/lib/pantala/metrics.db" or "sqlite:" + relative */
     const char *data_dir; /* where relative paths and default files go */
     int64_t retention_ns; /* raw points older than this are deleted; 0 keeps all */
+    /* Backends with roll-up tiers (sqlite): how long the 1 m and 1 h
+     * summaries are kept; 0 keeps them all. retention(cutoff) applies them
+     * as cutoff + retention_ns - retention_1m_ns (resp. _1h_ns). */
+    int64_t retention_1m_ns, retention_1h_ns;
 };
 
 /* One measurement of one sample: what write_batch() stores. The strings
@@ -144,7 +148,9 @@ struct store_ops {
      * vm NULL: of every VM of the MCIS, ordered by VM first. */
     int (*latest)(struct store *s, const char *ns, const char *mcis, const char *vm,
                   const char *measurement, struct store_result *out);
-    /* Deletes raw points older than cutoff_ns; returns the count (>=0) or <0. */
+    /* Deletes raw points older than cutoff_ns (and, in a backend with
+     * roll-ups, tier rows past their own retention, see store_conf);
+     * returns the count of raw points (>=0) or <0. */
     int64_t (*retention)(struct store *s, int64_t cutoff_ns);
     /* Bytes on disk (0 if unknown), for /metrics. */
     int64_t (*size)(struct store *s);

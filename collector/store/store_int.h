@@ -29,6 +29,12 @@ int store_acc_add(struct store_acc *a, enum store_agg agg, double v);
 /* The reduction of the values added: NaN when there are none, except for
  * count which is then 0. p95 is the nearest-rank 95th percentile (the value
  * of rank ceil(0.95 n) in ascending order); it reorders a->vals. */
+/* Adds the summary of values that came before any later add or merge (in
+ * time order): n values with these min, max, sum and last. This is how a
+ * backend with pre-aggregated buckets (roll-ups) feeds the same reducer;
+ * not usable for p95, which needs every value. */
+void store_acc_merge(struct store_acc *a, double min, double max, double sum, size_t n,
+                     double last);
 double store_acc_result(struct store_acc *a, enum store_agg agg);
 void store_acc_free(struct store_acc *a);
 

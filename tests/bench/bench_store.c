@@ -1,7 +1,10 @@
 /* Benchmark of the embedded SQLite store: sustained write rate of realistic
  * agent frames (53 fields in 5 series: cpu 19, memory 16, disk 4, diskio 6,
  * network 8), bytes per stored value, and query latency for one VM over one
- * hour of 1 s data (cpu, raw and 60 s avg).
+ * hour of 1 s data (cpu, raw and 60 s avg), bytes per tier of the 1 m and 1 h
+ * roll-ups, and the MCIS-level query of every VM over one hour (step 60 s,
+ * avg per VM, avg across VMs), from the roll-ups and, for comparison, from
+ * the raw points.
  *
  *   bench_store [--vms N] [--seconds S] [--flush SEC] [--batch FRAMES]
  *               [--dir DIR] [--keep]
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "pt/catalog.h"
@@ -205,6 +209,48 @@ static int64_t file_size(const char *path)
     return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
 }
 
+/* Bytes (pages) and rows of each table of the closed store at path, from
+ * SQLite's dbstat table; prints bytes per value of raw points and tiers. */
+static void table_sizes(const char *path, uint64_t nvalues)
+{
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return;
+    const char *tabs[] = {"points", "rollup_1m", "rollup_1h", "series"};
+    int64_t raw_rows = 0, raw_bytes = 0;
+    for (int i = 0; i < 4; i++) {
+        char sql[160];
+        sqlite3_stmt *st;
+        int64_t bytes = 0, rows = 0;
+        snprintf(sql, sizeof sql, "SELECT sum(pgsize) FROM dbstat WHERE name='%s'", tabs[i]);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) bytes = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tabs[i]);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) rows = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+        if (i == 0) {
+            raw_rows = rows;
+            raw_bytes = bytes;
+        }
+        /* A tier row summarises every value of its bucket: per raw value
+         * stored, and per value of a bucket (a field's 5 numbers). */
+        double per_row = rows ? (double)bytes / (double)rows : 0;
+        double vals_per_row = raw_rows ? (double)nvalues / (double)raw_rows : 0;
+        printf("size: %-9s %8.1f MiB  %10lld rows  %6.1f bytes/row", tabs[i],
+               (double)bytes / 1048576.0, (long long)rows, per_row);
+        if (i == 0 && nvalues)
+            printf("  %.2f bytes/value", (double)bytes / (double)nvalues);
+        else if (i < 3 && rows && vals_per_row > 0)
+            printf("  %.1f bytes per field-bucket  = %.1f%% of raw", per_row / vals_per_row,
+                   100.0 * (double)bytes / (double)(raw_bytes ? raw_bytes : 1));
+        printf("\n");
+    }
+    sqlite3_close(db);
+}
+
 /* Runs one query reps times; prints median, p90 and max latency. */
 static void time_query(struct store *s, const char *label, const struct store_query *q, int reps)
 {
@@ -352,6 +398,7 @@ int main(int argc, char **argv)
            (double)bytes / 1048576.0, (unsigned long long)nvalues, (double)bytes / (double)nvalues,
            (double)bytes / (double)npoints,
            (double)bytes / (double)nvalues * NVALUES * 86400 / 1048576.0);
+    table_sizes(path, nvalues);
     if (ops->open(&conf, &s, err, sizeof err)) {
         fprintf(stderr, "reopen: %s\n", err);
         return 1;
@@ -382,6 +429,38 @@ int main(int argc, char **argv)
     time_query(s, "cpu_utilization 1 h 60 s avg", &q, 50);
     q.step_ns = 0;
     time_query(s, "cpu_utilization 1 h raw", &q, 50);
+
+    /* MCIS level: every VM of the bench MCIS, avg per VM per minute, avg
+     * across VMs. The range ends on a whole minute (1 m roll-ups, no raw
+     * edges); the shifted range reads raw points for its two partial
+     * minutes; p95 cannot use a roll-up and reads every raw point. */
+    struct store_query mq = {.ns = "bench",
+                             .mcis = "mcis-bench",
+                             .measurement = "cpu",
+                             .from_ns = qfrom,
+                             .to_ns = qto,
+                             .step_ns = 60 * PT_NS_PER_SEC,
+                             .agg = STORE_AGG_AVG,
+                             .across = STORE_AGG_AVG};
+    printf("MCIS queries over %ld VMs:\n", nvm);
+    time_query(s, "MCIS cpu 1 h 60 s avg/avg", &mq, 20);
+    mq.from_ns += 17 * PT_NS_PER_SEC;
+    mq.to_ns -= 43 * PT_NS_PER_SEC;
+    time_query(s, "  same, unaligned range", &mq, 20);
+    mq.from_ns = qfrom;
+    mq.to_ns = qto;
+    mq.fields = one;
+    mq.nfields = 1;
+    time_query(s, "  same, cpu_utilization", &mq, 20);
+    mq.fields = NULL;
+    mq.nfields = 0;
+    mq.across = STORE_AGG_NONE;
+    mq.group_by_vm = true;
+    time_query(s, "  groupBy vm (series 1)", &mq, 20);
+    mq.group_by_vm = false;
+    mq.across = STORE_AGG_AVG;
+    mq.agg = STORE_AGG_P95;
+    time_query(s, "  p95/avg (raw points)", &mq, 3);
 
     int64_t lat[50];
     for (int i = 0; i < 50; i++) {

@@ -3,5 +3,5 @@
 #   bench_store [--vms N] [--seconds S] [--batch FRAMES] [--dir DIR] [--keep]
 if(TARGET pantala-store)
     add_executable(bench_store ${CMAKE_CURRENT_LIST_DIR}/bench_store.c)
-    target_link_libraries(bench_store PRIVATE pantala-store pt_build_flags m)
+    target_link_libraries(bench_store PRIVATE pantala-store PkgConfig::SQLITE pt_build_flags m)
 endif()

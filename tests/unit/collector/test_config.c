@@ -51,6 +51,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.http_port, 9090);
     assert_string_equal(cfg.store_url, "sqlite:");
     assert_true(cfg.retention_ns == 30 * 86400 * PT_NS_PER_SEC);
+    assert_true(cfg.retention_1m_ns == 90 * 86400 * PT_NS_PER_SEC);
+    assert_true(cfg.retention_1h_ns == 400 * 86400 * PT_NS_PER_SEC);
     assert_true(cfg.max_age_ns == 2 * 3600 * PT_NS_PER_SEC);
     assert_false(cfg.insecure);
     coll_config_close(&cfg);
@@ -79,6 +81,9 @@ static void test_errors(void **state)
     expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"store\": {\"retention\": "
            "\"forever\"}}",
            ":2: key \"store.retention\"", "duration");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"store\": {\"retention_1h\": "
+           "\"ages\"}}",
+           ":2: key \"store.retention_1h\"", "duration");
     expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"writer\": {\"queue\": 1}}",
            ":2: key \"writer.queue\"", "from 2 to 65536");
     expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"ingest\": {\"insecur\": true}}",
