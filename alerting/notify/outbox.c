@@ -26,6 +26,11 @@
 
 #define LOG "notify"
 
+/* libcurl before 8.2 spells it with three Ls (Debian 12 has 7.88). */
+#if LIBCURL_VERSION_NUM < 0x080200
+#define CURLOPT_MAIL_RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLLOWFAILS
+#endif
+
 enum row_state { ROW_PENDING = 0, ROW_FAILED = 1 };
 
 /* Failed rows are kept this long for inspection, then pruned at open. */
@@ -375,6 +380,9 @@ static void start(struct alert_notifier *n, struct xfer *x, json_t *settings, js
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
         curl_easy_setopt(e, CURLOPT_MAIL_FROM, r->mail_from);
         curl_easy_setopt(e, CURLOPT_MAIL_RCPT, r->rcpt);
+        /* One mistyped address must not keep the alert from the others; when
+         * every recipient is refused the transfer fails with the reply. */
+        curl_easy_setopt(e, CURLOPT_MAIL_RCPT_ALLOWFAILS, 1L);
         curl_easy_setopt(e, CURLOPT_USE_SSL, r->use_ssl);
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
