@@ -12,6 +12,7 @@ PKGS=(
   rpm lintian file  # tests/packaging: RPM builds, package lint, the tarball
   procps  # free(1), which tests/unit/agent/test_agent_live.py checks mem_total against
   musl-tools  # the static agent (PT_AGENT_STATIC)
+  prometheus-alertmanager  # tests/integration/test_notify_alertmanager.py
 )
 
 missing=()
