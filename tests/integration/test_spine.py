@@ -268,6 +268,56 @@ class Spine(unittest.TestCase):
         self.assertGreaterEqual(a["frames"]["accepted"], 2)
         self.assertTrue(a["address"].startswith("127.0.0.1:"))
 
+    # The 53 required names of METRICS.md, by measurement.
+    CATALOG = {
+        "cpu": ["cpu_utilization", "cpu_user", "cpu_nice", "cpu_system", "cpu_idle", "cpu_iowait",
+                "cpu_hintr", "cpu_sintr", "cpu_steal", "cpu_guest", "cpu_guest_nice", "cpu_num",
+                "uptime", "contexts", "proc_run", "proc_total", "load_avg_1m", "load_avg_5m",
+                "load_avg_15m"],
+        "cpufreq": ["cpu_speed"],
+        "memory": ["mem_utilization", "mem_total", "mem_used", "mem_free", "mem_shared",
+                   "mem_buffers", "mem_cached", "swap_utilization", "swap_total", "swap_used",
+                   "swap_free", "page_in", "page_out", "swap_in", "swap_out"],
+        "disk": ["disk_utilization", "disk_total", "disk_used", "disk_free"],
+        "diskio": ["kb_read", "kb_written", "ops_read", "ops_write", "read_time", "write_time"],
+        "network": ["bytes_in", "bytes_out", "pkts_in", "pkts_out", "err_in", "err_out",
+                    "drop_in", "drop_out"],
+    }
+    TOTAL_TAG = {"disk": "mount", "diskio": "device", "network": "interface"}
+
+    def test_03b_full_catalog_through_the_collector(self):
+        """Every one of the 53 names arrives from the real agent and can be
+        queried, per object and as the total series."""
+        cls = type(self)
+        self.assertEqual(sum(len(v) for v in self.CATALOG.values()), 53)
+
+        def complete():
+            status, body = self.get(cls.vm_path + "/latest")
+            if status != 200:
+                return None
+            got = {}
+            for m in body["measurements"]:
+                got.setdefault(m["name"], set()).update(m["fields"])
+            missing = [(n, f) for n, fs in self.CATALOG.items() for f in fs
+                       if f not in got.get(n, ())]
+            return body if not missing else None
+
+        body = self.wait_for("all 53 names in latest", complete, timeout=20)
+        for name, key in self.TOTAL_TAG.items():
+            series = [m for m in body["measurements"] if m["name"] == name]
+            totals = [m for m in series if m["tags"].get(key) == "total"]
+            self.assertEqual(len(totals), 1, "%s has a %s=total series" % (name, key))
+            self.assertGreaterEqual(len(series), 2, "%s: per-object series and total" % name)
+            # Every field of the total is also queryable over a range.
+            for field in self.CATALOG[name]:
+                status, r = self.get(cls.vm_path + "/metrics/%s?fields=%s&tag=%s:total&from=now-5m"
+                                     % (name, field, key))
+                self.assertEqual(status, 200, r)
+                self.assertEqual(len(r["series"]), 1, "%s.%s total" % (name, field))
+                self.assertTrue(r["series"][0]["values"], "%s.%s has values" % (name, field))
+        units = {m["name"]: m for m in body["measurements"]}
+        self.assertGreater(units["cpufreq"]["fields"]["cpu_speed"], 0)
+
     def test_04_garbage_and_replays_are_counted(self):
         cls = type(self)
         before = self.metrics()
