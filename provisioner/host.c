@@ -412,7 +412,8 @@ static void remove_cmd(struct job *j, const char *kind, char *cmd, size_t cap)
         snprintf(inst, sizeof inst, "%s/share/pantala-agent/install.sh", j->prefix);
         quoted(q, sizeof q, inst);
         quoted(p, sizeof p, j->prefix);
-        snprintf(cmd, cap, "%s%s --uninstall --prefix %s", j->h->prefix ? "" : j->sudo, q, p);
+        snprintf(cmd, cap, "%s%s --uninstall --prefix %s%s", j->h->prefix ? "" : j->sudo, q, p,
+                 j->h->prefix ? " --local" : "");
     }
 }
 
@@ -593,8 +594,10 @@ static int do_install(struct job *j, bool upgrade_only)
         quoted(qp, sizeof qp, j->prefix);
         quoted(q, sizeof q, remote);
         if (cfgremote[0]) quoted(qc, sizeof qc, cfgremote);
-        snprintf(cmd, sizeof cmd, "tar -xzf %s -C %s && %s%s/install.sh --prefix %s %s%s --start",
-                 q, qt, j->h->prefix ? "" : j->sudo, qd, qp, cfgremote[0] ? "--config " : "", qc);
+        snprintf(cmd, sizeof cmd,
+                 "tar -xzf %s -C %s && %s%s/install.sh --prefix %s %s %s%s --start", q, qt,
+                 j->h->prefix ? "" : j->sudo, qd, qp, j->h->prefix ? "--local" : "",
+                 cfgremote[0] ? "--config " : "", qc);
         if ((rc = run(j, "install.sh", cmd, NULL))) return rc;
         if (!have) {
             remove_cmd(j, kind, cmd, sizeof cmd);

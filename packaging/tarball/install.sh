@@ -10,7 +10,8 @@
 #   As a user: ./install.sh --prefix ~/pantala [--config agent.json] [--start]
 #              everything under PREFIX (bin/, etc/agent.json, log/, run/), run
 #              as that user by PREFIX/bin/pantala-agentctl start|stop|status;
-#              no boot-time service (that needs root).
+#              no boot-time service (that needs root). --local asks for this
+#              self-contained layout as root too (the agent then runs as root).
 #   Removal:   ./install.sh --uninstall [--prefix DIR]
 #
 # Re-running is an upgrade: the binary and service files are replaced, an
@@ -22,6 +23,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PREFIX=
 CONFIG_SRC=
 START=0
+LOCAL=0
 UNINSTALL=0
 ROOT=0
 [ "$(id -u)" = 0 ] && ROOT=1
@@ -42,22 +44,26 @@ while [ $# -gt 0 ]; do
     --config) CONFIG_SRC=${2:?--config needs a file}; shift 2 ;;
     --config=*) CONFIG_SRC=${1#--config=}; shift ;;
     --start) START=1; shift ;;
+    --local) LOCAL=1; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
+[ $ROOT = 1 ] || LOCAL=1
 if [ -z "$PREFIX" ]; then
-    if [ $ROOT = 1 ]; then PREFIX=/usr/local; else PREFIX=$HOME/pantala; fi
+    if [ $LOCAL = 0 ]; then PREFIX=/usr/local; else PREFIX=$HOME/pantala; fi
 fi
 case "$PREFIX" in /*) ;; *) PREFIX=$(pwd)/$PREFIX ;; esac
 
-if [ $ROOT = 1 ]; then
+if [ $LOCAL = 0 ]; then
+    AGENT_USER=pantala-agent
     CONFIG=/etc/pantala/agent.json
     PIDFILE=/run/pantala-agent.pid
     LOGFILE=/var/log/pantala-agent.log
 else
+    AGENT_USER=$(id -un)
     CONFIG=$PREFIX/etc/agent.json
     PIDFILE=$PREFIX/run/pantala-agent.pid
     LOGFILE=$PREFIX/log/pantala-agent.log
@@ -65,7 +71,7 @@ fi
 BIN=$PREFIX/bin/pantala-agent
 CTL=$PREFIX/bin/pantala-agentctl
 HAVE_SYSTEMD=0
-[ $ROOT = 1 ] && [ -d /run/systemd/system ] && HAVE_SYSTEMD=1
+[ $LOCAL = 0 ] && [ -d /run/systemd/system ] && HAVE_SYSTEMD=1
 UNIT=/etc/systemd/system/pantala-agent.service
 INIT=/etc/init.d/pantala-agent
 
@@ -73,6 +79,7 @@ INIT=/etc/init.d/pantala-agent
 write_ctl() {
     sed -e "s#^DAEMON=.*#DAEMON=$BIN#" -e "s#^CONFIG=.*#CONFIG=$CONFIG#" \
         -e "s#^PIDFILE=.*#PIDFILE=$PIDFILE#" -e "s#^LOGFILE=.*#LOGFILE=$LOGFILE#" \
+        -e "s#^USER=.*#USER=$AGENT_USER#" \
         "$HERE/pantala-agent.init" >"$1.new"
     chmod 0755 "$1.new"
     mv "$1.new" "$1"
@@ -95,7 +102,7 @@ if [ $UNINSTALL = 1 ]; then
         rm -f "$UNIT"
         systemctl daemon-reload || true
     fi
-    if [ $ROOT = 1 ] && [ -f "$INIT" ]; then
+    if [ $LOCAL = 0 ] && [ -f "$INIT" ]; then
         command -v update-rc.d >/dev/null 2>&1 && update-rc.d pantala-agent remove >/dev/null 2>&1 || true
         command -v chkconfig >/dev/null 2>&1 && chkconfig --del pantala-agent >/dev/null 2>&1 || true
         command -v rc-update >/dev/null 2>&1 && rc-update del pantala-agent >/dev/null 2>&1 || true
@@ -104,10 +111,10 @@ if [ $UNINSTALL = 1 ]; then
     rm -f "$BIN" "$CTL" "$CONFIG" "$PIDFILE" "$LOGFILE"
     rm -rf "$PREFIX/share/pantala-agent"
     for d in "$PREFIX/etc" "$PREFIX/run" "$PREFIX/log" "$PREFIX/bin" "$PREFIX/share" "$PREFIX"; do
-        [ $ROOT = 1 ] && [ "$d" != "$PREFIX/etc" ] && continue # never remove /usr/local/bin
+        [ $LOCAL = 0 ] && [ "$d" != "$PREFIX/etc" ] && continue # never remove /usr/local/bin
         rmdir "$d" 2>/dev/null || true
     done
-    if [ $ROOT = 1 ]; then
+    if [ $LOCAL = 0 ]; then
         rmdir /etc/pantala 2>/dev/null || true
         if getent passwd pantala-agent >/dev/null 2>&1; then
             userdel pantala-agent 2>/dev/null || deluser pantala-agent 2>/dev/null || true
@@ -129,7 +136,7 @@ if [ -n "$CONFIG_SRC" ]; then
         die "$CONFIG_SRC is not a valid agent configuration"
 fi
 
-if [ $ROOT = 1 ] && ! getent passwd pantala-agent >/dev/null 2>&1; then
+if [ $LOCAL = 0 ] && ! getent passwd pantala-agent >/dev/null 2>&1; then
     if command -v useradd >/dev/null 2>&1; then
         useradd --system --user-group --no-create-home --home-dir /nonexistent \
             --shell /sbin/nologin --comment "Pantala monitoring agent" pantala-agent
@@ -143,7 +150,7 @@ fi
 
 stop_agent
 mkdir -p "$PREFIX/bin" "$(dirname "$CONFIG")"
-[ $ROOT = 1 ] || mkdir -p "$PREFIX/run" "$PREFIX/log"
+[ $LOCAL = 0 ] || mkdir -p "$PREFIX/run" "$PREFIX/log"
 cp "$HERE/bin/pantala-agent" "$BIN.new"
 chmod 0755 "$BIN.new"
 mv "$BIN.new" "$BIN"
@@ -154,7 +161,7 @@ if [ -n "$CONFIG_SRC" ]; then
 fi
 if [ -f "$CONFIG" ]; then
     chmod 0600 "$CONFIG"
-    [ $ROOT = 1 ] && chown pantala-agent:pantala-agent "$CONFIG"
+    if [ $LOCAL = 0 ]; then chown pantala-agent:pantala-agent "$CONFIG"; fi
 fi
 write_ctl "$CTL"
 # Keep the installer and service files with the installation, so that
@@ -174,14 +181,14 @@ if [ $HAVE_SYSTEMD = 1 ]; then
     systemctl daemon-reload
     systemctl enable pantala-agent.service >/dev/null 2>&1
     service="systemd unit pantala-agent.service"
-elif [ $ROOT = 1 ]; then
+elif [ $LOCAL = 0 ]; then
     write_ctl "$INIT"
     command -v update-rc.d >/dev/null 2>&1 && update-rc.d pantala-agent defaults >/dev/null 2>&1 || true
     command -v chkconfig >/dev/null 2>&1 && chkconfig --add pantala-agent >/dev/null 2>&1 || true
     command -v rc-update >/dev/null 2>&1 && rc-update add pantala-agent default >/dev/null 2>&1 || true
     service="init script $INIT"
 else
-    service="$CTL (no boot-time start without root)"
+    service="$CTL (self-contained: no boot-time start)"
 fi
 echo "pantala-agent $("$BIN" --version | cut -d' ' -f2) installed in $PREFIX; service: $service"
 [ -f "$CONFIG" ] || echo "next: write $CONFIG (mode 0600), then start the agent"
@@ -190,7 +197,7 @@ if [ $START = 1 ]; then
     [ -f "$CONFIG" ] || die "--start: $CONFIG is missing"
     if [ $HAVE_SYSTEMD = 1 ]; then
         systemctl restart pantala-agent.service
-    elif [ $ROOT = 1 ]; then
+    elif [ $LOCAL = 0 ]; then
         "$INIT" start
     else
         "$CTL" start
