@@ -516,3 +516,114 @@ int pt_wire_decode(struct pt_wire_dec *d, const void *buf, size_t len, struct pt
     }
     return 0;
 }
+
+/* ---- acknowledgement frames ---------------------------------------------- */
+
+/* Elements of a v1 ack frame (docs/protocol.md). */
+enum { A_VERSION, A_KIND, A_FLAGS, A_AGENT, A_EPOCH, A_CUM, A_TOP, A_GAPS, A_NOW, E_ACK_COUNT };
+
+/* The gap rules: ascending, disjoint, not adjacent to cum, within
+ * (cum, top). */
+static bool ack_gaps_ok(const struct pt_wire_ack *a)
+{
+    if (a->top < a->cum || a->ngaps > PT_WIRE_ACK_MAX_GAPS) return false;
+    uint64_t after = a->cum; /* each gap starts above this */
+    for (uint16_t i = 0; i < a->ngaps; i++) {
+        uint64_t first = a->gaps[i][0], last = a->gaps[i][1];
+        if (first <= after || last < first || last >= a->top) return false;
+        after = last;
+    }
+    return true;
+}
+
+int pt_wire_ack_encode(const struct pt_wire_ack *a, struct pt_wire_key *key, void *out, size_t cap,
+                       size_t *outlen)
+{
+    if (!ack_gaps_ok(a) || a->agent_id == 0) return PT_E_MALFORMED;
+    size_t trailer = key ? PT_WIRE_MAC_LEN : 0;
+    if (cap < trailer) return PT_E_NOSPACE;
+    struct wbuf w = {out, cap - trailer, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &w, wbuf_write);
+    if (msgpack_pack_array(&pk, E_ACK_COUNT) || msgpack_pack_uint8(&pk, PT_WIRE_VERSION) ||
+        msgpack_pack_uint8(&pk, PT_WIRE_ACK) ||
+        msgpack_pack_uint8(&pk, key ? PT_WIRE_F_SIGNED : 0) ||
+        msgpack_pack_uint64(&pk, a->agent_id) || msgpack_pack_uint64(&pk, a->epoch) ||
+        msgpack_pack_uint64(&pk, a->cum) || msgpack_pack_uint64(&pk, a->top) ||
+        msgpack_pack_array(&pk, 2u * a->ngaps))
+        return PT_E_NOSPACE;
+    for (uint16_t i = 0; i < a->ngaps; i++)
+        if (msgpack_pack_uint64(&pk, a->gaps[i][0]) || msgpack_pack_uint64(&pk, a->gaps[i][1]))
+            return PT_E_NOSPACE;
+    if (msgpack_pack_uint64(&pk, a->now_ns < 0 ? 0 : (uint64_t)a->now_ns)) return PT_E_NOSPACE;
+    if (key) {
+        if (pt_wire_mac(key, out, w.len, (uint8_t *)out + w.len)) return PT_E_AUTH;
+        w.len += PT_WIRE_MAC_LEN;
+    }
+    *outlen = w.len;
+    return 0;
+}
+
+int pt_wire_ack_decode(const void *buf, size_t len, struct pt_wire_ack *a)
+{
+    memset(a, 0, sizeof *a);
+    if (len == 0) return PT_E_TRUNCATED;
+    if (len > PT_WIRE_MAX_FRAME) return PT_E_LIMIT;
+    struct rd r = {buf, (const char *)buf + len};
+    uint32_t n, ng;
+    uint64_t v, flags;
+    int rc = rd_container(&r, MP_ARRAY, UINT32_MAX, &n);
+    if (rc) return rc;
+    if (n < 1) return PT_E_MALFORMED;
+    if ((rc = rd_uint(&r, UINT8_MAX, &v))) return rc;
+    if (v != PT_WIRE_VERSION) return PT_E_VERSION;
+    if (n != E_ACK_COUNT) return PT_E_MALFORMED;
+    if ((rc = rd_uint(&r, UINT8_MAX, &v))) return rc;
+    if (v != PT_WIRE_ACK) return PT_E_MALFORMED;
+    if ((rc = rd_uint(&r, UINT8_MAX, &flags))) return rc;
+    if (flags & ~(uint64_t)PT_WIRE_F_KNOWN) return PT_E_MALFORMED;
+    if ((rc = rd_uint(&r, UINT64_MAX, &a->agent_id)) || (rc = rd_uint(&r, UINT64_MAX, &a->epoch)) ||
+        (rc = rd_uint(&r, UINT64_MAX, &a->cum)) || (rc = rd_uint(&r, UINT64_MAX, &a->top)))
+        return rc;
+    if (a->agent_id == 0) return PT_E_MALFORMED;
+    if ((rc = rd_container(&r, MP_ARRAY, 2 * PT_WIRE_ACK_MAX_GAPS, &ng))) return rc;
+    if (ng % 2) return PT_E_MALFORMED;
+    a->ngaps = (uint16_t)(ng / 2);
+    for (uint16_t i = 0; i < a->ngaps; i++)
+        if ((rc = rd_uint(&r, UINT64_MAX, &a->gaps[i][0])) ||
+            (rc = rd_uint(&r, UINT64_MAX, &a->gaps[i][1])))
+            return rc;
+    if ((rc = rd_uint(&r, INT64_MAX, &v))) return rc;
+    a->now_ns = (int64_t)v;
+    if (!ack_gaps_ok(a)) return PT_E_MALFORMED;
+
+    a->body_len = (size_t)(r.p - (const char *)buf);
+    size_t rest = len - a->body_len;
+    if (flags & PT_WIRE_F_SIGNED) {
+        if (rest < PT_WIRE_MAC_LEN) return PT_E_TRUNCATED;
+        if (rest > PT_WIRE_MAC_LEN) return PT_E_MALFORMED;
+        a->mac = (const uint8_t *)buf + a->body_len;
+    } else if (rest) {
+        return PT_E_MALFORMED;
+    }
+    return 0;
+}
+
+int pt_wire_ack_verify(const struct pt_wire_ack *a, const void *buf, struct pt_wire_key *key)
+{
+    uint8_t mac[PT_WIRE_MAC_LEN];
+    if (!a->mac) return PT_E_UNSIGNED;
+    if (pt_wire_mac(key, buf, a->body_len, mac)) return PT_E_AUTH;
+    return pt_ct_equal(mac, sizeof mac, a->mac, PT_WIRE_MAC_LEN) ? 0 : PT_E_AUTH;
+}
+
+bool pt_wire_ack_covers(const struct pt_wire_ack *a, uint64_t seq)
+{
+    if (seq <= a->cum) return true;
+    if (seq > a->top) return false;
+    for (uint16_t i = 0; i < a->ngaps; i++) {
+        if (seq < a->gaps[i][0]) return true; /* gaps ascend: none further holds seq */
+        if (seq <= a->gaps[i][1]) return false;
+    }
+    return true;
+}

@@ -1,6 +1,6 @@
 /* pantala-fuzz-seeds: writes the wire fuzzer's seed corpus, valid frames of
- * many shapes signed with the fuzzing key (fuzz_key.h) and a few field
- * maps, into a directory. The output is deterministic, so regenerating the
+ * many shapes signed with the fuzzing key (fuzz_key.h), a few field
+ * maps and two acknowledgement frames, into a directory. The output is deterministic, so regenerating the
  * committed tests/fuzz/corpus/wire/ changes nothing:
  *
  *   pantala-fuzz-seeds tests/fuzz/corpus/wire
@@ -250,6 +250,25 @@ int main(int argc, char **argv)
     };
     if (pt_wire_fields_encode(mixed, PT_ARRAY_LEN(mixed), buf, sizeof buf, &len) == 0)
         bad |= write_file(dir, "12-fields-mixed", buf, len);
+    else
+        bad = 1;
+
+    /* 13, 14: acknowledgement frames (kind 2), signed: with gaps, and the
+     * most gaps one ack carries. */
+    struct pt_wire_ack a = {
+        .agent_id = 42, .epoch = 1763719200123, .cum = 100, .top = 180, .now_ns = TS, .ngaps = 2};
+    a.gaps[0][0] = 103, a.gaps[0][1] = 110;
+    a.gaps[1][0] = 150, a.gaps[1][1] = 150;
+    if (pt_wire_ack_encode(&a, &key, buf, sizeof buf, &len) == 0)
+        bad |= write_file(dir, "13-ack-gaps", buf, len);
+    else
+        bad = 1;
+    a.ngaps = PT_WIRE_ACK_MAX_GAPS;
+    a.top = 100 + 3 * PT_WIRE_ACK_MAX_GAPS + 1;
+    for (uint16_t i = 0; i < PT_WIRE_ACK_MAX_GAPS; i++)
+        a.gaps[i][0] = a.gaps[i][1] = 101 + 3u * i + 1;
+    if (pt_wire_ack_encode(&a, &key, buf, sizeof buf, &len) == 0)
+        bad |= write_file(dir, "14-ack-max-gaps", buf, len);
     else
         bad = 1;
 

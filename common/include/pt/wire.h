@@ -141,4 +141,44 @@ bool pt_wire_name_ok(const char *p, size_t len);
  * and DEL. */
 bool pt_utf8_ok(const char *p, size_t len, bool ctrl);
 
+/* ---- acknowledgement frames (kind 2, collector -> agent) -----------------
+ *
+ * An ack tells an agent which of its frames of one epoch are durable at the
+ * collector: every seq <= cum, and every seq in (cum, top] except the gap
+ * ranges listed. docs/protocol.md, "Acknowledgement frame", is the layout. */
+#define PT_WIRE_ACK_MAX_GAPS 32 /* gap ranges one ack lists at most */
+
+struct pt_wire_ack {
+    uint64_t agent_id;
+    uint64_t epoch;
+    uint64_t cum;   /* every seq 1..cum is acknowledged; 0: none yet */
+    uint64_t top;   /* the ack speaks for seqs up to top (top >= cum) */
+    int64_t now_ns; /* collector wall clock when the ack was made */
+    uint16_t ngaps;
+    /* Not acknowledged: gaps[i][0]..gaps[i][1] (inclusive), ascending,
+     * disjoint, each within (cum, top). */
+    uint64_t gaps[PT_WIRE_ACK_MAX_GAPS][2];
+    /* Set by pt_wire_ack_decode(): */
+    size_t body_len;
+    const uint8_t *mac;
+};
+
+/* Encodes a (checked: the gap rules above) signed with key (which may be
+ * NULL for an unsigned ack, used only by tests and insecure labs). Returns
+ * 0, PT_E_MALFORMED for an invalid a, or PT_E_NOSPACE. */
+int pt_wire_ack_encode(const struct pt_wire_ack *a, struct pt_wire_key *key, void *out, size_t cap,
+                       size_t *outlen);
+
+/* Decodes an ack datagram into a, with every length, type and the gap
+ * rules checked; allocates nothing. Returns 0 or PT_E_TRUNCATED, PT_E_TYPE,
+ * PT_E_LIMIT, PT_E_VERSION, PT_E_MALFORMED (also: not an ack). */
+int pt_wire_ack_decode(const void *buf, size_t len, struct pt_wire_ack *a);
+
+/* Checks the trailer of a decoded ack: 0, PT_E_UNSIGNED or PT_E_AUTH. */
+int pt_wire_ack_verify(const struct pt_wire_ack *a, const void *buf, struct pt_wire_key *key);
+
+/* Whether the ack a covers seq: seq <= cum, or within (cum, top] and in no
+ * gap. */
+bool pt_wire_ack_covers(const struct pt_wire_ack *a, uint64_t seq);
+
 #endif

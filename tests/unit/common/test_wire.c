@@ -594,6 +594,133 @@ static void test_utf8(void **state)
     assert_false(pt_wire_name_ok("", 0));
 }
 
+/* ---- acknowledgement frames ---- */
+
+static struct pt_wire_ack sample_ack(void)
+{
+    struct pt_wire_ack a;
+    memset(&a, 0, sizeof a);
+    a.agent_id = 77;
+    a.epoch = UINT64_C(1763700000123);
+    a.cum = 100;
+    a.top = 140;
+    a.now_ns = INT64_C(1763700000123456789);
+    a.ngaps = 2;
+    a.gaps[0][0] = 102, a.gaps[0][1] = 104;
+    a.gaps[1][0] = 130, a.gaps[1][1] = 130;
+    return a;
+}
+
+static void test_ack_round_trip(void **state)
+{
+    struct fixture *fx = *state;
+    struct pt_wire_ack a = sample_ack(), b;
+    uint8_t buf[PT_WIRE_MAX_FRAME];
+    size_t len;
+    assert_int_equal(pt_wire_ack_encode(&a, &fx->ka, buf, sizeof buf, &len), 0);
+    assert_true(len < 120); /* a small datagram */
+    assert_int_equal(pt_wire_ack_decode(buf, len, &b), 0);
+    assert_int_equal(b.agent_id, 77);
+    assert_true(b.epoch == a.epoch && b.cum == 100 && b.top == 140 && b.now_ns == a.now_ns);
+    assert_int_equal(b.ngaps, 2);
+    assert_true(b.gaps[0][0] == 102 && b.gaps[0][1] == 104 && b.gaps[1][0] == 130 &&
+                b.gaps[1][1] == 130);
+    assert_non_null(b.mac);
+    assert_int_equal(b.body_len + PT_WIRE_MAC_LEN, len);
+    assert_int_equal(pt_wire_ack_verify(&b, buf, &fx->ka), 0);
+    /* A wrong key, or any altered byte, fails. */
+    assert_int_equal(pt_wire_ack_verify(&b, buf, &fx->kb), PT_E_AUTH);
+    for (size_t i = 0; i < len; i++) {
+        buf[i] ^= 0x01;
+        struct pt_wire_ack c;
+        if (pt_wire_ack_decode(buf, len, &c) == 0)
+            assert_int_not_equal(pt_wire_ack_verify(&c, buf, &fx->ka), 0);
+        buf[i] ^= 0x01;
+    }
+    /* Which seqs the ack covers. */
+    assert_true(pt_wire_ack_covers(&b, 1) && pt_wire_ack_covers(&b, 100));
+    assert_true(pt_wire_ack_covers(&b, 101) && pt_wire_ack_covers(&b, 105));
+    assert_false(pt_wire_ack_covers(&b, 102) || pt_wire_ack_covers(&b, 104));
+    assert_false(pt_wire_ack_covers(&b, 130) || pt_wire_ack_covers(&b, 141));
+    assert_true(pt_wire_ack_covers(&b, 131) && pt_wire_ack_covers(&b, 140));
+
+    /* Unsigned: no trailer, verify says so. */
+    assert_int_equal(pt_wire_ack_encode(&a, NULL, buf, sizeof buf, &len), 0);
+    assert_int_equal(pt_wire_ack_decode(buf, len, &b), 0);
+    assert_null(b.mac);
+    assert_int_equal(pt_wire_ack_verify(&b, buf, &fx->ka), PT_E_UNSIGNED);
+}
+
+static void test_ack_hostile(void **state)
+{
+    struct fixture *fx = *state;
+    struct pt_wire_ack a = sample_ack(), b;
+    uint8_t buf[PT_WIRE_MAX_FRAME];
+    size_t len;
+    assert_int_equal(pt_wire_ack_encode(&a, &fx->ka, buf, sizeof buf, &len), 0);
+    /* Cut short anywhere: never accepted. */
+    for (size_t cut = 0; cut < len; cut++)
+        assert_int_not_equal(pt_wire_ack_decode(buf, cut, &b), 0);
+    /* A byte too many. */
+    buf[len] = 0;
+    assert_int_equal(pt_wire_ack_decode(buf, len + 1, &b), PT_E_MALFORMED);
+    /* Too small an output buffer. */
+    assert_int_equal(pt_wire_ack_encode(&a, &fx->ka, buf, 20, &len), PT_E_NOSPACE);
+
+    /* Invalid gap lists are refused by the encoder and the decoder. */
+    struct pt_wire_ack bad = a;
+    bad.gaps[1][0] = 103; /* overlaps the first */
+    assert_int_equal(pt_wire_ack_encode(&bad, NULL, buf, sizeof buf, &len), PT_E_MALFORMED);
+    bad = a;
+    bad.gaps[0][0] = 100; /* not above cum */
+    assert_int_equal(pt_wire_ack_encode(&bad, NULL, buf, sizeof buf, &len), PT_E_MALFORMED);
+    bad = a;
+    bad.gaps[1][1] = 140; /* reaches top */
+    assert_int_equal(pt_wire_ack_encode(&bad, NULL, buf, sizeof buf, &len), PT_E_MALFORMED);
+    bad = a;
+    bad.top = 50; /* below cum */
+    bad.ngaps = 0;
+    assert_int_equal(pt_wire_ack_encode(&bad, NULL, buf, sizeof buf, &len), PT_E_MALFORMED);
+
+    /* Hand-built with msgpack-c: a sample frame's kind, a gap count beyond
+     * the ceiling, an odd gap list, another version. */
+    struct {
+        unsigned version, kind, ngaps_raw;
+        int want;
+    } cases[] = {
+        {1, 1, 0, PT_E_MALFORMED},
+        {1, 2, 2 * PT_WIRE_ACK_MAX_GAPS + 2, PT_E_LIMIT},
+        {1, 2, 1, PT_E_MALFORMED},
+        {2, 2, 0, PT_E_VERSION},
+        {1, 2, 0, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 9);
+        msgpack_pack_uint8(&pk, (uint8_t)cases[c].version);
+        msgpack_pack_uint8(&pk, (uint8_t)cases[c].kind);
+        msgpack_pack_uint8(&pk, 0);
+        msgpack_pack_uint64(&pk, 5);
+        msgpack_pack_uint64(&pk, 9);
+        msgpack_pack_uint64(&pk, 10);
+        msgpack_pack_uint64(&pk, 1000);
+        msgpack_pack_array(&pk, cases[c].ngaps_raw);
+        for (unsigned g = 0; g < cases[c].ngaps_raw; g++) msgpack_pack_uint64(&pk, 20 + g);
+        msgpack_pack_uint64(&pk, 123);
+        assert_int_equal(pt_wire_ack_decode(sb.data, sb.size, &b), cases[c].want);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* A sample frame is not an ack, and an ack is not a sample frame. */
+    struct pt_frame f = sample_frame(), g;
+    assert_int_equal(pt_wire_encode(&f, &fx->ka, buf, sizeof buf, &len), 0);
+    assert_int_equal(pt_wire_ack_decode(buf, len, &b), PT_E_MALFORMED);
+    assert_int_equal(pt_wire_ack_encode(&a, &fx->ka, buf, sizeof buf, &len), 0);
+    assert_int_equal(pt_wire_decode(fx->dec, buf, len, &g), PT_E_MALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +735,8 @@ int main(void)
         cmocka_unit_test(test_huge_claimed_counts),
         cmocka_unit_test(test_empty_string_field),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_ack_round_trip),
+        cmocka_unit_test(test_ack_hostile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
