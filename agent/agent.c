@@ -1,11 +1,15 @@
 /* The agent's main loop, frame building and --once. */
 #include "agent.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 
+#include "pt/catalog.h"
 #include "pt/err.h"
 #include "pt/time.h"
+#include "pt/util.h"
 
 #include "json.h"
 #include "table.h"
@@ -20,6 +24,11 @@ int agent_init(struct agent *a, const struct agent_config *cfg)
     int rc = agent_sender_init(&a->sender, cfg->collector);
     if (rc) return rc;
     if (cfg->has_key && (rc = pt_wire_key_init(&a->key, cfg->key, sizeof cfg->key))) return rc;
+    if (cfg->ring_bytes) {
+        if ((rc = agent_ring_init(&a->ring, cfg->ring_bytes))) return rc;
+        a->ring_on = true;
+        a->tokens = 1;
+    }
     /* Milliseconds, so an agent restarted within the same second still
      * starts a new, larger epoch (docs/protocol.md). */
     a->epoch = (uint64_t)(pt_now_ns() / PT_NS_PER_MS);
@@ -30,6 +39,8 @@ void agent_close(struct agent *a)
 {
     agent_sender_close(&a->sender);
     if (a->cfg && a->cfg->has_key) pt_wire_key_close(&a->key);
+    if (a->ring_on) agent_ring_close(&a->ring);
+    a->ring_on = false;
 }
 
 void agent_frame_fill(struct pt_frame *f, const struct agent_config *cfg,
@@ -122,7 +133,24 @@ int agent_frame_split(const struct pt_frame *f, bool signed_, struct agent_parts
     return 0;
 }
 
-/* Encodes (signed when there is a key) and sends one frame. */
+/* Logs frames the ring dropped for room since the last time (rate-limited). */
+static void log_ring_drops(struct agent *a)
+{
+    if (a->ring.dropped == a->dropped_logged) return;
+    char every[32];
+    pt_duration_format(a->cfg->interval_ns, every, sizeof every);
+    pt_complain(&a->ring_full, PT_LOG_WARN, "agent",
+                "ring full (%zu bytes, ring.bytes): dropped the oldest %llu unacknowledged "
+                "frame%s (%llu in all); the collector has not acknowledged frames for a while",
+                a->ring.cap, (unsigned long long)(a->ring.dropped - a->dropped_logged),
+                a->ring.dropped - a->dropped_logged == 1 ? "" : "s",
+                (unsigned long long)a->ring.dropped);
+    a->dropped_logged = a->ring.dropped;
+}
+
+/* Encodes (signed when there is a key) and sends one frame, keeping it in
+ * the ring; while the agent owes AGENT_SEND_SPAN frames or more it is only
+ * kept, agent_pump() sends it in its turn. */
 static int send_frame(struct agent *a, struct pt_frame *f, uint8_t *buf)
 {
     size_t len;
@@ -136,6 +164,14 @@ static int send_frame(struct agent *a, struct pt_frame *f, uint8_t *buf)
         a->unsent++;
         return rc;
     }
+    int64_t now = pt_mono_ns();
+    if (a->ring_on) {
+        uint64_t oldest = agent_ring_oldest(&a->ring);
+        bool hold = oldest && f->seq - oldest >= AGENT_SEND_SPAN;
+        agent_ring_push(&a->ring, f->seq, buf, len, hold ? 0 : now, NULL);
+        log_ring_drops(a);
+        if (hold) return 0;
+    }
     rc = agent_sender_send(&a->sender, buf, len);
     if (rc) {
         a->unsent++;
@@ -148,6 +184,25 @@ static int send_frame(struct agent *a, struct pt_frame *f, uint8_t *buf)
     return 0;
 }
 
+/* The agent's own measurement, "agent": what it sent and what it owes. */
+static void self_measurement(struct agent *a, struct pt_meas *m)
+{
+    static const char *const names[] = {"frames_sent",  "frames_resent", "ring_dropped",
+                                        "ring_frames",  "ring_bytes",    "acks_received",
+                                        "acks_rejected"};
+    uint64_t v[] = {a->sent,       a->resent, a->ring.dropped, a->ring.unacked,
+                    a->ring.bytes, a->acks,   a->acks_rejected};
+    for (size_t i = 0; i < PT_ARRAY_LEN(names); i++) {
+        a->self_fields[i].key = pt_str_c(names[i]);
+        a->self_fields[i].type = PT_F_UINT;
+        a->self_fields[i].v.u = v[i];
+    }
+    memset(m, 0, sizeof *m);
+    m->name = PT_STR("agent");
+    m->fields = a->self_fields;
+    m->nfields = (uint16_t)PT_ARRAY_LEN(names);
+}
+
 int agent_tick(struct agent *a, int64_t ts_ns)
 {
     uint8_t buf[PT_WIRE_MAX_FRAME];
@@ -156,6 +211,11 @@ int agent_tick(struct agent *a, int64_t ts_ns)
 
     agent_sample_collect(&a->sample);
     agent_frame_fill(&f, a->cfg, &a->sample, ts_ns, (uint32_t)(a->cfg->interval_ns / PT_NS_PER_MS));
+    /* The sample, then the agent's own figures as of this tick. */
+    memcpy(a->all, a->sample.list, a->sample.n * sizeof a->all[0]);
+    self_measurement(a, &a->all[a->sample.n]);
+    f.meas = a->all;
+    f.nmeas = (uint16_t)(a->sample.n + 1);
     int rc = agent_frame_split(&f, a->cfg->has_key, &parts);
     if (rc) {
         pt_complain(&a->encode_fail, PT_LOG_ERROR, "agent", "cannot encode the sample: %s",
@@ -201,13 +261,107 @@ static void sleep_ns(int64_t ns)
     clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
 }
 
+void agent_on_datagram(struct agent *a, const uint8_t *buf, size_t len, int64_t now_ns)
+{
+    struct pt_wire_ack k;
+    int rc = pt_wire_ack_decode(buf, len, &k);
+    const char *why = rc ? pt_strerror(rc) : NULL;
+    if (!rc && k.agent_id != a->cfg->agent_id) why = "for another agent";
+    if (!why && a->cfg->has_key && (rc = pt_wire_ack_verify(&k, buf, &a->key)))
+        why = rc == PT_E_UNSIGNED ? "unsigned" : "signature does not verify under the agent's key";
+    if (why) {
+        a->acks_rejected++;
+        pt_complain(&a->ack_fail, PT_LOG_WARN, "agent",
+                    "ignored a datagram from collector %s: not a valid acknowledgement (%s); "
+                    "%llu ignored so far",
+                    a->sender.name, why, (unsigned long long)a->acks_rejected);
+        return;
+    }
+    if (k.epoch != a->epoch) {
+        a->acks_stale++; /* for a previous run of this agent: nothing to do */
+        return;
+    }
+    a->acks++;
+    a->last_ack_ns = now_ns;
+    if (a->ring_on) agent_ring_ack(&a->ring, &k);
+}
+
+int64_t agent_pump(struct agent *a, int64_t now_ns)
+{
+    if (!a->ring_on || a->ring.unacked == 0) return INT64_MAX;
+    const int64_t after = a->cfg->resend_after_ns;
+    const double rate = a->cfg->resend_rate;
+    a->tokens += (double)(now_ns - a->tokens_ns) * rate / 1e9;
+    if (a->tokens > rate) a->tokens = rate; /* a burst of one second at most */
+    a->tokens_ns = now_ns;
+    bool alive = a->last_ack_ns && now_ns - a->last_ack_ns < 3 * after;
+
+    int64_t next = INT64_MAX;
+    struct agent_ring_iter it;
+    struct agent_ring_frame fr;
+    agent_ring_iter(&a->ring, &it);
+    while (agent_ring_next(&a->ring, &it, &fr)) {
+        int64_t due = fr.sent_ns ? fr.sent_ns + after : now_ns;
+        if (!alive) due = fr.sent_ns + after; /* probing: the oldest, every resend_after */
+        if (due > now_ns) {
+            if (due < next) next = due;
+            if (!alive) break;
+            continue;
+        }
+        if (a->tokens < 1) {
+            int64_t wait = (int64_t)((1 - a->tokens) * 1e9 / rate) + 1;
+            if (now_ns + wait < next) next = now_ns + wait;
+            break;
+        }
+        a->tokens -= 1;
+        bool first = fr.sent_ns == 0;
+        agent_ring_sent(&a->ring, fr.at, now_ns);
+        if (agent_sender_send(&a->sender, fr.data, fr.len) == 0) {
+            if (first)
+                a->sent++;
+            else
+                a->resent++;
+        }
+        PT_DEBUG("agent", "%s frame %llu (%zu bytes)", first ? "sent held" : "resent",
+                 (unsigned long long)fr.seq, fr.len);
+        if (!alive) {
+            next = now_ns + after;
+            break;
+        }
+    }
+    return next == INT64_MAX ? INT64_MAX : next - now_ns;
+}
+
+/* Waits up to ns (at most a second) for datagrams from the collector and
+ * takes them; without a socket yet, just sleeps. A signal ends the wait. */
+static void wait_ns(struct agent *a, int64_t ns)
+{
+    if (ns > PT_NS_PER_SEC) ns = PT_NS_PER_SEC;
+    if (ns < 0) ns = 0;
+    if (a->sender.fd < 0) {
+        sleep_ns(ns);
+        return;
+    }
+    struct pollfd p = {.fd = a->sender.fd, .events = POLLIN};
+    int ms = (int)((ns + PT_NS_PER_MS - 1) / PT_NS_PER_MS);
+    if (poll(&p, 1, ms) <= 0) return;
+    uint8_t buf[PT_WIRE_MAX_FRAME];
+    for (int i = 0; i < 64; i++) { /* bounded: ticks must not starve */
+        ssize_t n = agent_sender_recv(&a->sender, buf, sizeof buf);
+        if (n == -EAGAIN) break;
+        if (n < 0) continue; /* an ICMP error for an earlier send, or oversized */
+        agent_on_datagram(a, buf, (size_t)n, pt_mono_ns());
+    }
+}
+
 int agent_run(struct agent *a, const volatile sig_atomic_t *stop)
 {
     const int64_t iv = a->cfg->interval_ns;
     int64_t next = agent_next_tick(pt_now_ns(), iv);
+    a->tokens_ns = pt_mono_ns();
     /* Ticks are wall-clock times (so every VM samples at the same instants),
-     * but the waiting is done on the monotonic clock, one short sleep at a
-     * time, re-reading the wall clock after each: an absolute
+     * but the waiting is done on the monotonic clock (poll()), one short
+     * wait at a time, re-reading the wall clock after each: an absolute
      * CLOCK_REALTIME sleep would stretch by however far the clock is set
      * back while it sleeps (an hour's NTP correction: an hour of silence). */
     while (!*stop) {
@@ -220,7 +374,8 @@ int agent_run(struct agent *a, const volatile sig_atomic_t *stop)
             continue;
         }
         if (now < next) {
-            sleep_ns(next - now);
+            int64_t resend = agent_pump(a, pt_mono_ns());
+            wait_ns(a, resend < next - now ? resend : next - now);
             continue;
         }
         if (now - next >= iv) {

@@ -1,5 +1,7 @@
 /* The agent: one frame per interval, at wall-clock multiples of the
- * interval, sent to the collector; and --once, one sample printed as JSON. */
+ * interval, sent to the collector and kept in the ring until the collector
+ * acknowledges it (resent otherwise, agent/ring.h); and --once, one sample
+ * printed as a table or JSON. */
 #ifndef AGENT_AGENT_H
 #define AGENT_AGENT_H
 
@@ -12,6 +14,7 @@
 #include "pt/wire.h"
 
 #include "config.h"
+#include "ring.h"
 #include "sample.h"
 #include "sender.h"
 
@@ -26,8 +29,28 @@ struct agent {
     uint64_t seq;           /* of the last frame built; the first is 1 */
     uint64_t sent, unsent;  /* frames handed to the kernel, frames not */
     uint64_t skipped;       /* measurements too large to send */
+    /* Acknowledged delivery (cfg->ring_bytes > 0). */
+    bool ring_on;
+    struct agent_ring ring;
+    uint64_t resent;              /* frames sent again from the ring */
+    uint64_t acks, acks_rejected; /* acks taken; acks ignored as invalid or forged */
+    uint64_t acks_stale;          /* valid acks for an older epoch */
+    int64_t last_ack_ns;          /* monotonic; 0: none yet */
+    double tokens;                /* resend budget (frames) */
+    int64_t tokens_ns;            /* monotonic time of the last refill */
+    uint64_t dropped_logged;      /* ring drops already logged */
+    struct pt_complain ack_fail, ring_full;
+    /* The sample plus the agent's own measurement "agent" (self_fields). */
+    struct pt_meas all[AGENT_SAMPLE_MAX_MEAS + 1];
+    struct pt_field self_fields[7];
     struct pt_complain encode_fail, late;
 };
+
+/* The agent holds new frames back in the ring (instead of sending them at
+ * once) while it owes this many older ones, so that every frame in flight
+ * stays inside the collector's 1024-seq duplicate window (docs/protocol.md,
+ * "Resend rules"). */
+#define AGENT_SEND_SPAN 512
 
 /* Prepares the key and the sender; touches no network. Returns 0, -EINVAL
  * for a bad collector address, or the key set-up's error. */
@@ -65,12 +88,26 @@ int agent_frame_split(const struct pt_frame *f, bool signed_, struct agent_parts
  * Returns 0 or the first send error (already logged). */
 int agent_tick(struct agent *a, int64_t ts_ns);
 
+/* Takes one datagram received from the collector: an ack is checked
+ * (decoded, agent id, signature under the agent's key when it has one,
+ * epoch) and the frames it covers leave the ring. Anything else is counted
+ * in acks_rejected and logged (rate-limited). now_ns is monotonic. */
+void agent_on_datagram(struct agent *a, const uint8_t *buf, size_t len, int64_t now_ns);
+
+/* Sends from the ring what is due: frames held back, and frames not
+ * acknowledged resend_after after their last send, oldest first, within
+ * the resend rate; while no ack has come for 3 x resend_after, only the
+ * oldest one, as a probe. Returns the nanoseconds until it next has
+ * something to do (INT64_MAX: nothing owed). now_ns is monotonic. */
+int64_t agent_pump(struct agent *a, int64_t now_ns);
+
 /* The first multiple of interval_ns (counted from the Unix epoch) after
  * now_ns. */
 int64_t agent_next_tick(int64_t now_ns, int64_t interval_ns);
 
-/* Runs until *stop is set (by a signal handler): sleeps to each tick and
- * calls agent_tick(). A tick missed by more than an interval (suspend,
+/* Runs until *stop is set (by a signal handler): waits in poll() on the
+ * socket for acks until each tick, calls agent_tick(), and agent_pump()
+ * when resends are due. A tick missed by more than an interval (suspend,
  * overload) is skipped, not made up. Returns 0. */
 int agent_run(struct agent *a, const volatile sig_atomic_t *stop);
 

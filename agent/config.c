@@ -13,6 +13,8 @@
 #include "pt/time.h"
 #include "pt/util.h"
 
+#include "ring.h"
+
 void agent_config_defaults(struct agent_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -21,6 +23,9 @@ void agent_config_defaults(struct agent_config *cfg)
     snprintf(cfg->sys_root, sizeof cfg->sys_root, "%s", AGENT_DEFAULT_SYS_ROOT);
     cfg->interval_ns = PT_NS_PER_SEC;
     cfg->log_level = PT_LOG_INFO;
+    cfg->ring_bytes = AGENT_DEFAULT_RING_BYTES;
+    cfg->resend_rate = AGENT_DEFAULT_RESEND_RATE;
+    cfg->resend_after_ns = AGENT_DEFAULT_RESEND_AFTER;
     char host[256];
     if (gethostname(host, sizeof host) == 0) {
         host[sizeof host - 1] = '\0';
@@ -148,6 +153,19 @@ static int config_read(struct agent_config *cfg, struct pt_conf *c, bool need_id
     if ((rc = conf_filter(c, "mounts", &cfg->mounts)) ||
         (rc = conf_filter(c, "devices", &cfg->devices)) ||
         (rc = conf_filter(c, "interfaces", &cfg->interfaces)))
+        return rc;
+
+    int64_t v;
+    if ((rc = pt_conf_int(c, "ring.bytes", 0, INT64_C(1) << 30, (int64_t)cfg->ring_bytes, &v)))
+        return rc;
+    if (v > 0 && v < AGENT_RING_MIN_BYTES)
+        return pt_conf_fail(c, "ring.bytes", "expected 0 (no ring) or at least %d bytes",
+                            AGENT_RING_MIN_BYTES);
+    cfg->ring_bytes = (size_t)v;
+    if ((rc = pt_conf_int(c, "ring.resend_rate", 1, 100000, cfg->resend_rate, &v))) return rc;
+    cfg->resend_rate = (uint32_t)v;
+    if ((rc = pt_conf_duration(c, "ring.resend_after", 100 * PT_NS_PER_MS, 600 * PT_NS_PER_SEC,
+                               cfg->resend_after_ns, &cfg->resend_after_ns)))
         return rc;
 
     const char *level;

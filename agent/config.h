@@ -21,6 +21,10 @@
 #define AGENT_DEFAULT_COLLECTOR "127.0.0.1:8094"
 #define AGENT_DEFAULT_PROC_ROOT "/proc"
 #define AGENT_DEFAULT_SYS_ROOT  "/sys"
+/* The ring of unacknowledged frames (agent/ring.h, docs/agent.md). */
+#define AGENT_DEFAULT_RING_BYTES   (1024 * 1024)
+#define AGENT_DEFAULT_RESEND_RATE  50
+#define AGENT_DEFAULT_RESEND_AFTER (2 * INT64_C(1000000000))
 
 struct agent_config {
     char collector[300]; /* "host:port", checked by pt_hostport_split() */
@@ -39,7 +43,12 @@ struct agent_config {
     /* Which objects are reported (docs/agent.md): mount points, block
      * device names, interface names. */
     struct agent_filter mounts, devices, interfaces;
-    int log_level; /* enum pt_log_level */
+    /* Acknowledged delivery: ring_bytes 0 turns it off (frames are sent
+     * once, acks ignored); else 64 KiB .. 1 GiB. */
+    size_t ring_bytes;
+    uint32_t resend_rate;    /* frames per second, 1 .. 100000 */
+    int64_t resend_after_ns; /* 100 ms .. 10 min */
+    int log_level;           /* enum pt_log_level */
     char log_file[1024];
 };
 

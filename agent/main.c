@@ -35,7 +35,9 @@ static void usage(FILE *out)
         "it, it reads the operating system's counters (cpu, cpufreq, memory, disk,\n"
         "diskio and network: the metric catalog of docs/metrics.md) and\n"
         "sends them to the Pantala collector as one UDP datagram, signed with the\n"
-        "agent's key. It keeps running when the collector is down; failures are\n"
+        "agent's key. It keeps every frame in a ring until the collector acknowledges\n"
+        "it and resends what was not, so a collector outage loses nothing the ring\n"
+        "can hold. It keeps running when the collector is down; failures are\n"
         "logged, then at a slowing rate.\n"
         "\n"
         "Options:\n"
@@ -71,6 +73,13 @@ static void usage(FILE *out)
         "  mounts.include, mounts.exclude          glob lists (fnmatch) choosing the\n"
         "  devices.include, devices.exclude        mount points, block devices and\n"
         "  interfaces.include, interfaces.exclude  interfaces reported; default: all\n"
+        "  ring.bytes  frames kept until the collector   default 1048576 (1 MiB);\n"
+        "              acknowledges them; 0: no ring,    65536 or more\n"
+        "              frames are sent once\n"
+        "  ring.resend_after  resend an unacknowledged   default \"2s\"\n"
+        "              frame after this long\n"
+        "  ring.resend_rate   resends per second, at     default 50\n"
+        "              most (so a returning collector is not flooded)\n"
         "  log.level   error, warn, info or debug        default \"info\"\n"
         "  log.file    append the log to this file       default: standard error\n"
         "\n"
@@ -222,9 +231,14 @@ int main(int argc, char **argv)
                 config_path);
 
     agent_run(&a, &stop_requested);
-    PT_INFO("agent", "stopping: %llu frames sent, %llu not sent, %llu refusals from the collector",
+    PT_INFO("agent",
+            "stopping: %llu frames sent, %llu not sent, %llu refusals from the collector; "
+            "%llu resent, %llu acknowledgements (%llu ignored), %zu frames still "
+            "unacknowledged, %llu dropped from the full ring",
             (unsigned long long)a.sent, (unsigned long long)a.unsent,
-            (unsigned long long)a.sender.refused);
+            (unsigned long long)a.sender.refused, (unsigned long long)a.resent,
+            (unsigned long long)a.acks, (unsigned long long)a.acks_rejected, a.ring.unacked,
+            (unsigned long long)a.ring.dropped);
     agent_close(&a);
     return 0;
 }

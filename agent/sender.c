@@ -146,3 +146,23 @@ int agent_sender_send(struct agent_sender *s, const void *buf, size_t len)
     pt_complain_release(&s->fail, "send", "sending to collector %s works again", s->name);
     return 0;
 }
+
+ssize_t agent_sender_recv(struct agent_sender *s, void *buf, size_t cap)
+{
+    if (s->fd < 0) return -EAGAIN;
+    ssize_t n;
+    do {
+        n = recv(s->fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ECONNREFUSED) {
+        /* The ICMP answer to an earlier datagram: the collector was down. */
+        s->refused++;
+        s->stale = true;
+        pt_complain(&s->fail, PT_LOG_WARN, "send", "collector %s refused frames: %s", s->name,
+                    strerror(ECONNREFUSED));
+        return -ECONNREFUSED;
+    }
+    if (n < 0) return errno == EWOULDBLOCK || errno == EAGAIN ? -EAGAIN : -errno;
+    if ((size_t)n > cap) return -EMSGSIZE; /* larger than any ack: not one */
+    return n;
+}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "pt/log.h"
 
@@ -40,5 +41,11 @@ void agent_sender_close(struct agent_sender *s);
  * failures are also logged (rate-limited). Never blocks on the network
  * (name resolution aside). */
 int agent_sender_send(struct agent_sender *s, const void *buf, size_t len);
+
+/* Reads one datagram the collector sent back (the socket is connected: no
+ * one else's arrive). Returns its length, -EAGAIN when there is none, or
+ * another negative errno (an ICMP error for an earlier send shows up here
+ * as -ECONNREFUSED). */
+ssize_t agent_sender_recv(struct agent_sender *s, void *buf, size_t cap);
 
 #endif

@@ -78,6 +78,9 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         (rc = pt_conf_duration(c, "ingest.max_future", PT_NS_PER_SEC, 86400 * PT_NS_PER_SEC,
                                300 * PT_NS_PER_SEC, &cfg->max_future_ns)) ||
         (rc = pt_conf_int(c, "ingest.rcvbuf", 65536, INT32_MAX, 32 << 20, &cfg->rcvbuf)) ||
+        (rc = pt_conf_bool(c, "ingest.acks", true, &cfg->acks)) ||
+        (rc = pt_conf_duration(c, "ingest.ack_interval", 10 * PT_NS_PER_MS, 5 * PT_NS_PER_SEC,
+                               100 * PT_NS_PER_MS, &cfg->ack_interval_ns)) ||
         (rc = pt_conf_str(c, "store.url", "sqlite:", &cfg->store_url)) ||
         (rc = pt_conf_duration(c, "store.retention", 0, 3650 * 86400 * PT_NS_PER_SEC,
                                30 * 86400 * PT_NS_PER_SEC, &cfg->retention_ns)) ||

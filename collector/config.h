@@ -24,6 +24,10 @@ struct coll_config {
     int64_t max_age_ns; /* oldest sample timestamp accepted (now - max_age) */
     int64_t max_future_ns;
     int64_t rcvbuf; /* SO_RCVBUF bytes requested */
+    /* Acknowledgements to agents (docs/protocol.md): on/off, and how often
+     * (at most) each agent gets one. */
+    bool acks;
+    int64_t ack_interval_ns;
     const char *store_url;
     int64_t retention_ns;
     /* How long the 1 m and 1 h roll-ups are kept (store.retention_1m, _1h). */

@@ -45,6 +45,8 @@ static const char usage[] =
     "  ingest.max_age     oldest sample timestamp accepted      (2h)\n"
     "  ingest.max_future  newest sample timestamp accepted      (5m)\n"
     "  ingest.rcvbuf      UDP receive buffer in bytes            (33554432)\n"
+    "  ingest.acks        acknowledge durable frames to agents   (true)\n"
+    "  ingest.ack_interval  at most one ack per agent this often (100ms)\n"
     "  store.url          metric store                          (sqlite: = data_dir/metrics.db)\n"
     "  store.retention    raw points older than this are deleted (30d; 0 keeps all)\n"
     "  store.retention_1m 1-minute roll-ups kept this long        (90d; 0 keeps all)\n"
@@ -159,6 +161,10 @@ static int start(struct daemon *d)
     if ((rc = coll_ingest_start(&d->ingest, d->loop, c->udp_host, c->udp_port, (int)c->rcvbuf))) {
         PT_ERROR("pantalad", "cannot listen for UDP on %s:%u: %s", c->udp_host, c->udp_port,
                  uv_strerror(rc));
+        return rc;
+    }
+    if (c->acks && (rc = coll_ingest_start_acks(&d->ingest, c->ack_interval_ns))) {
+        PT_ERROR("pantalad", "cannot start the acknowledgement timer: %s", uv_strerror(rc));
         return rc;
     }
     if (c->prov_enabled) {

@@ -2,6 +2,7 @@
 #include "registry.h"
 #include "config.h"
 #include "ingest/seqwin.h"
+#include "pt/catalog.h"
 #include "pt/err.h"
 #include "pt/log.h"
 #include "pt/time.h"
@@ -23,10 +24,13 @@ struct agent {
     struct coll_agent_info info; /* identity, counters (missing/epoch/seq from win) */
     uint8_t key[PT_WIRE_KEY_LEN];
     struct pt_wire_key wkey;
-    struct seqwin win;
+    struct seqwin win;  /* admission: accepted frames (duplicates, replays) */
+    struct seqwin dwin; /* durable frames: what acks say */
     struct sockaddr_storage addr;
-    bool dirty;   /* runtime state changed since the last persist */
-    bool unsaved; /* registered by an insecure frame, not in the database yet */
+    int64_t report_ts; /* sample time of the "agent" figures in info */
+    bool ack_due;      /* news for the agent: queued in ackq */
+    bool dirty;        /* runtime state changed since the last persist */
+    bool unsaved;      /* registered by an insecure frame, not in the database yet */
     /* Lengths of the names in info, so admission needs no strlen(). */
     uint16_t ns_len, mcis_len, vm_len, host_len;
 };
@@ -38,6 +42,8 @@ struct coll_registry {
     size_t cap, count, auto_count;
     sqlite3 *db;
     struct coll_stats *stats;
+    uint64_t *ackq; /* ids of agents with ack_due, in the order they got news */
+    size_t nackq, cap_ackq;
 };
 
 /* ---- database boundary --------------------------------------------------- */
@@ -60,6 +66,11 @@ static const char schema[] =
     " duplicate INTEGER NOT NULL DEFAULT 0, vals INTEGER NOT NULL DEFAULT 0,"
     " addr TEXT NOT NULL DEFAULT '',"
     " UNIQUE(ns, mcis, vm));";
+
+/* Added with acknowledged delivery: the durable window's bitmap (epoch and
+ * top_seq are the durable window's too), so a restart recognises exactly
+ * the seqs already stored. */
+static const char schema_dbits[] = "ALTER TABLE agents ADD COLUMN dbits BLOB;";
 
 /* ---- hash table ---------------------------------------------------------- */
 
@@ -141,6 +152,11 @@ static void fill_info(const struct agent *a, struct coll_agent_info *out)
     out->missing = a->win.missing;
     out->epoch = a->win.epoch;
     out->last_seq = a->win.top;
+    uint64_t cum = 0, top = 0;
+    seqwin_ack(&a->dwin, &cum, &top, NULL, 0);
+    if (a->dwin.epoch != a->win.epoch) cum = 0; /* nothing durable in this epoch yet */
+    out->acked = cum;
+    out->ack_lag = a->win.top > cum ? a->win.top - cum : 0;
     out->addr[0] = '\0';
     if (a->addr.ss_family == AF_INET) {
         const struct sockaddr_in *s = (const struct sockaddr_in *)&a->addr;
@@ -193,7 +209,7 @@ static int load_agents(struct coll_registry *r)
     if (sqlite3_prepare_v2(r->db,
                            "SELECT id, ns, mcis, vm, csp, key, created, host, first_seen, "
                            "last_seen, last_ts, interval_ms, epoch, top_seq, missing, accepted, "
-                           "rejected, duplicate, vals FROM agents",
+                           "rejected, duplicate, vals, dbits FROM agents",
                            -1, &st, NULL) != SQLITE_OK)
         return sql_fail(r, "loading agents");
     int rc = 0, step;
@@ -214,9 +230,15 @@ static int load_agents(struct coll_registry *r)
         i->last_seen_ns = sqlite3_column_int64(st, 9);
         i->last_ts_ns = sqlite3_column_int64(st, 10);
         i->interval_ms = (uint32_t)sqlite3_column_int64(st, 11);
-        seqwin_restore(&a->win, (uint64_t)sqlite3_column_int64(st, 12),
-                       (uint64_t)sqlite3_column_int64(st, 13),
-                       (uint64_t)sqlite3_column_int64(st, 14));
+        uint64_t epoch = (uint64_t)sqlite3_column_int64(st, 12),
+                 top = (uint64_t)sqlite3_column_int64(st, 13),
+                 missing = (uint64_t)sqlite3_column_int64(st, 14);
+        seqwin_restore(&a->win, epoch, top, missing);
+        if (sqlite3_column_bytes(st, 19) == (int)sizeof a->win.bits)
+            /* Exactly the durable seqs: frames accepted but lost in a crash
+             * before reaching the store are accepted again when resent. */
+            memcpy(a->win.bits, sqlite3_column_blob(st, 19), sizeof a->win.bits);
+        a->dwin = a->win;
         i->accepted = (uint64_t)sqlite3_column_int64(st, 15);
         i->rejected = (uint64_t)sqlite3_column_int64(st, 16);
         i->duplicate = (uint64_t)sqlite3_column_int64(st, 17);
@@ -258,7 +280,9 @@ int coll_registry_open(struct coll_registry **out, const char *path, struct coll
     char *emsg = NULL;
     if (sqlite3_exec(r->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
                      &emsg) != SQLITE_OK ||
-        sqlite3_exec(r->db, schema, NULL, NULL, &emsg) != SQLITE_OK) {
+        sqlite3_exec(r->db, schema, NULL, NULL, &emsg) != SQLITE_OK ||
+        (sqlite3_exec(r->db, "SELECT dbits FROM agents LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
+         sqlite3_exec(r->db, schema_dbits, NULL, NULL, &emsg) != SQLITE_OK)) {
         snprintf(err, errlen, "state database %s: %s", path, emsg ? emsg : "error");
         sqlite3_free(emsg);
         coll_registry_close(r);
@@ -285,6 +309,7 @@ void coll_registry_close(struct coll_registry *r)
     }
     for (size_t i = 0; r->slots && i < r->cap; i++) agent_free(r->slots[i]);
     free(r->slots);
+    free(r->ackq);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->admin);
     free(r);
@@ -464,6 +489,54 @@ size_t coll_registry_count_up(struct coll_registry *r, int64_t now_ns)
 
 /* ---- admission (ingest thread) ------------------------------------------- */
 
+static void set_addr(struct agent *a, const struct sockaddr *from)
+{
+    if (!from) return;
+    size_t alen =
+        from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    memcpy(&a->addr, from, alen);
+}
+
+/* Queues a for an ack at the next coll_registry_acks() (lock held). */
+static void ack_news(struct coll_registry *r, struct agent *a)
+{
+    if (a->ack_due) return;
+    if (r->nackq == r->cap_ackq) {
+        size_t ncap = r->cap_ackq ? 2 * r->cap_ackq : 256;
+        uint64_t *q = realloc(r->ackq, ncap * sizeof *q);
+        if (!q) return; /* the next news tries again; acks are cumulative */
+        r->ackq = q;
+        r->cap_ackq = ncap;
+    }
+    r->ackq[r->nackq++] = a->info.id;
+    a->ack_due = true;
+}
+
+/* The agent's own figures from its measurement "agent" (agent/agent.c),
+ * when the frame carries it; the newest sample's figures win. */
+static void take_report(struct agent *a, const struct pt_frame *f)
+{
+    for (size_t m = 0; m < f->nmeas; m++) {
+        const struct pt_meas *ms = &f->meas[m];
+        if (!pt_str_eq(ms->name, "agent") || ms->ntags) continue;
+        for (size_t k = 0; k < ms->nfields; k++) {
+            const struct pt_field *fl = &ms->fields[k];
+            if (fl->type != PT_F_UINT) continue;
+            if (pt_str_eq(fl->key, "frames_sent"))
+                a->info.agent_sent = fl->v.u;
+            else if (pt_str_eq(fl->key, "frames_resent"))
+                a->info.agent_resent = fl->v.u;
+            else if (pt_str_eq(fl->key, "ring_dropped"))
+                a->info.agent_ring_dropped = fl->v.u;
+            else if (pt_str_eq(fl->key, "ring_frames"))
+                a->info.agent_ring_frames = fl->v.u;
+        }
+        a->info.agent_reports = true;
+        a->report_ts = f->ts_ns;
+        return;
+    }
+}
+
 static bool same(struct pt_str s, const char *name, uint16_t len)
 {
     return s.len == len && memcmp(s.p, name, len) == 0;
@@ -537,8 +610,12 @@ enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_fra
     }
     switch (seqwin_check(&a->win, f->epoch, f->seq)) {
     case SEQWIN_DUPLICATE:
+        /* A resend: the agent missed an ack (or it is still in the write
+         * queue). Answer with the durable window once more. */
         a->info.duplicate++;
         a->dirty = true;
+        set_addr(a, from);
+        ack_news(r, a);
         verdict = COLL_ADMIT_DUPLICATE;
         goto out;
     case SEQWIN_REPLAY:
@@ -558,11 +635,8 @@ enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_fra
     }
     i->accepted++;
     i->values += values;
-    if (from) {
-        size_t alen =
-            from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-        memcpy(&a->addr, from, alen);
-    }
+    set_addr(a, from);
+    if (f->ts_ns >= a->report_ts) take_report(a, f);
     a->dirty = true;
     verdict = COLL_ADMIT_OK;
     goto out;
@@ -574,11 +648,83 @@ out:
     return verdict;
 }
 
+/* ---- acknowledged delivery ----------------------------------------------- */
+
+/* Looks up the agent of each ref, remembering the last (a batch holds runs
+ * of frames from the same agent). Lock held. */
+static struct agent *ref_agent(struct coll_registry *r, const struct coll_frame_ref *ref,
+                               struct agent **last)
+{
+    if (!*last || (*last)->info.id != ref->agent_id) *last = find(r, ref->agent_id);
+    return *last;
+}
+
+void coll_registry_durable(struct coll_registry *r, const struct coll_frame_ref *refs, size_t n)
+{
+    struct agent *last = NULL;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct agent *a = ref_agent(r, &refs[i], &last);
+        if (!a) continue; /* removed meanwhile */
+        /* The durable window follows the admission window's epochs: a frame
+         * of an older epoch than the durable window's is already beyond
+         * acknowledging (the agent restarted). */
+        if (seqwin_check(&a->dwin, refs[i].epoch, refs[i].seq) != SEQWIN_NEW) continue;
+        a->dirty = true;
+        ack_news(r, a);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+void coll_registry_forget(struct coll_registry *r, const struct coll_frame_ref *refs, size_t n)
+{
+    struct agent *last = NULL;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct agent *a = ref_agent(r, &refs[i], &last);
+        if (a && seqwin_forget(&a->win, refs[i].epoch, refs[i].seq)) a->dirty = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+size_t coll_registry_acks(struct coll_registry *r, int64_t now_ns,
+                          void (*send)(void *ctx, const struct sockaddr *to, const void *buf,
+                                       size_t len),
+                          void *ctx)
+{
+    uint8_t buf[256];
+    size_t made = 0;
+    pthread_mutex_lock(&r->lock);
+    for (size_t q = 0; q < r->nackq; q++) {
+        struct agent *a = find(r, r->ackq[q]);
+        if (!a || !a->ack_due) continue;
+        a->ack_due = false;
+        if (!a->addr.ss_family || a->dwin.top == 0) continue;
+        struct pt_wire_ack k;
+        memset(&k, 0, sizeof k);
+        k.agent_id = a->info.id;
+        k.epoch = a->dwin.epoch;
+        k.now_ns = now_ns;
+        k.ngaps = (uint16_t)seqwin_ack(&a->dwin, &k.cum, &k.top, k.gaps, PT_WIRE_ACK_MAX_GAPS);
+        size_t len;
+        if (pt_wire_ack_encode(&k, a->info.has_key ? &a->wkey : NULL, buf, sizeof buf, &len))
+            continue; /* cannot happen: seqwin_ack keeps the gap rules */
+        send(ctx, (const struct sockaddr *)&a->addr, buf, len);
+        a->info.acks_sent++;
+        a->info.last_ack_ns = now_ns;
+        made++;
+    }
+    r->nackq = 0;
+    pthread_mutex_unlock(&r->lock);
+    return made;
+}
+
 /* ---- persistence (writer thread) ----------------------------------------- */
 
 struct snap {
     struct coll_agent_info info;
     bool unsaved;
+    struct seqwin dwin; /* saved in place of the admission window */
 };
 
 int coll_registry_persist(struct coll_registry *r)
@@ -595,6 +741,7 @@ int coll_registry_persist(struct coll_registry *r)
         if (!a || !a->dirty) continue;
         fill_info(a, &s[k].info);
         s[k].unsaved = a->unsaved;
+        s[k].dwin = a->dwin;
         a->dirty = a->unsaved = false;
         k++;
     }
@@ -610,7 +757,7 @@ int coll_registry_persist(struct coll_registry *r)
             sqlite3_prepare_v2(r->db,
                                "UPDATE agents SET host=?, first_seen=?, last_seen=?, last_ts=?, "
                                "interval_ms=?, epoch=?, top_seq=?, missing=?, accepted=?, "
-                               "rejected=?, duplicate=?, vals=?, addr=? WHERE id=?",
+                               "rejected=?, duplicate=?, vals=?, addr=?, dbits=? WHERE id=?",
                                -1, &upd, NULL) != SQLITE_OK) {
             rc = sql_fail(r, "saving agent state");
         }
@@ -632,15 +779,19 @@ int coll_registry_persist(struct coll_registry *r)
             sqlite3_bind_int64(upd, 3, a->last_seen_ns);
             sqlite3_bind_int64(upd, 4, a->last_ts_ns);
             sqlite3_bind_int64(upd, 5, a->interval_ms);
-            sqlite3_bind_int64(upd, 6, (sqlite3_int64)a->epoch);
-            sqlite3_bind_int64(upd, 7, (sqlite3_int64)a->last_seq);
+            /* The durable window: after a restart, a seq counts as seen
+             * only if its points were stored. */
+            const struct seqwin *dw = &s[i].dwin;
+            sqlite3_bind_int64(upd, 6, (sqlite3_int64)dw->epoch);
+            sqlite3_bind_int64(upd, 7, (sqlite3_int64)dw->top);
             sqlite3_bind_int64(upd, 8, (sqlite3_int64)a->missing);
             sqlite3_bind_int64(upd, 9, (sqlite3_int64)a->accepted);
             sqlite3_bind_int64(upd, 10, (sqlite3_int64)a->rejected);
             sqlite3_bind_int64(upd, 11, (sqlite3_int64)a->duplicate);
             sqlite3_bind_int64(upd, 12, (sqlite3_int64)a->values);
             sqlite3_bind_text(upd, 13, a->addr, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(upd, 14, (sqlite3_int64)a->id);
+            sqlite3_bind_blob(upd, 14, dw->bits, sizeof dw->bits, SQLITE_STATIC);
+            sqlite3_bind_int64(upd, 15, (sqlite3_int64)a->id);
             if (!rc && sqlite3_step(upd) != SQLITE_DONE) rc = sql_fail(r, "saving agent state");
         }
         sqlite3_finalize(ins);

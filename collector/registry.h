@@ -31,6 +31,21 @@ struct coll_agent_info {
     uint64_t accepted, rejected, duplicate, missing, values;
     uint64_t epoch, last_seq;
     char addr[64]; /* source address of the last accepted frame */
+    /* Acknowledged delivery (docs/protocol.md): frames durable in the store
+     * up to acked (contiguously, in epoch), accepted frames not yet
+     * acknowledged (ack_lag), acks sent and when the last one was. */
+    uint64_t acked, ack_lag, acks_sent;
+    int64_t last_ack_ns;
+    /* The agent's own figures, from its measurement "agent" (0 until it
+     * reports them; agent_reports says whether it did). */
+    bool agent_reports;
+    uint64_t agent_sent, agent_resent, agent_ring_dropped, agent_ring_frames;
+};
+
+/* One accepted frame, as the writer reports it back: durable, or lost on
+ * the way to the store. */
+struct coll_frame_ref {
+    uint64_t agent_id, epoch, seq;
 };
 
 /* Opens (creating) the state database at path and loads every agent.
@@ -70,6 +85,26 @@ enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_fra
                                     uint64_t values, const void *buf, const struct sockaddr *from,
                                     const struct coll_admit_opts *o, int64_t now_ns,
                                     enum coll_reject *reason);
+
+/* Writer: the frames refs[0..n) are durable in the store (or the outbox):
+ * they enter their agents' durable windows, and those agents get an ack
+ * at the next coll_registry_acks(). */
+void coll_registry_durable(struct coll_registry *r, const struct coll_frame_ref *refs, size_t n);
+
+/* Writer or ingest: the frames refs[0..n) were accepted but will never be
+ * stored (dropped, counted elsewhere): their seqs are forgotten by the
+ * duplicate window so the agents' resends are accepted. */
+void coll_registry_forget(struct coll_registry *r, const struct coll_frame_ref *refs, size_t n);
+
+/* Ingest thread, from a timer: for every agent with news since the last
+ * call (frames became durable, or a duplicate arrived), encodes an ack of
+ * its durable window (signed with its key; unsigned for agents registered
+ * without one) and calls send(ctx, address, ack, len) under the registry's
+ * lock. Returns the number of acks made. */
+size_t coll_registry_acks(struct coll_registry *r, int64_t now_ns,
+                          void (*send)(void *ctx, const struct sockaddr *to, const void *buf,
+                                       size_t len),
+                          void *ctx);
 
 /* Writes changed runtime state (counters, sequence window tops, agents
  * registered by insecure frames) to the database. */

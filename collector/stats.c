@@ -180,6 +180,10 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
     counter(&b, "pantala_values_accepted_total", "Field values in accepted frames.",
             LOAD(s->values_accepted));
     counter(&b, "pantala_receive_errors_total", "Socket receive errors.", LOAD(s->recv_errors));
+    counter(&b, "pantala_acks_sent_total", "Acknowledgements sent to agents.", LOAD(s->acks_sent));
+    counter(&b, "pantala_ack_send_errors_total",
+            "Acknowledgements the socket did not take (the next one repeats them).",
+            LOAD(s->ack_send_errors));
     counter(&b, "pantala_frames_written_total", "Frames whose points reached the store.",
             LOAD(s->frames_written));
     counter(&b, "pantala_points_written_total", "Points (measurements) written to the store.",

@@ -46,6 +46,7 @@ struct coll_stats {
     _Atomic uint64_t rejected_by[COLL_REJ_COUNT];
     _Atomic uint64_t values_accepted;
     _Atomic uint64_t recv_errors, truncated_datagrams;
+    _Atomic uint64_t acks_sent, ack_send_errors; /* acknowledgements to agents */
     _Atomic uint64_t points_written, frames_written, batches_written;
     _Atomic uint64_t frames_dropped_queue, points_dropped_queue;
     _Atomic uint64_t frames_dropped_store, points_dropped_store, store_errors;

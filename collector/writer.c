@@ -18,6 +18,7 @@ struct batch {
     size_t nframes, npoints, used, cap;
     int64_t born_ns; /* monotonic time of the first frame */
     unsigned char *data;
+    struct coll_frame_ref *refs; /* one per frame (batch_frames of room) */
 };
 
 struct coll_writer {
@@ -77,7 +78,10 @@ static struct batch *batch_get(struct coll_writer *w)
         if (!b) return NULL;
         b->cap = batch_bytes(w);
         b->data = malloc(b->cap);
-        if (!b->data) {
+        b->refs = malloc(w->o.batch_frames * sizeof *b->refs);
+        if (!b->data || !b->refs) {
+            free(b->data);
+            free(b->refs);
             free(b);
             return NULL;
         }
@@ -92,6 +96,7 @@ static void batch_free(struct batch *b)
 {
     if (!b) return;
     free(b->data);
+    free(b->refs);
     free(b);
 }
 
@@ -128,6 +133,7 @@ static void hand_over(struct coll_writer *w)
     }
     pthread_mutex_unlock(&w->lock);
     if (full) {
+        coll_registry_forget(w->reg, b->refs, b->nframes);
         atomic_fetch_add(&w->stats->frames_dropped_queue, b->nframes);
         atomic_fetch_add(&w->stats->points_dropped_queue, b->npoints);
         pt_complain(&w->c_full, PT_LOG_ERROR, "writer",
@@ -148,7 +154,8 @@ static size_t record_size(size_t len)
     return (RECORD_HDR + len + 7) & ~(size_t)7;
 }
 
-void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint16_t npoints)
+void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint16_t npoints,
+                     const struct coll_frame_ref *ref)
 {
     size_t rec = record_size(len);
     if (!w->cur) w->cur = batch_get(w);
@@ -158,6 +165,7 @@ void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint1
         b = w->cur;
     }
     if (!b || b->used + rec > b->cap) {
+        if (ref) coll_registry_forget(w->reg, ref, 1);
         atomic_fetch_add(&w->stats->frames_dropped_queue, 1);
         atomic_fetch_add(&w->stats->points_dropped_queue, npoints);
         pt_complain(&w->c_full, PT_LOG_ERROR, "writer", "out of memory for write batches");
@@ -170,6 +178,7 @@ void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint1
     memset(p + 6, 0, 2);
     memcpy(p + RECORD_HDR, frame, len);
     b->used += rec;
+    b->refs[b->nframes] = ref ? *ref : (struct coll_frame_ref){0, 0, 0};
     if (b->nframes++ == 0) b->born_ns = pt_mono_ns();
     b->npoints += npoints;
     if (b->nframes >= w->o.batch_frames) hand_over(w);
@@ -247,6 +256,7 @@ static void write_batch(struct coll_writer *w, struct batch *b)
 {
     long n = decode_batch(w, b);
     if (n < 0) {
+        coll_registry_forget(w->reg, b->refs, b->nframes);
         atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes);
         atomic_fetch_add(&w->stats->points_dropped_store, b->npoints);
         pt_complain(&w->c_store, PT_LOG_ERROR, "writer", "out of memory decoding a batch");
@@ -264,6 +274,7 @@ static void write_batch(struct coll_writer *w, struct batch *b)
             atomic_fetch_add(&w->stats->points_written, (uint64_t)n);
             atomic_fetch_add(&w->stats->frames_written, b->nframes);
             atomic_fetch_add(&w->stats->batches_written, 1);
+            coll_registry_durable(w->reg, b->refs, b->nframes); /* now they may be acked */
             pt_complain_release(&w->c_store, "writer", "store writes succeed again");
             return;
         }
@@ -277,6 +288,7 @@ static void write_batch(struct coll_writer *w, struct batch *b)
         ts.tv_sec = backoff_ms[attempt] / 1000;
         nanosleep(&ts, NULL);
     }
+    coll_registry_forget(w->reg, b->refs, b->nframes);
     atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes);
     atomic_fetch_add(&w->stats->points_dropped_store, (uint64_t)n);
     pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
@@ -330,6 +342,7 @@ static void *writer_main(void *arg)
         size_t left = w->depth;
         pthread_mutex_unlock(&w->lock);
         if (b && late) {
+            coll_registry_forget(w->reg, b->refs, b->nframes);
             atomic_fetch_add(&w->stats->frames_dropped_shutdown, b->nframes);
             atomic_fetch_add(&w->stats->points_dropped_shutdown, b->npoints);
             pt_complain(&w->c_store, PT_LOG_ERROR, "writer",

@@ -37,6 +37,27 @@ static json_t *agent_json(const struct coll_agent_info *a, int64_t now)
                         json_pack("{s:I,s:I,s:I,s:I}", "accepted", (json_int_t)a->accepted,
                                   "rejected", (json_int_t)a->rejected, "duplicate",
                                   (json_int_t)a->duplicate, "missing", (json_int_t)a->missing));
+    /* Acknowledged delivery (docs/protocol.md): what the collector has
+     * acknowledged, and the agent's own figures from its "agent"
+     * measurement (null until it reports them). */
+    json_t *d = json_pack("{s:I,s:I,s:I}", "acked_seq", (json_int_t)a->acked, "ack_lag_frames",
+                          (json_int_t)a->ack_lag, "acks_sent", (json_int_t)a->acks_sent);
+    if (d) {
+        json_object_set_new(d, "last_ack", api_time(a->last_ack_ns));
+        json_object_set_new(d, "agent_sent",
+                            a->agent_reports ? json_integer((json_int_t)a->agent_sent)
+                                             : json_null());
+        json_object_set_new(d, "agent_resent",
+                            a->agent_reports ? json_integer((json_int_t)a->agent_resent)
+                                             : json_null());
+        json_object_set_new(d, "agent_ring_dropped",
+                            a->agent_reports ? json_integer((json_int_t)a->agent_ring_dropped)
+                                             : json_null());
+        json_object_set_new(d, "agent_ring_frames",
+                            a->agent_reports ? json_integer((json_int_t)a->agent_ring_frames)
+                                             : json_null());
+        json_object_set_new(j, "delivery", d);
+    }
     return j;
 }
 

@@ -78,7 +78,8 @@ void coll_ingest_datagram(struct coll_ingest *in, const void *buf, size_t len,
     case COLL_ADMIT_OK: {
         atomic_fetch_add_explicit(&in->stats->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&in->stats->values_accepted, values, memory_order_relaxed);
-        if (in->writer) coll_writer_add(in->writer, buf, len, f.nmeas);
+        struct coll_frame_ref ref = {f.agent_id, f.epoch, f.seq};
+        if (in->writer) coll_writer_add(in->writer, buf, len, f.nmeas, &ref);
         break;
     }
     case COLL_ADMIT_DUPLICATE:
@@ -149,6 +150,42 @@ int coll_ingest_start(struct coll_ingest *in, uv_loop_t *loop, const char *host,
     return uv_udp_recv_start(&in->udp, on_alloc, on_recv);
 }
 
+/* Sends one ack; a full socket buffer loses it, counted: the agent's next
+ * frame or resend brings another. */
+static void send_ack(void *ctx, const struct sockaddr *to, const void *buf, size_t len)
+{
+    struct coll_ingest *in = ctx;
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    int rc = uv_udp_try_send(&in->udp, &b, 1, to);
+    if (rc < 0) {
+        atomic_fetch_add_explicit(&in->stats->ack_send_errors, 1, memory_order_relaxed);
+        pt_complain(&in->c_ack, PT_LOG_WARN, "ingest", "cannot send an acknowledgement: %s",
+                    uv_strerror(rc));
+        return;
+    }
+    atomic_fetch_add_explicit(&in->stats->acks_sent, 1, memory_order_relaxed);
+}
+
+void coll_ingest_send_acks(struct coll_ingest *in, int64_t now_ns)
+{
+    coll_registry_acks(in->reg, now_ns, send_ack, in);
+}
+
+static void on_ack_timer(uv_timer_t *t)
+{
+    coll_ingest_send_acks(t->data, pt_now_ns());
+}
+
+int coll_ingest_start_acks(struct coll_ingest *in, int64_t interval_ns)
+{
+    uint64_t ms = (uint64_t)(interval_ns / PT_NS_PER_MS);
+    int rc = uv_timer_init(in->udp.loop, &in->ack_timer);
+    if (rc) return rc;
+    in->ack_timer.data = in;
+    in->acks_on = true;
+    return uv_timer_start(&in->ack_timer, on_ack_timer, ms ? ms : 1, ms ? ms : 1);
+}
+
 int coll_ingest_port(struct coll_ingest *in)
 {
     struct sockaddr_storage ss;
@@ -160,6 +197,10 @@ int coll_ingest_port(struct coll_ingest *in)
 
 void coll_ingest_stop(struct coll_ingest *in)
 {
+    if (in->acks_on && !uv_is_closing((uv_handle_t *)&in->ack_timer)) {
+        uv_timer_stop(&in->ack_timer);
+        uv_close((uv_handle_t *)&in->ack_timer, NULL);
+    }
     if (uv_is_active((uv_handle_t *)&in->udp)) uv_udp_recv_stop(&in->udp);
     if (in->udp.type == UV_UDP && !uv_is_closing((uv_handle_t *)&in->udp))
         uv_close((uv_handle_t *)&in->udp, NULL);

@@ -1,5 +1,7 @@
 /* UDP ingest on the libuv loop: receive (recvmmsg), decode, admit through
- * the registry, count, and hand accepted frames to the writer. */
+ * the registry, count, and hand accepted frames to the writer; and send
+ * the agents their acknowledgements from the same socket, coalesced by a
+ * timer (docs/protocol.md, "Acknowledgement frame"). */
 #ifndef COLL_INGEST_H
 #define COLL_INGEST_H
 
@@ -21,10 +23,12 @@ struct coll_ingest {
     struct coll_writer *writer; /* NULL: accepted frames are only counted */
     struct coll_stats *stats;
     struct coll_admit_opts opts;
+    uv_timer_t ack_timer; /* coll_ingest_start_acks() */
+    bool acks_on;
     char *rbuf; /* recvmmsg buffer, reused */
     size_t rbuf_len;
     struct pt_complain c_reject[COLL_REJ_COUNT];
-    struct pt_complain c_recv;
+    struct pt_complain c_recv, c_ack;
 };
 
 /* Initialises in (decoder, counters); no socket yet. */
@@ -33,6 +37,11 @@ int coll_ingest_init(struct coll_ingest *in, struct coll_registry *reg, struct c
 /* Binds host:port on loop and starts receiving; rcvbuf is SO_RCVBUF. */
 int coll_ingest_start(struct coll_ingest *in, uv_loop_t *loop, const char *host, uint16_t port,
                       int rcvbuf);
+/* Sends acks every interval_ns to the agents with news (after
+ * coll_ingest_start()). */
+int coll_ingest_start_acks(struct coll_ingest *in, int64_t interval_ns);
+/* One round of acks now (what the timer does). */
+void coll_ingest_send_acks(struct coll_ingest *in, int64_t now_ns);
 /* The port actually bound (useful with port 0). */
 int coll_ingest_port(struct coll_ingest *in);
 /* Stops receiving and closes the socket (the loop finishes the close). */

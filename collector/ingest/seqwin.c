@@ -67,3 +67,50 @@ void seqwin_restore(struct seqwin *w, uint64_t epoch, uint64_t top, uint64_t mis
     w->missing = missing;
     memset(w->bits, top ? 0xff : 0, sizeof w->bits);
 }
+
+bool seqwin_has(const struct seqwin *w, uint64_t epoch, uint64_t seq)
+{
+    if (epoch != w->epoch || w->top == 0 || seq > w->top || seq == 0) return false;
+    uint64_t i = w->top - seq;
+    return i < SEQWIN_BITS && test_bit(w, i);
+}
+
+bool seqwin_forget(struct seqwin *w, uint64_t epoch, uint64_t seq)
+{
+    if (!seqwin_has(w, epoch, seq)) return false;
+    uint64_t i = w->top - seq;
+    w->bits[i / 64] &= ~(UINT64_C(1) << (i % 64));
+    w->missing++;
+    return true;
+}
+
+size_t seqwin_ack(const struct seqwin *w, uint64_t *cum, uint64_t *top, uint64_t (*gaps)[2],
+                  size_t max)
+{
+    *cum = *top = w->top;
+    if (w->top == 0) return 0;
+    /* Bit i is seq top - i; walk from the oldest seq the window holds. */
+    uint64_t lo = w->top >= SEQWIN_BITS ? w->top - SEQWIN_BITS + 1 : 1;
+    uint64_t seq = lo;
+    while (seq <= w->top && test_bit(w, w->top - seq)) seq++;
+    *cum = seq - 1; /* everything below lo is older than the window: held */
+    size_t n = 0;
+    while (seq <= w->top) {
+        /* seq is missing: a run starts here. */
+        uint64_t first = seq;
+        while (seq <= w->top && !test_bit(w, w->top - seq)) seq++;
+        if (seq > w->top) { /* cannot happen: top itself is held */
+            *top = first - 1;
+            break;
+        }
+        if (n == max) {
+            *top = first - 1;
+            break;
+        }
+        gaps[n][0] = first;
+        gaps[n][1] = seq - 1;
+        n++;
+        while (seq <= w->top && test_bit(w, w->top - seq)) seq++;
+    }
+    return n;
+}
