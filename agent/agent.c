@@ -187,11 +187,16 @@ static int send_frame(struct agent *a, struct pt_frame *f, uint8_t *buf)
 /* The agent's own measurement, "agent": what it sent and what it owes. */
 static void self_measurement(struct agent *a, struct pt_meas *m)
 {
-    static const char *const names[] = {"frames_sent",  "frames_resent", "ring_dropped",
-                                        "ring_frames",  "ring_bytes",    "acks_received",
-                                        "acks_rejected"};
-    uint64_t v[] = {a->sent,       a->resent, a->ring.dropped, a->ring.unacked,
-                    a->ring.bytes, a->acks,   a->acks_rejected};
+    static const char *const names[] = {"frames_sent",   "frames_resent", "ring_dropped",
+                                        "ring_frames",   "ring_bytes",    "ring_oldest",
+                                        "acks_received", "acks_rejected"};
+    /* ring_oldest: every seq below it is acknowledged or given up (dropped
+     * from the full ring, or never kept without one), so the collector
+     * stops waiting for it (docs/protocol.md). */
+    uint64_t oldest = a->ring_on ? agent_ring_oldest(&a->ring) : 0;
+    uint64_t v[] = {a->sent,         a->resent,       a->ring.dropped,
+                    a->ring.unacked, a->ring.bytes,   oldest ? oldest : a->seq + 1,
+                    a->acks,         a->acks_rejected};
     for (size_t i = 0; i < PT_ARRAY_LEN(names); i++) {
         a->self_fields[i].key = pt_str_c(names[i]);
         a->self_fields[i].type = PT_F_UINT;

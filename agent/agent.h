@@ -42,7 +42,7 @@ struct agent {
     struct pt_complain ack_fail, ring_full;
     /* The sample plus the agent's own measurement "agent" (self_fields). */
     struct pt_meas all[AGENT_SAMPLE_MAX_MEAS + 1];
-    struct pt_field self_fields[7];
+    struct pt_field self_fields[8];
     struct pt_complain encode_fail, late;
 };
 

@@ -121,15 +121,17 @@ int agent_sender_send(struct agent_sender *s, const void *buf, size_t len)
     if (s->fd < 0) return -ENOTCONN; /* already complained about */
 
     int rc = send_once(s->fd, buf, len);
-    if (rc == -ECONNREFUSED) {
+    bool seen = s->refused_seen; /* a refusal agent_sender_recv() found */
+    s->refused_seen = false;
+    if (rc == -ECONNREFUSED || (rc == 0 && seen)) {
         /* The refusal is the ICMP answer to an earlier datagram, reported
          * now: the collector was down then. Say so, and send this frame
-         * anyway, as it may well be up again. */
+         * anyway (unless it went already), as it may well be up again. */
         s->refused++;
         pt_complain(&s->fail, PT_LOG_WARN, "send", "collector %s refused frames: %s", s->name,
                     strerror(ECONNREFUSED));
         s->stale = true;
-        return send_once(s->fd, buf, len);
+        return rc == 0 ? 0 : send_once(s->fd, buf, len);
     }
     if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -ENOBUFS) {
         pt_complain(&s->fail, PT_LOG_WARN, "send", "frame to collector %s dropped: %s", s->name,
@@ -155,11 +157,9 @@ ssize_t agent_sender_recv(struct agent_sender *s, void *buf, size_t cap)
         n = recv(s->fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno == ECONNREFUSED) {
-        /* The ICMP answer to an earlier datagram: the collector was down. */
-        s->refused++;
-        s->stale = true;
-        pt_complain(&s->fail, PT_LOG_WARN, "send", "collector %s refused frames: %s", s->name,
-                    strerror(ECONNREFUSED));
+        /* The ICMP answer to an earlier datagram: the collector was down.
+         * The next send reports it, as if it had seen it itself. */
+        s->refused_seen = true;
         return -ECONNREFUSED;
     }
     if (n < 0) return errno == EWOULDBLOCK || errno == EAGAIN ? -EAGAIN : -errno;

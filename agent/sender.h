@@ -28,6 +28,7 @@ struct agent_sender {
     bool stale;          /* sending failed: resolve again when allowed */
     int64_t resolved_ns; /* monotonic time of the last resolution attempt */
     uint64_t refused;    /* datagrams the collector's host refused (port closed) */
+    bool refused_seen;   /* a refusal read by agent_sender_recv(), not reported yet */
     struct pt_complain fail;
 };
 

@@ -512,9 +512,25 @@ static void ack_news(struct coll_registry *r, struct agent *a)
     a->ack_due = true;
 }
 
+/* The agent says it owes nothing below seq oldest any more (acknowledged,
+ * or dropped from its full ring): the durable window stops waiting for
+ * those, so acks move on past frames that will never come. They stay
+ * counted as missing. */
+static void give_up_below(struct coll_registry *r, struct agent *a, uint64_t epoch, uint64_t oldest)
+{
+    if (epoch < a->dwin.epoch || oldest < 2) return;
+    uint64_t cum = 0, top = 0;
+    if (epoch == a->dwin.epoch) seqwin_ack(&a->dwin, &cum, &top, NULL, 0);
+    if (oldest - 1 <= cum) return;
+    uint64_t from = cum + 1;
+    if (oldest - from > SEQWIN_BITS) from = oldest - SEQWIN_BITS;
+    for (uint64_t s = from; s < oldest; s++) seqwin_check(&a->dwin, epoch, s);
+    ack_news(r, a);
+}
+
 /* The agent's own figures from its measurement "agent" (agent/agent.c),
  * when the frame carries it; the newest sample's figures win. */
-static void take_report(struct agent *a, const struct pt_frame *f)
+static void take_report(struct coll_registry *r, struct agent *a, const struct pt_frame *f)
 {
     for (size_t m = 0; m < f->nmeas; m++) {
         const struct pt_meas *ms = &f->meas[m];
@@ -530,6 +546,8 @@ static void take_report(struct agent *a, const struct pt_frame *f)
                 a->info.agent_ring_dropped = fl->v.u;
             else if (pt_str_eq(fl->key, "ring_frames"))
                 a->info.agent_ring_frames = fl->v.u;
+            else if (pt_str_eq(fl->key, "ring_oldest"))
+                give_up_below(r, a, f->epoch, fl->v.u);
         }
         a->info.agent_reports = true;
         a->report_ts = f->ts_ns;
@@ -636,7 +654,7 @@ enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_fra
     i->accepted++;
     i->values += values;
     set_addr(a, from);
-    if (f->ts_ns >= a->report_ts) take_report(a, f);
+    if (f->ts_ns >= a->report_ts) take_report(r, a, f);
     a->dirty = true;
     verdict = COLL_ADMIT_OK;
     goto out;

@@ -85,6 +85,48 @@ static void test_restore_treats_past_as_seen(void **state)
     assert_int_equal((int)w.missing, 3);
 }
 
+/* The ack summary of a window: cum, gaps, top; and forgetting. */
+static void test_ack_summary_and_forget(void **state)
+{
+    (void)state;
+    struct seqwin w;
+    uint64_t cum, top, gaps[4][2];
+    memset(&w, 0, sizeof w);
+    assert_int_equal(seqwin_ack(&w, &cum, &top, gaps, 4), 0); /* empty */
+    assert_true(cum == 0 && top == 0);
+    for (uint64_t s = 1; s <= 20; s++)
+        if (s != 5 && s != 6 && s != 9 && s != 15) seqwin_check(&w, 3, s);
+    size_t n = seqwin_ack(&w, &cum, &top, gaps, 4);
+    assert_int_equal(n, 3);
+    assert_true(cum == 4 && top == 20);
+    assert_true(gaps[0][0] == 5 && gaps[0][1] == 6);
+    assert_true(gaps[1][0] == 9 && gaps[1][1] == 9);
+    assert_true(gaps[2][0] == 15 && gaps[2][1] == 15);
+    /* Room for one gap only: top drops below the second. */
+    n = seqwin_ack(&w, &cum, &top, gaps, 1);
+    assert_int_equal(n, 1);
+    assert_true(cum == 4 && top == 8);
+    /* Late arrivals close gaps; cum moves up. */
+    seqwin_check(&w, 3, 5);
+    seqwin_check(&w, 3, 6);
+    n = seqwin_ack(&w, &cum, &top, gaps, 4);
+    assert_true(n == 2 && cum == 8 && top == 20);
+    /* Forgetting (a frame lost on its way to the store) reopens it. */
+    uint64_t missing = w.missing;
+    assert_true(seqwin_forget(&w, 3, 7));
+    assert_false(seqwin_forget(&w, 3, 7));
+    assert_false(seqwin_forget(&w, 2, 8)); /* another epoch */
+    assert_int_equal(w.missing, missing + 1);
+    assert_false(seqwin_has(&w, 3, 7));
+    assert_int_equal(seqwin_check(&w, 3, 7), SEQWIN_NEW); /* accepted again */
+    /* Seqs older than the window count as held: nothing can fill them. */
+    seqwin_check(&w, 3, 20 + SEQWIN_BITS + 5);
+    n = seqwin_ack(&w, &cum, &top, gaps, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(cum, 20 + 5);
+    assert_true(gaps[0][0] == 26 && gaps[0][1] == 20 + SEQWIN_BITS + 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -93,6 +135,7 @@ int main(void)
         cmocka_unit_test(test_shift_keeps_history),
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_restore_treats_past_as_seen),
+        cmocka_unit_test(test_ack_summary_and_forget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
