@@ -126,8 +126,13 @@ static void test_signed_frames(void **state)
     assert_true(pt_str_eq(f.id.ns, "ns01") && pt_str_eq(f.id.mcis, "web") &&
                 pt_str_eq(f.id.vm, "web-1") && pt_str_eq(f.id.csp, "aws") &&
                 pt_str_eq(f.id.host, "h1"));
-    assert_int_equal(f.nmeas, 2);
+    assert_int_equal(f.nmeas, 3);
     assert_true(pt_str_eq(f.meas[0].name, "cpu") && pt_str_eq(f.meas[1].name, "memory"));
+    /* The agent's own measurement, as of before this frame. */
+    assert_true(pt_str_eq(f.meas[2].name, "agent"));
+    assert_field_uint(meas_named(&f, "agent"), "frames_sent", 0);
+    assert_field_uint(meas_named(&f, "agent"), "ring_frames", 0);
+    assert_field_uint(meas_named(&f, "agent"), "ring_oldest", 1);
     /* First frame: gauges, no rates. */
     assert_field_uint(meas_named(&f, "cpu"), "cpu_num", 2);
     assert_no_field(meas_named(&f, "cpu"), "cpu_utilization");
@@ -189,13 +194,15 @@ static void test_unreadable_proc(void **state)
     w->a.sample.root = fixture(root, sizeof root, "missing", "t0");
     assert_int_equal(agent_tick(&w->a, PT_NS_PER_SEC), 0);
     wire_recv(w, &f, &len);
-    assert_int_equal(f.nmeas, 0);
+    assert_int_equal(f.nmeas, 1); /* the agent's own measurement only */
+    assert_true(pt_str_eq(f.meas[0].name, "agent"));
     /* garbled3: cpu is broken (empty uptime), memory is not. */
     w->a.sample.root = fixture(root, sizeof root, "garbled3", "t0");
     assert_int_equal(agent_tick(&w->a, 2 * PT_NS_PER_SEC), 0);
     wire_recv(w, &f, &len);
-    assert_int_equal(f.nmeas, 1);
+    assert_int_equal(f.nmeas, 2);
     assert_true(pt_str_eq(f.meas[0].name, "memory"));
+    assert_field_uint(meas_named(&f, "agent"), "frames_sent", 1);
     assert_int_equal(f.seq, 2);
     wire_teardown(w);
 }
@@ -358,6 +365,72 @@ static void test_split(void **state)
     free(b);
 }
 
+/* An ack as the collector would send it, signed with key (NULL: unsigned). */
+static size_t make_ack(uint8_t *buf, const uint8_t *key, uint64_t agent, uint64_t epoch,
+                       uint64_t cum)
+{
+    struct pt_wire_ack k;
+    struct pt_wire_key wk;
+    size_t len;
+    memset(&k, 0, sizeof k);
+    k.agent_id = agent;
+    k.epoch = epoch;
+    k.cum = k.top = cum;
+    if (key) assert_int_equal(pt_wire_key_init(&wk, key, PT_WIRE_KEY_LEN), 0);
+    assert_int_equal(pt_wire_ack_encode(&k, key ? &wk : NULL, buf, 256, &len), 0);
+    if (key) pt_wire_key_close(&wk);
+    return len;
+}
+
+static void test_acks_and_resends(void **state)
+{
+    (void)state;
+    struct wire *w = wire_setup(true);
+    struct pt_frame f;
+    ssize_t len;
+    uint8_t good[PT_WIRE_KEY_LEN], bad[PT_WIRE_KEY_LEN], ack[256];
+    for (int i = 0; i < PT_WIRE_KEY_LEN; i++) good[i] = (uint8_t)i, bad[i] = (uint8_t)(i + 1);
+    const int64_t after = w->cfg.resend_after_ns;
+    assert_true(w->a.ring_on);
+
+    assert_int_equal(agent_tick(&w->a, PT_NS_PER_SEC), 0);
+    wire_recv(w, &f, &len);
+    const int64_t t0 = pt_mono_ns();
+    uint64_t epoch = f.epoch;
+    assert_int_equal(w->a.ring.unacked, 1);
+    /* Nothing due yet: the pump says when. */
+    int64_t next = agent_pump(&w->a, t0);
+    assert_true(next > 0 && next <= after);
+
+    /* Forged, unsigned, for another agent, malformed: all ignored. */
+    agent_on_datagram(&w->a, ack, make_ack(ack, bad, 77, epoch, 1), t0);
+    agent_on_datagram(&w->a, ack, make_ack(ack, NULL, 77, epoch, 1), t0);
+    agent_on_datagram(&w->a, ack, make_ack(ack, good, 78, epoch, 1), t0);
+    agent_on_datagram(&w->a, (const uint8_t *)"\x93\x01\x02", 3, t0);
+    assert_int_equal(w->a.acks_rejected, 4);
+    assert_int_equal(w->a.acks, 0);
+    assert_int_equal(w->a.ring.unacked, 1);
+
+    /* No ack came: after resend_after the oldest frame goes again, same
+     * bytes, same seq and timestamp. */
+    agent_pump(&w->a, t0 + after + 1);
+    wire_recv(w, &f, &len);
+    assert_int_equal(f.seq, 1);
+    assert_int_equal(f.ts_ns, PT_NS_PER_SEC);
+    assert_int_equal(w->a.resent, 1);
+
+    /* A stale ack (older epoch) changes nothing; the real one frees it. */
+    agent_on_datagram(&w->a, ack, make_ack(ack, good, 77, epoch - 1, 1), t0);
+    assert_int_equal(w->a.acks_stale, 1);
+    assert_int_equal(w->a.ring.unacked, 1);
+    agent_on_datagram(&w->a, ack, make_ack(ack, good, 77, epoch, 1), t0);
+    assert_int_equal(w->a.acks, 1);
+    assert_int_equal(w->a.ring.unacked, 0);
+    assert_int_equal(w->a.ring.frames, 0);
+    assert_int_equal(agent_pump(&w->a, t0 + 10 * after), INT64_MAX);
+    wire_teardown(w);
+}
+
 int main(void)
 {
     pt_log_set_level(PT_LOG_ERROR);
@@ -369,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_once),
         cmocka_unit_test(test_once_table),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_acks_and_resends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "ingest/ingest.h"
 #include "ingest/seqwin.h"
 #include "pt/catalog.h"
@@ -185,7 +188,18 @@ static void test_insecure_mode(void **state)
 static void test_persisted_across_reopen(void **state)
 {
     struct fx *f = *state;
-    for (uint64_t s = 1; s <= 5; s++) send_frame(f, s, f->now, "vm1", true, NULL);
+    for (uint64_t s = 1; s <= 6; s++) send_frame(f, s, f->now, "vm1", true, NULL);
+    /* 1-5 reach the store; 6 is still in the write queue when the
+     * collector dies. */
+    struct coll_agent_info cur;
+    assert_int_equal(coll_registry_get(f->reg, f->agent.id, &cur), 0);
+    struct coll_frame_ref refs[5];
+    for (uint64_t s = 1; s <= 5; s++)
+        refs[s - 1] = (struct coll_frame_ref){f->agent.id, cur.epoch, s};
+    coll_registry_durable(f->reg, refs, 5);
+    assert_int_equal(coll_registry_get(f->reg, f->agent.id, &cur), 0);
+    assert_int_equal((int)cur.acked, 5);
+    assert_int_equal((int)cur.ack_lag, 1);
     assert_int_equal(coll_registry_persist(f->reg), 0);
     coll_ingest_close(&f->in);
     coll_registry_close(f->reg);
@@ -194,14 +208,91 @@ static void test_persisted_across_reopen(void **state)
     assert_int_equal(coll_ingest_init(&f->in, f->reg, NULL, &f->stats, &secure), 0);
     struct coll_agent_info a;
     assert_int_equal(coll_registry_get(f->reg, f->agent.id, &a), 0);
-    assert_int_equal((int)a.accepted, 5);
-    assert_int_equal((int)a.last_seq, 5);
+    assert_int_equal((int)a.accepted, 6);
+    assert_int_equal((int)a.last_seq, 5); /* what is durable */
     assert_string_equal(a.csp, "aws");
-    /* The key survived: signed frames still verify; old seqs are not new. */
+    /* The key survived: signed frames still verify; durable seqs are not
+     * new, the one lost in the crash is (the agent resends it). */
     send_frame(f, 5, f->now, "vm1", true, NULL);
     assert_int_equal(N(f->stats.duplicate), 1);
     send_frame(f, 6, f->now, "vm1", true, NULL);
-    assert_int_equal(N(f->stats.accepted), 6);
+    assert_int_equal(N(f->stats.accepted), 7);
+}
+
+struct acks_seen {
+    int n;
+    uint8_t buf[256];
+    size_t len;
+    struct sockaddr_in to;
+};
+
+static void capture_ack(void *ctx, const struct sockaddr *to, const void *buf, size_t len)
+{
+    struct acks_seen *a = ctx;
+    a->n++;
+    memcpy(a->buf, buf, len);
+    a->len = len;
+    memcpy(&a->to, to, sizeof a->to);
+}
+
+/* Acks: only for durable frames, to the frame's source, signed with the
+ * agent's key, with the gaps; a frame lost on the way to the store is
+ * forgotten so its resend is taken. */
+static void test_acks_follow_durability(void **state)
+{
+    struct fx *f = *state;
+    struct sockaddr_in from = {.sin_family = AF_INET, .sin_port = htons(4242)};
+    from.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct pt_frame fr = {0};
+    fr.agent_id = f->agent.id;
+    fr.epoch = 1000;
+    fr.ts_ns = f->now;
+    fr.interval_ms = 1000;
+    fr.nparts = 1;
+    fr.id = (struct pt_ident){PT_STR("ns1"), PT_STR("mcis1"), PT_STR("vm1"), PT_STR("aws"),
+                              PT_STR("h")};
+    fr.meas = meas;
+    fr.nmeas = 1;
+    uint8_t buf[PT_WIRE_MAX_FRAME];
+    size_t len;
+    for (uint64_t s = 1; s <= 8; s++) {
+        fr.seq = s;
+        assert_int_equal(pt_wire_encode(&fr, &f->wkey, buf, sizeof buf, &len), 0);
+        coll_ingest_datagram(&f->in, buf, len, (struct sockaddr *)&from, f->now);
+    }
+    struct acks_seen seen = {0};
+    /* Accepted, not durable: no ack yet. */
+    assert_int_equal(coll_registry_acks(f->reg, f->now, capture_ack, &seen), 0);
+    /* 1-3 and 5-6 written; 7 dropped; 4 and 8 still queued. */
+    struct coll_frame_ref refs[] = {{f->agent.id, 1000, 1},
+                                    {f->agent.id, 1000, 2},
+                                    {f->agent.id, 1000, 3},
+                                    {f->agent.id, 1000, 5},
+                                    {f->agent.id, 1000, 6}};
+    coll_registry_durable(f->reg, refs, 5);
+    struct coll_frame_ref lost = {f->agent.id, 1000, 7};
+    coll_registry_forget(f->reg, &lost, 1);
+    assert_int_equal(coll_registry_acks(f->reg, f->now, capture_ack, &seen), 1);
+    assert_int_equal(ntohs(seen.to.sin_port), 4242);
+    struct pt_wire_ack k;
+    assert_int_equal(pt_wire_ack_decode(seen.buf, seen.len, &k), 0);
+    assert_int_equal(pt_wire_ack_verify(&k, seen.buf, &f->wkey), 0);
+    assert_true(k.agent_id == f->agent.id && k.epoch == 1000);
+    assert_true(k.cum == 3 && k.top == 6 && k.ngaps == 1);
+    assert_true(k.gaps[0][0] == 4 && k.gaps[0][1] == 4);
+    /* No news: no ack. A duplicate is news (the agent missed an ack). */
+    assert_int_equal(coll_registry_acks(f->reg, f->now, capture_ack, &seen), 0);
+    fr.seq = 2;
+    assert_int_equal(pt_wire_encode(&fr, &f->wkey, buf, sizeof buf, &len), 0);
+    coll_ingest_datagram(&f->in, buf, len, (struct sockaddr *)&from, f->now);
+    assert_int_equal(N(f->stats.duplicate), 1);
+    assert_int_equal(coll_registry_acks(f->reg, f->now, capture_ack, &seen), 1);
+    /* The dropped frame's resend is accepted, not a duplicate. */
+    fr.seq = 7;
+    assert_int_equal(pt_wire_encode(&fr, &f->wkey, buf, sizeof buf, &len), 0);
+    coll_ingest_datagram(&f->in, buf, len, (struct sockaddr *)&from, f->now);
+    assert_int_equal(N(f->stats.accepted), 9);
+    assert_int_equal(N(f->stats.duplicate), 1);
 }
 
 static void test_register_conflict_and_remove(void **state)
@@ -254,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_rejection_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insecure_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persisted_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acks_follow_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_conflict_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_agents_hash, setup, teardown),
     };
