@@ -12,13 +12,13 @@
 
 #include "pt/alert.h"
 
-#define ALERT_MAX_MATCH    8    /* tag matchers per rule */
-#define ALERT_MAX_HANDLERS 16   /* handlers per rule */
-#define ALERT_MAX_KV       32   /* labels, annotations per rule */
-#define ALERT_MAX_NAME     128  /* rule, handler names */
-#define ALERT_MAX_TEXT     1024 /* a label value, an annotation template */
-#define ALERT_WIN_BUCKETS  8    /* a window is kept as this many partial sums */
-#define ALERT_FLAP_RING    32   /* flap_changes ceiling */
+#define ALERT_MAX_MATCH    8      /* tag matchers per rule */
+#define ALERT_MAX_HANDLERS 16     /* handlers per rule */
+#define ALERT_MAX_KV       32     /* labels, annotations per rule */
+#define ALERT_MAX_NAME     128    /* rule, handler names */
+#define ALERT_MAX_TEXT     1024   /* a label value, an annotation template */
+#define ALERT_WIN_BUCKETS  8      /* a window is kept as this many partial sums */
+#define ALERT_FLAP_RING    32     /* flap_changes ceiling */
 #define ALERT_MAX_SERIES   200000 /* series per rule: a ceiling against tag explosions */
 
 /* ---- rules (rule.c) ------------------------------------------------------- */
@@ -75,16 +75,16 @@ void alert_template(const char *tpl, const struct alert_kv *vars, size_t nvars, 
 enum alert_phase { PH_OK, PH_PENDING, PH_FIRING };
 
 struct alert_state {
-    uint8_t phase;          /* enum alert_phase: the underlying state */
-    uint8_t level;          /* firing: enum alert_level */
-    uint8_t pending_level;  /* pending: the level it would fire at */
-    bool flapping;          /* held: events suppressed */
-    bool notified_firing;   /* an event said firing and no resolved followed */
-    uint8_t nchanges;       /* change times in the ring */
+    uint8_t phase;         /* enum alert_phase: the underlying state */
+    uint8_t level;         /* firing: enum alert_level */
+    uint8_t pending_level; /* pending: the level it would fire at */
+    bool flapping;         /* held: events suppressed */
+    bool notified_firing;  /* an event said firing and no resolved followed */
+    uint8_t nchanges;      /* change times in the ring */
     uint8_t chead;
-    int64_t since;          /* pending since / firing since (level change) */
+    int64_t since; /* pending since / firing since (level change) */
     int64_t starts_at, ends_at, last_notify, last_change;
-    uint32_t seq;           /* events generated for this series */
+    uint32_t seq; /* events generated for this series */
     double value, threshold;
     int64_t changes[ALERT_FLAP_RING];
 };
@@ -104,8 +104,8 @@ enum alert_emit { EMIT_NONE, EMIT_FIRING, EMIT_RESOLVED, EMIT_FLAPPING };
 enum alert_emit alert_state_step(struct alert_state *s, const struct alert_sm_conf *c,
                                  enum alert_level want, int64_t now, enum alert_level *level);
 /* Time only (no new value): `for` elapsed, repeat due, flap released. */
-enum alert_emit alert_state_timer(struct alert_state *s, const struct alert_sm_conf *c,
-                                  int64_t now, enum alert_level *level);
+enum alert_emit alert_state_timer(struct alert_state *s, const struct alert_sm_conf *c, int64_t now,
+                                  enum alert_level *level);
 /* Whether the series needs the timer (not plain ok). */
 bool alert_state_active(const struct alert_state *s);
 const char *alert_state_name(const struct alert_state *s);
@@ -132,9 +132,9 @@ void amap_free(struct amap *m); /* frees keys, not values */
 /* ---- persistence (db.c) ------------------------------------------------------ */
 
 struct alert_db {
-    sqlite3 *w;             /* rules, handlers, silences, states, history writes */
-    sqlite3 *r;             /* history reads from API threads (WAL: no blocking) */
-    pthread_mutex_t rlock;  /* r is used by one API thread at a time */
+    sqlite3 *w;            /* rules, handlers, silences, states, history writes */
+    sqlite3 *r;            /* history reads from API threads (WAL: no blocking) */
+    pthread_mutex_t rlock; /* r is used by one API thread at a time */
     sqlite3_stmt *ins_hist, *put_state, *del_state;
 };
 int alert_db_open(struct alert_db *db, const char *path, char *err, size_t errlen);

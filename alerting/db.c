@@ -330,8 +330,9 @@ int alert_db_history(struct alert_db *db, const struct alert_history_query *q, j
             "rule", (const char *)sqlite3_column_text(st, 2), "fingerprint",
             (const char *)sqlite3_column_text(st, 3), "status",
             (const char *)sqlite3_column_text(st, 4), "level",
-            (const char *)sqlite3_column_text(st, 5), "value", isnan(v) ? json_null() : json_real(v),
-            "threshold", isnan(t) ? json_null() : json_real(t), "starts_at",
+            (const char *)sqlite3_column_text(st, 5), "value",
+            isnan(v) ? json_null() : json_real(v), "threshold",
+            isnan(t) ? json_null() : json_real(t), "starts_at",
             time_json(sqlite3_column_int64(st, 8)), "ends_at",
             time_json(sqlite3_column_int64(st, 9)), "labels", labels ? labels : json_object(),
             "annotations", ann ? ann : json_object(), "silenced", sqlite3_column_int(st, 12));

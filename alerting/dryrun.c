@@ -42,7 +42,8 @@ static json_t *labels_json(const struct alert_rule *r, const struct dgroup *g)
     const struct alert_dry_series *s = g->first;
     for (size_t i = 0; i < s->ntags; i++)
         json_object_set_new(l, s->tag_keys[i], json_string(s->tag_vals[i]));
-    for (size_t i = 0; i < r->nlabels; i++) json_object_set_new(l, r->lkey[i], json_string(r->lval[i]));
+    for (size_t i = 0; i < r->nlabels; i++)
+        json_object_set_new(l, r->lkey[i], json_string(r->lval[i]));
     return l;
 }
 
@@ -124,8 +125,8 @@ json_t *alert_dryrun(const struct alert_rule *r, const struct alert_dry_series *
                     break;
                 }
                 }
-            enum alert_level cur = d->st.phase == PH_FIRING ? (enum alert_level)d->st.level
-                                                             : ALERT_OK;
+            enum alert_level cur =
+                d->st.phase == PH_FIRING ? (enum alert_level)d->st.level : ALERT_OK;
             double thr;
             enum alert_level want = alert_rule_level(r, v, cur, &thr);
             enum alert_level level;
@@ -138,12 +139,11 @@ json_t *alert_dryrun(const struct alert_rule *r, const struct alert_dry_series *
             }
             char at[48];
             pt_time_format(t, 3, at, sizeof at);
-            json_t *ev = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "at", at, "status",
-                                   what == EMIT_RESOLVED ? "resolved" : "firing", "level",
-                                   alert_level_name(level), "value",
-                                   isnan(v) ? json_null() : json_real(v), "threshold",
-                                   isnan(thr) ? json_null() : json_real(thr), "labels",
-                                   labels_json(r, d));
+            json_t *ev = json_pack(
+                "{s:s,s:s,s:s,s:o,s:o,s:o}", "at", at, "status",
+                what == EMIT_RESOLVED ? "resolved" : "firing", "level", alert_level_name(level),
+                "value", isnan(v) ? json_null() : json_real(v), "threshold",
+                isnan(thr) ? json_null() : json_real(thr), "labels", labels_json(r, d));
             if (ev) json_array_append_new(events, ev);
             nevents++;
         }
@@ -155,8 +155,7 @@ out:;
         for (size_t k = 0; k < ng; k++)
             if (g[k].st.phase == PH_FIRING) json_array_append_new(firing, labels_json(r, &g[k]));
         res = json_pack("{s:o,s:I,s:I,s:b,s:o}", "events", events, "evaluations", (json_int_t)evals,
-                        "series", (json_int_t)ng, "truncated", truncated, "firing_at_end",
-                        firing);
+                        "series", (json_int_t)ng, "truncated", truncated, "firing_at_end", firing);
     }
     for (size_t k = 0; g && k < ng; k++) free(g[k].p95);
     free(g);

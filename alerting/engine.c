@@ -133,8 +133,7 @@ static void emit(struct alert_engine *e, struct aseries *a, enum alert_emit what
         ann[na++] = (struct alert_kv){r->akey[i], o};
     }
     char gen[1024] = "";
-    if (e->external_url)
-        snprintf(gen, sizeof gen, "%s/api/v1/rules/%s", e->external_url, r->name);
+    if (e->external_url) snprintf(gen, sizeof gen, "%s/api/v1/rules/%s", e->external_url, r->name);
     struct alert_event ev = {
         .id = id,
         .rule = r->name,
@@ -165,8 +164,9 @@ static void emit(struct alert_engine *e, struct aseries *a, enum alert_emit what
             if (h)
                 hs[nh++] = (struct alert_handler){h->name, h->type, h->settings};
             else
-                PT_WARN("alert", "rule %s: handler \"%s\" does not exist (deleted?); event %s "
-                                 "kept in history only",
+                PT_WARN("alert",
+                        "rule %s: handler \"%s\" does not exist (deleted?); event %s "
+                        "kept in history only",
                         r->name, r->handlers[i], id);
         }
         int rc = e->o.submit ? e->o.submit(e->o.submit_ctx, &ev, hs, nh) : 0;
@@ -192,7 +192,8 @@ static void persist(struct alert_engine *e, struct aseries *a)
         json_t *j = json_object();
         if (a->vm) json_object_set_new(j, "vm", json_string(a->vm));
         json_t *t = json_object();
-        for (size_t i = 0; i < a->ntags; i++) json_object_set_new(t, a->tkey[i], json_string(a->tval[i]));
+        for (size_t i = 0; i < a->ntags; i++)
+            json_object_set_new(t, a->tkey[i], json_string(a->tval[i]));
         json_object_set_new(j, "tags", t);
         char *s = json_dumps(j, JSON_COMPACT);
         json_decref(j);
@@ -387,9 +388,9 @@ static void aseries_free(struct aseries *a)
     free(a);
 }
 
-static struct aseries *aseries_new(struct arule *ar, const char *key, size_t klen,
-                                   const char *vm, size_t vmlen, const struct pt_tag *tags,
-                                   size_t ntags, int64_t now)
+static struct aseries *aseries_new(struct arule *ar, const char *key, size_t klen, const char *vm,
+                                   size_t vmlen, const struct pt_tag *tags, size_t ntags,
+                                   int64_t now)
 {
     struct aseries *a = calloc(1, sizeof *a);
     if (!a) return NULL;
@@ -481,8 +482,8 @@ static struct iseries *input_get(struct alert_engine *e, struct arule *ar, const
     uint64_t ah = amap_hash(akey, aklen, 1);
     struct aseries *a = amap_get(&ar->amap, akey, aklen, ah);
     if (!a) {
-        a = aseries_new(ar, akey, aklen, each ? f->id.vm.p : NULL, f->id.vm.len, m->tags,
-                        m->ntags, now);
+        a = aseries_new(ar, akey, aklen, each ? f->id.vm.p : NULL, f->id.vm.len, m->tags, m->ntags,
+                        now);
         if (!a) return NULL;
         e->st.series++;
     }
@@ -708,7 +709,8 @@ static struct aseries *agent_series(struct alert_engine *e, struct arule *ar,
     if (n < 0 || (size_t)n >= sizeof key) return NULL;
     struct aseries *a = amap_get(&ar->amap, key, (size_t)n, amap_hash(key, (size_t)n, 1));
     if (a) return a;
-    struct pt_tag tags[2] = {{pt_str_c("ns"), pt_str_c(s->ns)}, {pt_str_c("mcis"), pt_str_c(s->mcis)}};
+    struct pt_tag tags[2] = {{pt_str_c("ns"), pt_str_c(s->ns)},
+                             {pt_str_c("mcis"), pt_str_c(s->mcis)}};
     a = aseries_new(ar, key, (size_t)n, s->vm, strlen(s->vm), tags, 2, now);
     if (a) e->st.series++;
     return a;
@@ -956,15 +958,15 @@ static void series_json(struct aseries *a, json_t *arr)
 {
     const struct alert_rule *r = a->ar->r;
     struct alert_kv l[ALERT_MAX_KV + ALERT_MAX_MATCH + 16];
-    enum alert_level lv = a->st.phase == PH_FIRING ? (enum alert_level)a->st.level
+    enum alert_level lv = a->st.phase == PH_FIRING    ? (enum alert_level)a->st.level
                           : a->st.phase == PH_PENDING ? (enum alert_level)a->st.pending_level
-                                                       : ALERT_OK;
+                                                      : ALERT_OK;
     size_t nl = series_labels(a, lv, lv != ALERT_OK, l, PT_ARRAY_LEN(l));
     json_t *labels = json_object();
     for (size_t i = 0; i < nl; i++) json_object_set_new(labels, l[i].key, json_string(l[i].value));
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o}", "rule", r->name, "fingerprint", a->fp, "state",
-                          alert_state_name(&a->st), "level", alert_level_name(lv), "labels",
-                          labels);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:o}", "rule", r->name, "fingerprint", a->fp, "state",
+                  alert_state_name(&a->st), "level", alert_level_name(lv), "labels", labels);
     if (!j) return;
     json_object_set_new(j, "value", isnan(a->value) ? json_null() : json_real(a->value));
     json_object_set_new(j, "threshold",
@@ -1059,11 +1061,10 @@ int alert_stats_render(const struct alert_stats *s, char *buf, size_t cap)
         "# HELP pantala_alert_series_dropped_total New series refused at the per-rule ceiling.\n"
         "# TYPE pantala_alert_series_dropped_total counter\n"
         "pantala_alert_series_dropped_total %llu\n",
-        (unsigned long long)s->rules, (unsigned long long)s->series,
-        (unsigned long long)s->active, (unsigned long long)s->points,
-        (unsigned long long)s->events, (unsigned long long)s->notified,
-        (unsigned long long)s->silenced, (unsigned long long)s->held,
-        (unsigned long long)s->submit_errors, (unsigned long long)s->db_errors,
-        (unsigned long long)s->series_dropped);
+        (unsigned long long)s->rules, (unsigned long long)s->series, (unsigned long long)s->active,
+        (unsigned long long)s->points, (unsigned long long)s->events,
+        (unsigned long long)s->notified, (unsigned long long)s->silenced,
+        (unsigned long long)s->held, (unsigned long long)s->submit_errors,
+        (unsigned long long)s->db_errors, (unsigned long long)s->series_dropped);
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }

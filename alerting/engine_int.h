@@ -21,11 +21,11 @@ struct iseries {
     struct aseries *out; /* its alert series (each) or the MCIS group */
     int64_t last_ns;     /* receive time of the newest point */
     uint32_t interval_ms;
-    bool has;            /* cur holds a value (counted in the group) */
-    double cur;          /* the VM's value: the window average, or the last point */
-    size_t midx;         /* index in out->members */
-    struct wbucket *wb;  /* ALERT_WIN_BUCKETS slices when the rule has a window */
-    char key[];          /* the key in the rule's imap */
+    bool has;           /* cur holds a value (counted in the group) */
+    double cur;         /* the VM's value: the window average, or the last point */
+    size_t midx;        /* index in out->members */
+    struct wbucket *wb; /* ALERT_WIN_BUCKETS slices when the rule has a window */
+    char key[];         /* the key in the rule's imap */
 };
 
 /* frames_lost: cumulative counters sampled over the window. */
@@ -39,8 +39,8 @@ struct lostwin {
 /* An alert series: what has a state, a fingerprint and events. */
 struct aseries {
     struct arule *ar;
-    char *key;  /* in ar->amap */
-    char *vm;   /* NULL for a reduction across VMs */
+    char *key; /* in ar->amap */
+    char *vm;  /* NULL for a reduction across VMs */
     char **tkey, **tval;
     size_t ntags;
     char fp[17];
@@ -96,8 +96,8 @@ struct alert_engine {
     struct arule **rules;
     size_t nrules, caprules;
     struct arule *agent_down, *frames_lost; /* also in rules[]; NULL when off */
-    struct amap ix;       /* "ns\x1fmcis" -> struct ixent */
-    struct amap handlers; /* name -> struct handler */
+    struct amap ix;                         /* "ns\x1fmcis" -> struct ixent */
+    struct amap handlers;                   /* name -> struct handler */
     struct silence **silences;
     size_t nsilences;
     struct aseries *active; /* list head */

@@ -50,8 +50,8 @@ static json_t *handler_json(const struct handler *h)
 
 /* {"name", "type", "settings": {...}} -> a handler, validated by the notify
  * side (alert_handler_validate names the bad settings key). */
-static int handler_parse(const char *json, size_t len, const char *path_name,
-                         struct handler **out, char *err, size_t errlen)
+static int handler_parse(const char *json, size_t len, const char *path_name, struct handler **out,
+                         char *err, size_t errlen)
 {
     struct pt_conf c;
     const char *name, *type;
@@ -164,7 +164,8 @@ int alert_handlers_put(struct alert_engine *e, const char *json, size_t len, con
 int alert_handlers_get(struct alert_engine *e, const char *name, json_t **out)
 {
     pthread_mutex_lock(&e->mu);
-    struct handler *h = amap_get(&e->handlers, name, strlen(name), amap_hash(name, strlen(name), 0));
+    struct handler *h =
+        amap_get(&e->handlers, name, strlen(name), amap_hash(name, strlen(name), 0));
     *out = h ? handler_json(h) : NULL;
     pthread_mutex_unlock(&e->mu);
     return h ? 0 : -ENOENT;
@@ -231,8 +232,9 @@ int alert_rules_put(struct alert_engine *e, const char *json, size_t len, const 
                     bool create, json_t **out, char *err, size_t errlen)
 {
     if (name && (!strcmp(name, "agent_down") || !strcmp(name, "frames_lost"))) {
-        snprintf(err, errlen, "\"%s\" is a built-in rule: configure it in pantalad.json "
-                              "(alerting.%s)",
+        snprintf(err, errlen,
+                 "\"%s\" is a built-in rule: configure it in pantalad.json "
+                 "(alerting.%s)",
                  name, name);
         return -EPERM;
     }
@@ -341,15 +343,16 @@ static json_t *silence_json(const struct silence *s, int64_t now)
     json_t *j = json_loads(s->json, 0, NULL);
     if (!j) return NULL;
     json_object_set_new(j, "id", json_integer(s->id));
-    json_object_set_new(j, "state", json_string(now < s->starts_ns  ? "pending"
-                                                : now < s->ends_ns ? "active"
-                                                                   : "expired"));
+    json_object_set_new(j, "state",
+                        json_string(now < s->starts_ns ? "pending"
+                                    : now < s->ends_ns ? "active"
+                                                       : "expired"));
     return j;
 }
 
 /* Parses a silence; the stored JSON has absolute times. */
-static int silence_parse(const char *json, size_t len, int64_t now, struct silence **out,
-                         char *err, size_t errlen)
+static int silence_parse(const char *json, size_t len, int64_t now, struct silence **out, char *err,
+                         size_t errlen)
 {
     struct pt_conf c;
     const char *starts, *ends, *comment, *by;
@@ -368,8 +371,7 @@ static int silence_parse(const char *json, size_t len, int64_t now, struct silen
                               "{\"alertname\": \"cpu-high\", \"vm\": \"vm-1\"}");
         const char *k;
         json_t *v;
-        if (!rc)
-            json_object_foreach(m, k, v)
+        if (!rc) json_object_foreach(m, k, v)
             {
                 if (!json_is_string(v) || !*json_string_value(v)) {
                     rc = pt_conf_fail(&c, "matchers", "the value of \"%s\" must be a string", k);
@@ -558,8 +560,8 @@ static void load_rule(void *ctx, const char *name, const char *json)
     for (size_t i = 0; i < r->nhandlers; i++)
         if (!amap_get(&l->e->handlers, r->handlers[i], strlen(r->handlers[i]),
                       amap_hash(r->handlers[i], strlen(r->handlers[i]), 0)))
-            PT_WARN("alert", "rule %s: handler \"%s\" is missing; its events stay in history",
-                    name, r->handlers[i]);
+            PT_WARN("alert", "rule %s: handler \"%s\" is missing; its events stay in history", name,
+                    r->handlers[i]);
     struct arule *ar = eng_rule_new(r, &l->e->o);
     if (!ar || !(ar->json = strdup(json)) || eng_rule_add(l->e, ar)) {
         if (ar) {
@@ -640,8 +642,9 @@ int alert_engine_open(struct alert_engine **out, const struct alert_engine_opts 
     alert_db_silences(&e->db, load_silence, &l);
     alert_db_states(&e->db, load_state, &l);
     e->last_sweep_ns = l.now;
-    PT_INFO("alert", "alerting: %zu rules, %zu handlers, %zu silences, %llu alert series restored "
-                     "from %s",
+    PT_INFO("alert",
+            "alerting: %zu rules, %zu handlers, %zu silences, %llu alert series restored "
+            "from %s",
             e->nrules, e->handlers.n, e->nsilences, (unsigned long long)e->st.series, o->db_path);
     *out = e;
     return 0;

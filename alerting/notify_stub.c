@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const type_names[] = {"webhook", "alertmanager_webhook", "alertmanager",
-                                         "slack", "email"};
+static const char *const type_names[] = {"webhook", "alertmanager_webhook", "alertmanager", "slack",
+                                         "email"};
 
 int alert_handler_type_parse(const char *s)
 {
@@ -35,7 +35,8 @@ int alert_handler_validate(enum alert_handler_type type, const char *settings_js
     if (!json_is_object(j)) {
         snprintf(err, errlen, "expected an object");
         rc = -EINVAL;
-    } else if (!json_is_string(json_object_get(j, key)) && !json_is_array(json_object_get(j, key))) {
+    } else if (!json_is_string(json_object_get(j, key)) &&
+               !json_is_array(json_object_get(j, key))) {
         snprintf(err, errlen, "\"%s\" is required", key);
         rc = -EINVAL;
     }

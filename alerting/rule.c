@@ -197,8 +197,9 @@ static int parse_cond(struct pt_conf *c, const char *key, struct alert_cond *out
         op = json_string_value(o);
         thr = json_number_value(t);
     } else {
-        return pt_conf_fail(c, key, "expected a condition such as \"> 90\" or "
-                                    "{\"op\": \">\", \"threshold\": 90}");
+        return pt_conf_fail(c, key,
+                            "expected a condition such as \"> 90\" or "
+                            "{\"op\": \">\", \"threshold\": 90}");
     }
     for (int i = 0; i < 6; i++)
         if (!strcmp(op, op_names[i])) {
@@ -308,12 +309,12 @@ static int parse_body(struct alert_engine *e, struct pt_conf *c, struct alert_ru
                             "\"p95\", got \"%s\"",
                             reduce);
     if (vm && red != RED_EACH)
-        return pt_conf_fail(c, "reduce", "a rule scoped to one VM (scope.vm) reduces nothing: "
-                                         "use \"each\"");
+        return pt_conf_fail(c, "reduce",
+                            "a rule scoped to one VM (scope.vm) reduces nothing: "
+                            "use \"each\"");
     if ((rc = parse_kv(c, "scope.tags", true, r->mkey, r->mval, ALERT_MAX_MATCH, &r->nmatch)))
         return rc;
-    if ((rc = parse_cond(c, "warn", &r->warn)) || (rc = parse_cond(c, "crit", &r->crit)))
-        return rc;
+    if ((rc = parse_cond(c, "warn", &r->warn)) || (rc = parse_cond(c, "crit", &r->crit))) return rc;
     if (!r->warn.set && !r->crit.set && !absent)
         return pt_conf_fail(c, "warn", "a rule needs \"warn\", \"crit\" or \"absent\"");
     json_t *rec = pt_conf_json(c, "recover");
@@ -361,16 +362,14 @@ static int parse_body(struct alert_engine *e, struct pt_conf *c, struct alert_ru
             if (!(r->handlers[r->nhandlers++] = strdup(hn))) return -ENOMEM;
         }
     }
-    if ((rc = parse_kv(c, "labels", true, r->lkey, r->lval, ALERT_MAX_KV, &r->nlabels)))
-        return rc;
+    if ((rc = parse_kv(c, "labels", true, r->lkey, r->lval, ALERT_MAX_KV, &r->nlabels))) return rc;
     static const char *const reserved[] = {"alertname", "ns", "mcis", "vm", "severity", "rule"};
     for (size_t i = 0; i < r->nlabels; i++)
         for (size_t k = 0; k < 6; k++)
             if (!strcmp(r->lkey[i], reserved[k]))
                 return pt_conf_fail(c, "labels", "\"%s\" is set by Pantala; choose another name",
                                     r->lkey[i]);
-    if ((rc = parse_kv(c, "annotations", false, r->akey, r->aval, ALERT_MAX_KV,
-                       &r->nannotations)))
+    if ((rc = parse_kv(c, "annotations", false, r->akey, r->aval, ALERT_MAX_KV, &r->nannotations)))
         return rc;
     r->name = dup(name);
     r->ns = dup(ns);
@@ -388,8 +387,7 @@ static int parse_body(struct alert_engine *e, struct pt_conf *c, struct alert_ru
 }
 
 int alert_rule_parse_named(struct alert_engine *e, const char *json, size_t len,
-                           const char *path_name, struct alert_rule **out, char *err,
-                           size_t errlen)
+                           const char *path_name, struct alert_rule **out, char *err, size_t errlen)
 {
     struct pt_conf c;
     struct alert_rule *r = calloc(1, sizeof *r);
@@ -407,8 +405,8 @@ int alert_rule_parse_named(struct alert_engine *e, const char *json, size_t len,
     return 0;
 }
 
-int alert_rule_parse(struct alert_engine *e, const char *json, size_t len,
-                     struct alert_rule **out, char *err, size_t errlen)
+int alert_rule_parse(struct alert_engine *e, const char *json, size_t len, struct alert_rule **out,
+                     char *err, size_t errlen)
 {
     return alert_rule_parse_named(e, json, len, NULL, out, err, errlen);
 }
@@ -436,7 +434,8 @@ json_t *alert_rule_json(const struct alert_rule *r)
         json_object_set_new(j, "description", json_string(r->description ? r->description : ""));
         json_object_set_new(j, "enabled", json_boolean(r->enabled));
         json_t *hs = json_array();
-        for (size_t i = 0; i < r->nhandlers; i++) json_array_append_new(hs, json_string(r->handlers[i]));
+        for (size_t i = 0; i < r->nhandlers; i++)
+            json_array_append_new(hs, json_string(r->handlers[i]));
         json_object_set_new(j, "handlers", hs);
         if (r->warn.set) json_object_set_new(j, "warn", cond_json(&r->warn));
         if (r->crit.set) json_object_set_new(j, "crit", cond_json(&r->crit));
@@ -447,7 +446,8 @@ json_t *alert_rule_json(const struct alert_rule *r)
     if (r->vm) json_object_set_new(scope, "vm", json_string(r->vm));
     if (r->nmatch) {
         json_t *t = json_object();
-        for (size_t i = 0; i < r->nmatch; i++) json_object_set_new(t, r->mkey[i], json_string(r->mval[i]));
+        for (size_t i = 0; i < r->nmatch; i++)
+            json_object_set_new(t, r->mkey[i], json_string(r->mval[i]));
         json_object_set_new(scope, "tags", t);
     }
     json_object_set_new(j, "scope", scope);
@@ -463,10 +463,12 @@ json_t *alert_rule_json(const struct alert_rule *r)
     json_object_set_new(j, "repeat", dur_json(r->repeat_ns));
     json_object_set_new(j, "absent", dur_json(r->absent_ns));
     json_t *hs = json_array();
-    for (size_t i = 0; i < r->nhandlers; i++) json_array_append_new(hs, json_string(r->handlers[i]));
+    for (size_t i = 0; i < r->nhandlers; i++)
+        json_array_append_new(hs, json_string(r->handlers[i]));
     json_object_set_new(j, "handlers", hs);
     json_t *l = json_object(), *a = json_object();
-    for (size_t i = 0; i < r->nlabels; i++) json_object_set_new(l, r->lkey[i], json_string(r->lval[i]));
+    for (size_t i = 0; i < r->nlabels; i++)
+        json_object_set_new(l, r->lkey[i], json_string(r->lval[i]));
     for (size_t i = 0; i < r->nannotations; i++)
         json_object_set_new(a, r->akey[i], json_string(r->aval[i]));
     json_object_set_new(j, "labels", l);

@@ -105,8 +105,8 @@ enum alert_emit alert_state_step(struct alert_state *s, const struct alert_sm_co
     return EMIT_NONE;
 }
 
-enum alert_emit alert_state_timer(struct alert_state *s, const struct alert_sm_conf *c,
-                                  int64_t now, enum alert_level *level)
+enum alert_emit alert_state_timer(struct alert_state *s, const struct alert_sm_conf *c, int64_t now,
+                                  enum alert_level *level)
 {
     *level = (enum alert_level)s->level;
     if (s->flapping) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pt/alert.h"
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
@@ -21,6 +22,7 @@ struct coll_api_ctx {
     const char *udp_host; /* as configured; 0.0.0.0 means "ask the Host header" */
     uint16_t udp_port;
     int64_t start_ns;
+    struct alert_engine *alerts; /* NULL: alerting off (its routes answer 503) */
 };
 
 struct coll_api;

@@ -4,6 +4,7 @@
 #include "pt/version.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void api_healthz(struct api_req *rq, struct api_resp *rs)
 {
@@ -28,6 +29,18 @@ void api_prometheus(struct api_req *rq, struct api_resp *rs)
                           &len)) {
         api_error(rs, 500, "internal", "cannot render metrics");
         return;
+    }
+    if (c->alerts) { /* alerting's counters follow the collector's */
+        struct alert_stats as;
+        alert_engine_stats(c->alerts, &as);
+        char buf[4096];
+        int n = alert_stats_render(&as, buf, sizeof buf);
+        char *t = n > 0 ? realloc(text, len + (size_t)n + 1) : NULL;
+        if (t) {
+            memcpy(t + len, buf, (size_t)n + 1);
+            text = t;
+            len += (size_t)n;
+        }
     }
     rs->status = 200;
     rs->text = text;

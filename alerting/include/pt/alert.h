@@ -32,21 +32,21 @@ typedef int (*alert_submit_fn)(void *ctx, const struct alert_event *ev,
                                const struct alert_handler *handlers, size_t nhandlers);
 
 struct alert_engine_opts {
-    const char *db_path;       /* alerts.db; ":memory:" for tests */
-    alert_submit_fn submit;    /* NULL: alert_notify_submit(notifier, ...) */
-    void *submit_ctx;          /* the notifier, or the test's capture */
-    const char *external_url;  /* base of generator URLs ("http://host:9090"), may be NULL */
+    const char *db_path;      /* alerts.db; ":memory:" for tests */
+    alert_submit_fn submit;   /* NULL: alert_notify_submit(notifier, ...) */
+    void *submit_ctx;         /* the notifier, or the test's capture */
+    const char *external_url; /* base of generator URLs ("http://host:9090"), may be NULL */
     /* Flap suppression: more than flap_changes state changes of one series
      * within flap_window_ns hold it (reported once as flapping) until it
      * has been quiet for flap_window_ns. flap_changes 0 disables. */
     unsigned flap_changes;
     int64_t flap_window_ns;
     /* Built-in rules. */
-    bool agent_down;               /* an agent silent for agent_down_intervals intervals */
-    unsigned agent_down_intervals; /* 3 */
-    bool frames_lost;              /* lost frames above frames_lost_ratio over the window */
-    double frames_lost_ratio;      /* 0.01 = 1 % */
-    int64_t frames_lost_window_ns; /* 60 s */
+    bool agent_down;                     /* an agent silent for agent_down_intervals intervals */
+    unsigned agent_down_intervals;       /* 3 */
+    bool frames_lost;                    /* lost frames above frames_lost_ratio over the window */
+    double frames_lost_ratio;            /* 0.01 = 1 % */
+    int64_t frames_lost_window_ns;       /* 60 s */
     const char *const *builtin_handlers; /* handlers the built-in rules notify */
     size_t nbuiltin_handlers;
 };
@@ -83,8 +83,8 @@ void alert_engine_agents(struct alert_engine *e, const struct alert_agent_sample
 /* Parses and validates a rule from JSON. Errors name the key:
  * "key \"warn.op\": expected one of > >= < <= == !=". Handler names are
  * checked against the engine's handlers when e is not NULL. 0 or -EINVAL. */
-int alert_rule_parse(struct alert_engine *e, const char *json, size_t len,
-                     struct alert_rule **out, char *err, size_t errlen);
+int alert_rule_parse(struct alert_engine *e, const char *json, size_t len, struct alert_rule **out,
+                     char *err, size_t errlen);
 void alert_rule_free(struct alert_rule *r);
 /* The rule as JSON (every key, defaults filled in). */
 json_t *alert_rule_json(const struct alert_rule *r);
@@ -157,12 +157,12 @@ void alert_rule_scope(const struct alert_rule *r, struct alert_rule_scope *s);
 
 struct alert_stats {
     uint64_t rules, series, active;
-    uint64_t frames, points;      /* frames fed, points that reached a rule */
-    uint64_t events, notified;    /* events generated; handed to the outbox */
-    uint64_t silenced, held;      /* not notified: silenced; held while flapping */
-    uint64_t submit_errors;       /* outbox refused (logged; kept in history) */
-    uint64_t db_errors;           /* history/state writes that failed (logged) */
-    uint64_t series_dropped;      /* new series refused at the per-rule ceiling */
+    uint64_t frames, points;   /* frames fed, points that reached a rule */
+    uint64_t events, notified; /* events generated; handed to the outbox */
+    uint64_t silenced, held;   /* not notified: silenced; held while flapping */
+    uint64_t submit_errors;    /* outbox refused (logged; kept in history) */
+    uint64_t db_errors;        /* history/state writes that failed (logged) */
+    uint64_t series_dropped;   /* new series refused at the per-rule ceiling */
 };
 void alert_engine_stats(struct alert_engine *e, struct alert_stats *s);
 

@@ -19,7 +19,7 @@
 #include "pt/catalog.h"
 #include "pt/time.h"
 
-#define S PT_NS_PER_SEC
+#define S  PT_NS_PER_SEC
 #define T0 (INT64_C(1763700000) * S)
 
 struct cap_ev {
@@ -42,18 +42,24 @@ static int capture_submit(void *ctx, const struct alert_event *ev, const struct 
     snprintf(e->id, sizeof e->id, "%s", ev->id);
     snprintf(e->rule, sizeof e->rule, "%s", ev->rule);
     snprintf(e->status, sizeof e->status, "%s",
-             ev->status == ALERT_RESOLVED ? "resolved" : ev->status == ALERT_FLAPPING ? "flapping" : "firing");
+             ev->status == ALERT_RESOLVED   ? "resolved"
+             : ev->status == ALERT_FLAPPING ? "flapping"
+                                            : "firing");
     snprintf(e->level, sizeof e->level, "%s",
-             ev->level == ALERT_CRITICAL ? "critical" : ev->level == ALERT_WARNING ? "warning" : "ok");
+             ev->level == ALERT_CRITICAL  ? "critical"
+             : ev->level == ALERT_WARNING ? "warning"
+                                          : "ok");
     for (size_t i = 0; i < ev->nlabels; i++)
-        if (!strcmp(ev->labels[i].key, "vm")) snprintf(e->vm, sizeof e->vm, "%s", ev->labels[i].value);
+        if (!strcmp(ev->labels[i].key, "vm"))
+            snprintf(e->vm, sizeof e->vm, "%s", ev->labels[i].value);
     for (size_t i = 0; i < ev->nannotations; i++)
         if (!strcmp(ev->annotations[i].key, "summary"))
             snprintf(e->summary, sizeof e->summary, "%s", ev->annotations[i].value);
     e->value = ev->value;
     e->nhandlers = nh;
     /* labels come sorted by key, and an id is 64 hex digits */
-    for (size_t i = 1; i < ev->nlabels; i++) assert_true(strcmp(ev->labels[i - 1].key, ev->labels[i].key) < 0);
+    for (size_t i = 1; i < ev->nlabels; i++)
+        assert_true(strcmp(ev->labels[i - 1].key, ev->labels[i].key) < 0);
     assert_int_equal(strlen(ev->id), 64);
     return 0;
 }
@@ -93,7 +99,8 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->db, sizeof f->db, "%s/alerts.db", f->dir);
     f->e = open_engine(f, true);
-    const char *h = "{\"name\": \"ops\", \"type\": \"webhook\", \"settings\": {\"url\": \"http://127.0.0.1:1/hook\"}}";
+    const char *h = "{\"name\": \"ops\", \"type\": \"webhook\", \"settings\": {\"url\": "
+                    "\"http://127.0.0.1:1/hook\"}}";
     char err[256];
     assert_int_equal(alert_handlers_put(f->e, h, strlen(h), NULL, true, NULL, err, sizeof err), 0);
     *state = f;
@@ -124,10 +131,20 @@ static void feed(struct fx *f, const char *mcis, const char *vm, const char *mea
 {
     struct pt_field fl = {.key = pt_str_c(field), .type = PT_F_FLOAT, .v.f = v};
     struct pt_tag tg = {pt_str_c(tagk), pt_str_c(tagv)};
-    struct pt_meas m = {.name = pt_str_c(meas), .tags = tagk ? &tg : NULL, .fields = &fl,
-                        .ntags = tagk ? 1 : 0, .nfields = 1};
-    struct pt_frame fr = {.version = 1, .kind = 1, .agent_id = 1, .seq = 1, .ts_ns = now,
-                          .interval_ms = 1000, .nparts = 1, .meas = &m, .nmeas = 1};
+    struct pt_meas m = {.name = pt_str_c(meas),
+                        .tags = tagk ? &tg : NULL,
+                        .fields = &fl,
+                        .ntags = tagk ? 1 : 0,
+                        .nfields = 1};
+    struct pt_frame fr = {.version = 1,
+                          .kind = 1,
+                          .agent_id = 1,
+                          .seq = 1,
+                          .ts_ns = now,
+                          .interval_ms = 1000,
+                          .nparts = 1,
+                          .meas = &m,
+                          .nmeas = 1};
     fr.id.ns = pt_str_c("ns01");
     fr.id.mcis = pt_str_c(mcis);
     fr.id.vm = pt_str_c(vm);
@@ -142,10 +159,11 @@ static void cpu(struct fx *f, const char *vm, double v, int64_t now)
 static void test_each_per_vm(void **state)
 {
     struct fx *f = *state;
-    add_rule(f, "{\"name\": \"cpu-each\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
-                " \"metric\": \"cpu.cpu_utilization\", \"warn\": \"> 80\", \"crit\": \"> 95\","
-                " \"handlers\": [\"ops\"],"
-                " \"annotations\": {\"summary\": \"{{vm}} {{level}} at {{value}} (> {{threshold}})\"}}");
+    add_rule(
+        f, "{\"name\": \"cpu-each\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
+           " \"metric\": \"cpu.cpu_utilization\", \"warn\": \"> 80\", \"crit\": \"> 95\","
+           " \"handlers\": [\"ops\"],"
+           " \"annotations\": {\"summary\": \"{{vm}} {{level}} at {{value}} (> {{threshold}})\"}}");
     cpu(f, "vm1", 10, T0);
     cpu(f, "vm2", 10, T0);
     feed(f, "other", "vm9", "cpu", "cpu_utilization", 99, NULL, NULL, T0); /* another MCIS */
@@ -176,7 +194,8 @@ static void test_each_per_vm(void **state)
     json_t *h;
     assert_int_equal(alert_history(f->e, &q, &h), 0);
     assert_int_equal(json_array_size(h), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "status")), "resolved");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "status")),
+                        "resolved");
     json_decref(h);
 }
 
@@ -218,7 +237,8 @@ static void test_max_and_p95(void **state)
 static void test_for_on_timer(void **state)
 {
     struct fx *f = *state;
-    add_rule(f, "{\"name\": \"cpu-for\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\", \"vm\": \"vm1\"},"
+    add_rule(f, "{\"name\": \"cpu-for\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\", "
+                "\"vm\": \"vm1\"},"
                 " \"metric\": \"cpu.cpu_utilization\", \"warn\": \"> 80\", \"for\": \"10s\"}");
     for (int i = 0; i <= 5; i++) {
         cpu(f, "vm1", 90, T0 + i * S);
@@ -228,7 +248,8 @@ static void test_for_on_timer(void **state)
     assert_int_equal(f->cap.n, 0);
     json_t *act = alert_active(f->e);
     assert_int_equal(json_array_size(act), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(act, 0), "state")), "pending");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(act, 0), "state")),
+                        "pending");
     json_decref(act);
     for (int i = 6; i <= 9; i++) cpu(f, "vm1", 90, T0 + i * S);
     alert_engine_tick(f->e, T0 + 9 * S + S / 2);
@@ -261,10 +282,12 @@ static void test_window_avg(void **state)
 static void test_silence(void **state)
 {
     struct fx *f = *state;
-    add_rule(f, "{\"name\": \"cpu-s\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
-                " \"metric\": \"cpu.cpu_utilization\", \"warn\": \"> 80\", \"handlers\": [\"ops\"]}");
+    add_rule(f,
+             "{\"name\": \"cpu-s\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
+             " \"metric\": \"cpu.cpu_utilization\", \"warn\": \"> 80\", \"handlers\": [\"ops\"]}");
     char err[256] = "";
-    const char *sil = "{\"matchers\": {\"alertname\": \"cpu-s\", \"vm\": \"vm1\"}, \"ends_at\": \"now+1h\", \"comment\": \"maintenance\"}";
+    const char *sil = "{\"matchers\": {\"alertname\": \"cpu-s\", \"vm\": \"vm1\"}, \"ends_at\": "
+                      "\"now+1h\", \"comment\": \"maintenance\"}";
     json_t *out = NULL;
     int64_t now = pt_now_ns();
     assert_int_equal(alert_silences_add(f->e, sil, strlen(sil), now, &out, err, sizeof err), 0);
@@ -281,7 +304,8 @@ static void test_silence(void **state)
     assert_int_equal(alert_history(f->e, &q, &h), 0);
     assert_int_equal(json_array_size(h), 2); /* muted events are still history */
     size_t muted = 0;
-    for (size_t i = 0; i < 2; i++) muted += json_is_true(json_object_get(json_array_get(h, i), "silenced"));
+    for (size_t i = 0; i < 2; i++)
+        muted += json_is_true(json_object_get(json_array_get(h, i), "silenced"));
     assert_int_equal(muted, 1);
     json_decref(h);
     /* a silence that has ended mutes nothing */
@@ -290,7 +314,8 @@ static void test_silence(void **state)
     assert_int_equal(f->cap.n, 2);
     assert_string_equal(f->cap.ev[1].status, "resolved");
     const char *badsil = "{\"matchers\": {}, \"ends_at\": \"now+1h\"}";
-    assert_int_equal(alert_silences_add(f->e, badsil, strlen(badsil), now, NULL, err, sizeof err), -EINVAL);
+    assert_int_equal(alert_silences_add(f->e, badsil, strlen(badsil), now, NULL, err, sizeof err),
+                     -EINVAL);
     assert_non_null(strstr(err, "\"matchers\""));
 }
 
@@ -393,8 +418,9 @@ static void test_agent_down_and_lost(void **state)
 static void test_persistence(void **state)
 {
     struct fx *f = *state;
-    add_rule(f, "{\"name\": \"cpu-p\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
-                " \"metric\": \"cpu.cpu_utilization\", \"crit\": \"> 80\", \"handlers\": [\"ops\"]}");
+    add_rule(f,
+             "{\"name\": \"cpu-p\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
+             " \"metric\": \"cpu.cpu_utilization\", \"crit\": \"> 80\", \"handlers\": [\"ops\"]}");
     int64_t now = pt_now_ns();
     cpu(f, "vm1", 90, now);
     assert_int_equal(f->cap.n, 1);
@@ -409,7 +435,8 @@ static void test_persistence(void **state)
     json_decref(j);
     json_t *act = alert_active(f->e);
     assert_int_equal(json_array_size(act), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(act, 0), "state")), "critical");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(act, 0), "state")),
+                        "critical");
     json_decref(act);
     /* still firing after the restart: no second firing, and it resolves */
     cpu(f, "vm1", 95, now + S);
@@ -426,32 +453,38 @@ static void test_persistence(void **state)
     assert_int_equal(alert_rules_get(f->e, "cpu-p", &j), -ENOENT);
     assert_int_equal(alert_handlers_delete(f->e, "ops", err, sizeof err), 0);
     /* a rule naming a missing handler is refused */
-    const char *r = "{\"name\": \"x\", \"scope\": {\"ns\": \"a\", \"mcis\": \"b\"}, \"metric\": \"cpu.cpu_user\", \"warn\": \"> 1\", \"handlers\": [\"ops\"]}";
-    assert_int_equal(alert_rules_put(f->e, r, strlen(r), NULL, true, NULL, err, sizeof err), -EINVAL);
+    const char *r = "{\"name\": \"x\", \"scope\": {\"ns\": \"a\", \"mcis\": \"b\"}, \"metric\": "
+                    "\"cpu.cpu_user\", \"warn\": \"> 1\", \"handlers\": [\"ops\"]}";
+    assert_int_equal(alert_rules_put(f->e, r, strlen(r), NULL, true, NULL, err, sizeof err),
+                     -EINVAL);
     assert_non_null(strstr(err, "\"handlers\""));
 }
 
 static void test_dryrun(void **state)
 {
     (void)state;
-    const char *js = "{\"name\": \"d\", \"scope\": {\"ns\": \"a\", \"mcis\": \"b\"}, \"metric\": \"cpu.cpu_user\", \"reduce\": \"avg\", \"warn\": \"> 50\", \"for\": \"2s\"}";
+    const char *js = "{\"name\": \"d\", \"scope\": {\"ns\": \"a\", \"mcis\": \"b\"}, \"metric\": "
+                     "\"cpu.cpu_user\", \"reduce\": \"avg\", \"warn\": \"> 50\", \"for\": \"2s\"}";
     struct alert_rule *r;
     char err[256];
     assert_int_equal(alert_rule_parse(NULL, js, strlen(js), &r, err, sizeof err), 0);
     int64_t ts[6] = {T0, T0 + S, T0 + 2 * S, T0 + 3 * S, T0 + 4 * S, T0 + 5 * S};
     double v1[6] = {10, 90, 90, 90, 90, 10}, v2[6] = {10, 30, 30, 30, 30, 10};
-    struct alert_dry_series s[2] = {{"vm1", NULL, NULL, 0, ts, v1, 6}, {"vm2", NULL, NULL, 0, ts, v2, 6}};
+    struct alert_dry_series s[2] = {{"vm1", NULL, NULL, 0, ts, v1, 6},
+                                    {"vm2", NULL, NULL, 0, ts, v2, 6}};
     json_t *out = alert_dryrun(r, s, 2);
     json_t *ev = json_object_get(out, "events");
     assert_int_equal(json_array_size(ev), 2);
     /* avg 60 from 1 s; `for` 2 s: fires at 3 s, resolves at 5 s */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "status")), "firing");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "status")),
+                        "firing");
     assert_true(json_number_value(json_object_get(json_array_get(ev, 0), "value")) == 60);
     const char *at = json_string_value(json_object_get(json_array_get(ev, 0), "at"));
     char want[48];
     pt_time_format(T0 + 3 * S, 3, want, sizeof want);
     assert_string_equal(at, want);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 1), "status")), "resolved");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 1), "status")),
+                        "resolved");
     json_decref(out);
     alert_rule_free(r);
 }

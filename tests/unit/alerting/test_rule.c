@@ -36,9 +36,9 @@ static void test_good_roundtrip(void **st)
     json_t *w = json_object_get(j, "warn");
     assert_string_equal(json_string_value(json_object_get(w, "op")), ">");
     assert_true(json_number_value(json_object_get(w, "threshold")) == 80);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(json_object_get(j, "scope"), "tags"), "cpu")),
-        "total");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(j, "scope"), "tags"), "cpu")),
+                        "total");
     /* the rendering parses back to the same rendering */
     char *s = json_dumps(j, JSON_SORT_KEYS);
     struct alert_rule *r2;
@@ -60,7 +60,8 @@ static void bad(const char *json, const char *key)
     struct alert_rule *r = NULL;
     char err[512] = "";
     int rc = alert_rule_parse(NULL, json, strlen(json), &r, err, sizeof err);
-    if (rc != -EINVAL || !strstr(err, key)) fail_msg("%s\n -> %d \"%s\" (wanted key %s)", json, rc, err, key);
+    if (rc != -EINVAL || !strstr(err, key))
+        fail_msg("%s\n -> %d \"%s\" (wanted key %s)", json, rc, err, key);
     assert_null(r);
 }
 
