@@ -8,6 +8,7 @@ PKGS=(
   libuv1-dev libmsgpack-dev libmsgpuck-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libssl-dev
   libcmocka-dev clang python3 curl sqlite3
+  prometheus-alertmanager  # tests/integration/test_notify_alertmanager.py
 )
 
 missing=()
