@@ -110,6 +110,97 @@ void api_rules_item(struct api_req *rq, struct api_resp *rs, const char *name)
     }
 }
 
+/* The series a dry run replays, and the results they point into. */
+struct dry_data {
+    struct store_result *res;
+    size_t nres;
+    struct alert_dry_series *s;
+    size_t n, cap;
+};
+
+static void dry_free(struct dry_data *d)
+{
+    for (size_t i = 0; i < d->nres; i++) store_result_free(&d->res[i]);
+    free(d->res);
+    free(d->s);
+    memset(d, 0, sizeof *d);
+}
+
+static bool series_has_tags(const struct store_series *s, const struct store_query *q)
+{
+    for (size_t f = 0; f < q->ntag_filters; f++) {
+        bool hit = false;
+        for (size_t t = 0; t < s->ntags && !hit; t++)
+            hit =
+                !strcmp(s->tag_keys[t], q->tag_keys[f]) && !strcmp(s->tag_vals[t], q->tag_vals[f]);
+        if (!hit) return false;
+    }
+    return true;
+}
+
+/* Runs q (or, on a backend without MCIS-level queries or tag filters, one
+ * query per registered VM of the MCIS, filtering tags here) into d. */
+static int dry_query(struct api_req *rq, const struct store_query *q, struct dry_data *d)
+{
+    struct coll_agent_info *ag = NULL;
+    size_t nag = 0;
+    const char *one = q->vm;
+    d->res = calloc(1, sizeof *d->res);
+    if (!d->res) return -ENOMEM;
+    int rc = rq->ctx->ops->query(rq->ctx->store, q, &d->res[0]);
+    if (rc == -ENOTSUP) {
+        free(d->res);
+        d->res = NULL;
+        if ((rc = coll_registry_list(rq->ctx->reg, &ag, &nag))) return rc;
+        d->res = calloc(nag ? nag : 1, sizeof *d->res);
+        if (!d->res) {
+            free(ag);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < nag && !rc; i++) {
+            if (strcmp(ag[i].ns, q->ns) || strcmp(ag[i].mcis, q->mcis) ||
+                (one && strcmp(ag[i].vm, one)))
+                continue;
+            struct store_query vq = *q;
+            vq.vm = ag[i].vm;
+            vq.ntag_filters = 0;
+            vq.group_by_vm = false;
+            rc = rq->ctx->ops->query(rq->ctx->store, &vq, &d->res[d->nres]);
+            if (!rc) {
+                /* per-VM series do not name their VM */
+                for (size_t k = 0; k < d->res[d->nres].nseries; k++)
+                    if (!d->res[d->nres].series[k].vm)
+                        d->res[d->nres].series[k].vm = strdup(ag[i].vm);
+                d->nres++;
+            }
+        }
+        free(ag);
+    } else if (!rc) {
+        d->nres = 1;
+    }
+    if (rc) return rc;
+    for (size_t i = 0; i < d->nres; i++)
+        for (size_t k = 0; k < d->res[i].nseries; k++) {
+            const struct store_series *s = &d->res[i].series[k];
+            if (s->nfields != 1 || !series_has_tags(s, q)) continue;
+            if (d->n == d->cap) {
+                size_t cap = d->cap ? d->cap * 2 : 16;
+                struct alert_dry_series *ns = realloc(d->s, cap * sizeof *ns);
+                if (!ns) return -ENOMEM;
+                d->s = ns;
+                d->cap = cap;
+            }
+            d->s[d->n++] = (struct alert_dry_series){s->vm ? s->vm : "",
+                                                     (const char *const *)s->tag_keys,
+                                                     (const char *const *)s->tag_vals,
+                                                     s->ntags,
+                                                     s->ts,
+                                                     s->vals,
+                                                     s->nrows};
+        }
+    return 0;
+}
+
 /* Reads the rule's metric from the store for [from, to) per VM, in buckets
  * of the rule's window (at least `step`), and replays them. */
 void api_rules_dryrun(struct api_req *rq, struct api_resp *rs, const char *name)
@@ -181,39 +272,21 @@ void api_rules_dryrun(struct api_req *rq, struct api_resp *rs, const char *name)
         .group_by_vm = sc.vm == NULL,
         .max_rows = DRY_MAX_ROWS,
     };
-    struct store_result res = {0};
-    rc = rq->ctx->ops->query(rq->ctx->store, &q, &res);
+    struct dry_data dd = {0};
+    rc = dry_query(rq, &q, &dd);
     if (rc == -E2BIG) {
         api_error(rs, 400, "too_large", "more than %d buckets per VM: narrow from/to or raise step",
                   DRY_MAX_ROWS);
         goto out;
     }
     if (rc) {
+        dry_free(&dd);
         api_error(rs, rc == -EINVAL ? 400 : 500, rc == -EINVAL ? "bad_request" : "internal",
                   "store query failed: %s", pt_strerror(rc));
         goto out;
     }
-    struct alert_dry_series *ds = calloc(res.nseries ? res.nseries : 1, sizeof *ds);
-    if (!ds) {
-        store_result_free(&res);
-        api_error(rs, 500, "internal", "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < res.nseries; i++) {
-        const struct store_series *s = &res.series[i];
-        ds[i] = (struct alert_dry_series){s->vm   ? s->vm
-                                          : sc.vm ? sc.vm
-                                                  : "",
-                                          (const char *const *)s->tag_keys,
-                                          (const char *const *)s->tag_vals,
-                                          s->ntags,
-                                          s->ts,
-                                          s->vals,
-                                          s->nfields == 1 ? s->nrows : 0};
-    }
-    json_t *j = alert_dryrun(r, ds, res.nseries);
-    free(ds);
-    store_result_free(&res);
+    json_t *j = alert_dryrun(r, dd.s, dd.n);
+    dry_free(&dd);
     if (!j) {
         api_error(rs, 500, "internal", "out of memory");
         goto out;
