@@ -227,6 +227,7 @@ static int start(struct daemon *d)
         .udp_port = (uint16_t)coll_ingest_port(&d->ingest),
         .start_ns = d->stats.start_ns,
         .alerts = d->alerts,
+        .notifier = d->notifier,
     };
     if ((rc = coll_api_start(&d->api, &actx, c->http_host, c->http_port, err, sizeof err))) {
         PT_ERROR("pantalad", "%s", err);

@@ -22,7 +22,8 @@ struct coll_api_ctx {
     const char *udp_host; /* as configured; 0.0.0.0 means "ask the Host header" */
     uint16_t udp_port;
     int64_t start_ns;
-    struct alert_engine *alerts; /* NULL: alerting off (its routes answer 503) */
+    struct alert_engine *alerts;     /* NULL: alerting off (its routes answer 503) */
+    struct alert_notifier *notifier; /* its outbox, for the counters at /metrics */
 };
 
 struct coll_api;

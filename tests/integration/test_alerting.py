@@ -122,12 +122,21 @@ class Alerting(unittest.TestCase):
             raw, status = e.read(), e.code
         return status, (json.loads(raw) if raw else None)
 
+    @staticmethod
+    def unique(reqs, pred):
+        # Delivery is at least once: a receiver dedupes by the event id.
+        seen, out = set(), []
+        for q in reqs:
+            if q.json and q.json["id"] not in seen and pred(q.json):
+                seen.add(q.json["id"])
+                out.append(q.json)
+        return out
+
     def events(self, pred=lambda ev: True):
-        return [q.json for q in self.hook.snapshot() if q.json and pred(q.json)]
+        return self.unique(self.hook.snapshot(), pred)
 
     def wait_events(self, what, pred, count, timeout=20):
-        ok = self.hook.wait_for(lambda reqs: len([q for q in reqs if q.json and pred(q.json)])
-                                >= count, timeout)
+        ok = self.hook.wait_for(lambda reqs: len(self.unique(reqs, pred)) >= count, timeout)
         if not ok:
             self.fail("timed out waiting for %s; got %s\n%s" % (
                 what, json.dumps(self.events(), indent=1)[-3000:], self.read_log()[-3000:]))
@@ -212,7 +221,9 @@ class Alerting(unittest.TestCase):
 
         firing = self.wait_events("each: 2 firing", of("cpu-each", "firing"), 2)
         resolved = self.wait_events("each: 2 resolved", of("cpu-each", "resolved"), 2)
-        self.assertEqual(sorted(ev["labels"]["vm"] for ev in firing), ["vm-00000", "vm-00001"])
+        self.assertEqual(sorted(ev["labels"]["vm"] for ev in firing), ["vm-00000", "vm-00001"],
+                         json.dumps(self.events(lambda e: e["rule"] == "cpu-each"), indent=1)
+                         + self.read_log()[-4000:])
         self.assertEqual(sorted(ev["labels"]["vm"] for ev in resolved), ["vm-00000", "vm-00001"])
         for ev in firing:
             self.assertEqual(ev["level"], "critical")
@@ -337,6 +348,7 @@ class Alerting(unittest.TestCase):
         status, text = self.request_text("/metrics")
         self.assertEqual(status, 200)
         self.assertIn("pantala_alert_events_total{outcome=\"notified\"}", text)
+        self.assertIn("pantala_alert_notifications_total{type=\"webhook\",result=\"delivered\"}", text)
         # rules and handlers survive a restart
         cls = type(self)
         cls.daemon.send_signal(signal.SIGTERM)
