@@ -54,6 +54,7 @@ struct opts {
     double pat_lo, pat_hi;
     int64_t pat_period_ns;
     size_t pat_agents; /* the first N agents follow it; the others stay at LO */
+    bool pat_spread;   /* agent i's phases shifted by i/N of the period */
     const char *pat_log;
 };
 
@@ -158,6 +159,8 @@ static void usage(FILE *fp)
           "                       their thresholds\n"
           "  --pattern-agents N   only the first N agents follow the pattern; the others\n"
           "                       hold LO (default: all)\n"
+          "  --pattern-spread     shift agent i's phases by i/N of the period, so crossings\n"
+          "                       are spread evenly instead of all at once\n"
           "  --pattern-log FILE   append one line per frame that starts a new phase:\n"
           "                       \"<vm> <send time ns> <low|high> <value>\" (for latency\n"
           "                       measurements)\n"
@@ -262,6 +265,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_PATTERN,
         O_PATTERN_AGENTS,
         O_PATTERN_LOG,
+        O_PATTERN_SPREAD,
         O_JSON,
         O_QUIET,
         O_HELP,
@@ -293,6 +297,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"pattern", required_argument, NULL, O_PATTERN},
         {"pattern-agents", required_argument, NULL, O_PATTERN_AGENTS},
         {"pattern-log", required_argument, NULL, O_PATTERN_LOG},
+        {"pattern-spread", no_argument, NULL, O_PATTERN_SPREAD},
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, O_HELP},
@@ -402,6 +407,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case O_PATTERN_LOG:
             o->pat_log = optarg;
+            break;
+        case O_PATTERN_SPREAD:
+            o->pat_spread = true;
             break;
         case O_JSON:
             o->json = true;
@@ -543,7 +551,9 @@ static int init_agents(const struct opts *o, struct run *r, const struct lg_reg 
         if (o->pat_idx >= 0)
             lg_agent_pattern(&r->agents[i], o->pat_idx, o->pat_lo,
                              i < o->pat_agents ? o->pat_hi : o->pat_lo, o->pat_period_ns,
-                             r->pat_t0);
+                             r->pat_t0 + (o->pat_spread ? (int64_t)((double)o->pat_period_ns *
+                                                                    (double)i / (double)n)
+                                                        : 0));
         r->nagents++;
     }
     if (o->garbage) {
