@@ -18,7 +18,7 @@
 #define ALERT_MAX_NAME     128    /* rule, handler names */
 #define ALERT_MAX_TEXT     1024   /* a label value, an annotation template */
 #define ALERT_WIN_BUCKETS  8      /* a window is kept as this many partial sums */
-#define ALERT_FLAP_RING    32     /* flap_changes ceiling */
+#define ALERT_FLAP_RING    16     /* flap_changes ceiling (change times kept per series) */
 #define ALERT_MAX_SERIES   200000 /* series per rule: a ceiling against tag explosions */
 
 /* ---- rules (rule.c) ------------------------------------------------------- */
@@ -41,6 +41,7 @@ struct alert_rule {
     char *mkey[ALERT_MAX_MATCH], *mval[ALERT_MAX_MATCH];
     size_t nmatch;
     char *measurement, *field;
+    size_t field_len, vm_len; /* compared per point without strlen */
     enum alert_reduce reduce;
     int64_t window_ns, for_ns, repeat_ns, absent_ns;
     struct alert_cond warn, crit;
@@ -136,7 +137,12 @@ struct alert_db {
     sqlite3 *r;            /* history reads from API threads (WAL: no blocking) */
     pthread_mutex_t rlock; /* r is used by one API thread at a time */
     sqlite3_stmt *ins_hist, *put_state, *del_state;
+    bool in_tx; /* history and state writes are grouped until alert_db_commit() */
 };
+/* Event-side writes (history, states) open a transaction that the engine
+ * commits once per tick: hundreds of events cost one commit, not one each.
+ * Management writes commit at once (with whatever is pending). */
+int alert_db_commit(struct alert_db *db);
 int alert_db_open(struct alert_db *db, const char *path, char *err, size_t errlen);
 void alert_db_close(struct alert_db *db);
 int alert_db_exec(struct alert_db *db, const char *sql);

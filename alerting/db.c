@@ -85,8 +85,32 @@ int alert_db_open(struct alert_db *db, const char *path, char *err, size_t errle
     return 0;
 }
 
+static int begin(struct alert_db *db)
+{
+    if (db->in_tx) return 0;
+    if (sqlite3_exec(db->w, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        PT_ERROR("alert", "alerts.db: BEGIN: %s", sqlite3_errmsg(db->w));
+        return PT_E_STORE;
+    }
+    db->in_tx = true;
+    return 0;
+}
+
+int alert_db_commit(struct alert_db *db)
+{
+    if (!db->in_tx) return 0;
+    db->in_tx = false;
+    if (sqlite3_exec(db->w, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        PT_ERROR("alert", "alerts.db: COMMIT: %s", sqlite3_errmsg(db->w));
+        sqlite3_exec(db->w, "ROLLBACK", NULL, NULL, NULL);
+        return PT_E_STORE;
+    }
+    return 0;
+}
+
 void alert_db_close(struct alert_db *db)
 {
+    if (db->w) alert_db_commit(db);
     sqlite3_finalize(db->ins_hist);
     sqlite3_finalize(db->put_state);
     sqlite3_finalize(db->del_state);
@@ -111,6 +135,7 @@ static int step_done(struct alert_db *db, sqlite3_stmt *st)
 /* table is one of our constants, never user input. */
 int alert_db_put(struct alert_db *db, const char *table, const char *name, const char *json)
 {
+    alert_db_commit(db); /* its own transaction, durable on return */
     char sql[128];
     snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO %s (name, json) VALUES (?, ?)", table);
     sqlite3_stmt *st;
@@ -124,6 +149,7 @@ int alert_db_put(struct alert_db *db, const char *table, const char *name, const
 
 int alert_db_del(struct alert_db *db, const char *table, const char *name)
 {
+    alert_db_commit(db); /* its own transaction, durable on return */
     char sql[128];
     snprintf(sql, sizeof sql, "DELETE FROM %s WHERE name = ?", table);
     sqlite3_stmt *st;
@@ -148,6 +174,7 @@ int alert_db_each(struct alert_db *db, const char *table, alert_db_row_fn fn, vo
 
 int64_t alert_db_silence_add(struct alert_db *db, const char *json)
 {
+    alert_db_commit(db); /* its own transaction, durable on return */
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->w, "INSERT INTO silences (json) VALUES (?)", -1, &st, NULL) !=
         SQLITE_OK)
@@ -160,6 +187,7 @@ int64_t alert_db_silence_add(struct alert_db *db, const char *json)
 
 int alert_db_silence_del(struct alert_db *db, int64_t id)
 {
+    alert_db_commit(db); /* its own transaction, durable on return */
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->w, "DELETE FROM silences WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
         return PT_E_STORE;
@@ -184,6 +212,7 @@ int alert_db_silences(struct alert_db *db, alert_db_silence_fn fn, void *ctx)
 int alert_db_state_put(struct alert_db *db, const char *rule, const char *key,
                        const struct alert_state *s, const char *labels_json)
 {
+    if (begin(db)) return PT_E_STORE;
     sqlite3_stmt *st = db->put_state;
     sqlite3_bind_text(st, 1, rule, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -211,6 +240,7 @@ int alert_db_state_put(struct alert_db *db, const char *rule, const char *key,
 
 int alert_db_state_del(struct alert_db *db, const char *rule, const char *key)
 {
+    if (begin(db)) return PT_E_STORE;
     sqlite3_bind_text(db->del_state, 1, rule, -1, SQLITE_STATIC);
     sqlite3_bind_text(db->del_state, 2, key, -1, SQLITE_STATIC);
     return step_done(db, db->del_state);
@@ -261,6 +291,7 @@ static char *kv_json(const struct alert_kv *kv, size_t n)
 int alert_db_history_add(struct alert_db *db, const struct alert_event *ev, bool silenced,
                          bool held)
 {
+    if (begin(db)) return PT_E_STORE;
     (void)held;
     sqlite3_stmt *st = db->ins_hist;
     char *labels = kv_json(ev->labels, ev->nlabels);

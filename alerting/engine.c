@@ -457,19 +457,13 @@ static size_t tag_key(char *buf, size_t cap, size_t o, const struct pt_meas *m)
     return o;
 }
 
+/* The input series of (rule, VM, tag set); key is "vm SEP tags", tstart
+ * where the tags begin (the alert series key of a reduction), h its hash:
+ * computed once per measurement of a frame, shared by every rule. */
 static struct iseries *input_get(struct alert_engine *e, struct arule *ar, const struct pt_frame *f,
-                                 const struct pt_meas *m, int64_t now)
+                                 const struct pt_meas *m, const char *key, size_t o, size_t tstart,
+                                 uint64_t h, int64_t now)
 {
-    char key[KEY_MAX];
-    size_t o = 0;
-    if (f->id.vm.len + 1 >= sizeof key) return NULL;
-    memcpy(key, f->id.vm.p, f->id.vm.len);
-    o = f->id.vm.len;
-    key[o++] = SEP;
-    size_t tstart = o;
-    o = tag_key(key, sizeof key, o, m);
-    if (o >= sizeof key) return NULL;
-    uint64_t h = amap_hash(key, o, 0);
     struct iseries *is = amap_get(&ar->imap, key, o, h);
     if (is) return is;
     if (ar->imap.n >= ALERT_MAX_SERIES) {
@@ -525,11 +519,17 @@ static void aseries_drop(struct alert_engine *e, struct aseries *a)
 
 /* ---- the feed ------------------------------------------------------------------------------ */
 
-static bool field_value(const struct pt_meas *m, const char *field, double *v)
+/* a == s, where n is strlen(s) (kept in the rule: no strlen per point) */
+static inline bool str_is(struct pt_str a, const char *s, size_t n)
+{
+    return a.len == n && memcmp(a.p, s, n) == 0;
+}
+
+static bool field_value(const struct pt_meas *m, const char *field, size_t flen, double *v)
 {
     for (size_t i = 0; i < m->nfields; i++) {
         const struct pt_field *fl = &m->fields[i];
-        if (!pt_str_eq(fl->key, field)) continue;
+        if (!str_is(fl->key, field, flen)) continue;
         switch (fl->type) {
         case PT_F_FLOAT:
             *v = fl->v.f;
@@ -559,12 +559,10 @@ static bool tags_match(const struct alert_rule *r, const struct pt_meas *m)
     return true;
 }
 
-static void point(struct alert_engine *e, struct arule *ar, const struct pt_frame *f,
-                  const struct pt_meas *m, double v, int64_t now)
+static void point(struct alert_engine *e, struct arule *ar, struct iseries *is,
+                  const struct pt_frame *f, double v, int64_t now)
 {
     const struct alert_rule *r = ar->r;
-    struct iseries *is = input_get(e, ar, f, m, now);
-    if (!is) return;
     e->st.points++;
     is->last_ns = now;
     is->interval_ms = f->interval_ms;
@@ -578,29 +576,59 @@ static void point(struct alert_engine *e, struct arule *ar, const struct pt_fram
     input_changed(e, is, now);
 }
 
-void alert_engine_feed(struct alert_engine *e, const struct pt_frame *f, int64_t now)
+/* "ns SEP mcis" into key (cap >= 2 * PT_WIRE_MAX_STR + 2); its length. */
+static size_t mcis_key(const struct pt_frame *f, char *key)
 {
-    if (!atomic_load_explicit(&e->nindexed, memory_order_relaxed)) return;
-    char key[2 * PT_WIRE_MAX_STR + 2];
-    if (f->id.ns.len > PT_WIRE_MAX_STR || f->id.mcis.len > PT_WIRE_MAX_STR) return;
     memcpy(key, f->id.ns.p, f->id.ns.len);
     key[f->id.ns.len] = SEP;
     memcpy(key + f->id.ns.len + 1, f->id.mcis.p, f->id.mcis.len);
-    size_t klen = f->id.ns.len + 1 + f->id.mcis.len;
-    uint64_t h = amap_hash(key, klen, 2);
+    return f->id.ns.len + 1 + f->id.mcis.len;
+}
+
+/* The rules of one measurement of the frame. */
+static void feed_meas(struct alert_engine *e, const struct ixent *x, const struct pt_frame *f,
+                      const struct pt_meas *m, int64_t now)
+{
+    char key[KEY_MAX];
+    if (f->id.vm.len + 1 >= sizeof key) return;
+    memcpy(key, f->id.vm.p, f->id.vm.len);
+    size_t o = f->id.vm.len;
+    key[o++] = SEP;
+    size_t tstart = o;
+    o = tag_key(key, sizeof key, o, m);
+    if (o >= sizeof key) return;
+    uint64_t h = amap_hash(key, o, 0);
+    for (size_t i = 0; i < x->n; i++) {
+        struct arule *ar = x->rules[i];
+        const struct alert_rule *r = ar->r;
+        double v;
+        if (r->vm && !str_is(f->id.vm, r->vm, r->vm_len)) continue;
+        if (r->nmatch && !tags_match(r, m)) continue;
+        if (!field_value(m, r->field, r->field_len, &v)) continue;
+        struct iseries *is = input_get(e, ar, f, m, key, o, tstart, h, now);
+        if (is) point(e, ar, is, f, v, now);
+    }
+}
+
+void alert_engine_feed(struct alert_engine *e, const struct pt_frame *f, int64_t now)
+{
+    if (!atomic_load_explicit(&e->nindexed, memory_order_relaxed)) return;
+    if (f->id.ns.len > PT_WIRE_MAX_STR || f->id.mcis.len > PT_WIRE_MAX_STR) return;
+    char key[3 * PT_WIRE_MAX_STR + 3];
+    size_t k2 = mcis_key(f, key);
+    uint64_t h2 = amap_hash(key, k2, 3);
     pthread_mutex_lock(&e->mu);
     e->st.frames++;
-    struct ixent *x = amap_get(&e->ix, key, klen, h);
-    for (size_t mi = 0; x && mi < f->nmeas; mi++) {
-        const struct pt_meas *m = &f->meas[mi];
-        for (size_t i = 0; i < x->n; i++) {
-            struct arule *ar = x->rules[i];
-            const struct alert_rule *r = ar->r;
-            if (!pt_str_eq(m->name, r->measurement)) continue;
-            if (r->vm && !pt_str_eq(f->id.vm, r->vm)) continue;
-            if (!tags_match(r, m)) continue;
-            double v;
-            if (field_value(m, r->field, &v)) point(e, ar, f, m, v, now);
+    /* One lookup for the MCIS: a frame no rule watches stops here. */
+    if (amap_get(&e->ixm, key, k2, h2)) {
+        key[k2] = SEP;
+        for (size_t mi = 0; mi < f->nmeas; mi++) {
+            const struct pt_meas *m = &f->meas[mi];
+            if (m->name.len > PT_WIRE_MAX_STR) continue;
+            memcpy(key + k2 + 1, m->name.p, m->name.len);
+            size_t k3 = k2 + 1 + m->name.len;
+            struct ixent *x = amap_get(&e->ix, key, k3, amap_hash(key, k3, 2));
+            if (x) feed_meas(e, x, f, m, now);
         }
     }
     pthread_mutex_unlock(&e->mu);
@@ -648,27 +676,24 @@ static void sweep_rule(struct alert_engine *e, struct arule *ar, int64_t now)
     }
 }
 
-static void sweep_absent(struct alert_engine *e, int64_t now)
+/* Alert series of a rule with no input left: absence fires (rules with
+ * `absent`); restored states resolve once nothing came back for a while. */
+static void sweep_absent(struct alert_engine *e, struct arule *ar, int64_t now)
 {
-    /* Alert series with no input left: absence fires (rules with absent),
-     * restored states resolve once nothing came back for a while. */
-    for (size_t ri = 0; ri < e->nrules; ri++) {
-        struct arule *ar = e->rules[ri];
-        const struct alert_rule *r = ar->r;
-        if (r->kind != KIND_METRIC) continue;
-        for (size_t i = 0; i < ar->amap.cap; i++) {
-            struct aseries *a = ar->amap.e[i].val;
-            if (!ar->amap.e[i].key || a->nval) continue;
-            int64_t silent = now - a->last_input_ns;
-            if (r->absent_ns) {
-                if (silent >= r->absent_ns && !(a->st.phase == PH_FIRING && isnan(a->value)))
-                    evaluate_absent(e, a, now);
-            } else if (a->st.phase != PH_OK && silent > r->window_ns + 30 * PT_NS_PER_SEC) {
-                evaluate(e, a, NAN, now);
-                size_t before = ar->amap.n;
-                aseries_drop(e, a);
-                if (ar->amap.n < before) i--;
-            }
+    const struct alert_rule *r = ar->r;
+    if (r->kind != KIND_METRIC) return;
+    for (size_t i = 0; i < ar->amap.cap; i++) {
+        struct aseries *a = ar->amap.e[i].val;
+        if (!ar->amap.e[i].key || a->nval) continue;
+        int64_t silent = now - a->last_input_ns;
+        if (r->absent_ns) {
+            if (silent >= r->absent_ns && !(a->st.phase == PH_FIRING && isnan(a->value)))
+                evaluate_absent(e, a, now);
+        } else if (a->st.phase != PH_OK && silent > r->window_ns + 30 * PT_NS_PER_SEC) {
+            evaluate(e, a, NAN, now);
+            size_t before = ar->amap.n;
+            aseries_drop(e, a);
+            if (ar->amap.n < before) i--;
         }
     }
 }
@@ -691,11 +716,19 @@ void alert_engine_tick(struct alert_engine *e, int64_t now)
         if (what != EMIT_NONE || before.phase != a->st.phase || before.flapping != a->st.flapping)
             after_step(e, a, what, level, before, now);
     }
-    if (now - e->last_sweep_ns >= SWEEP_NS || now < e->last_sweep_ns) { /* or the clock went back */
-        e->last_sweep_ns = now;
-        for (size_t i = 0; i < e->nrules; i++) sweep_rule(e, e->rules[i], now);
-        sweep_absent(e, now);
+    /* Every rule is swept about once per SWEEP_NS, a slice of them per
+     * tick, so a million series never stall the ingest thread at once. */
+    int64_t dt = now - e->last_sweep_ns;
+    e->last_sweep_ns = now;
+    size_t k = e->nrules;
+    if (dt > 0 && dt < SWEEP_NS)
+        k = (size_t)(((double)e->nrules * (double)dt + (double)SWEEP_NS - 1) / (double)SWEEP_NS);
+    for (size_t j = 0; j < k && e->nrules; j++) {
+        struct arule *ar = e->rules[e->sweep_next++ % e->nrules];
+        sweep_rule(e, ar, now);
+        sweep_absent(e, ar, now);
     }
+    if (alert_db_commit(&e->db)) e->st.db_errors++;
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -797,10 +830,55 @@ struct arule *eng_rule_new(struct alert_rule *r, const struct alert_engine_opts 
     return ar;
 }
 
-static int ix_key(const struct alert_rule *r, char *key, size_t cap)
+/* "ns SEP mcis" (with_meas false) or "ns SEP mcis SEP measurement". */
+static int ix_key(const struct alert_rule *r, bool with_meas, char *key, size_t cap)
 {
-    int n = snprintf(key, cap, "%s%c%s", r->ns, SEP, r->mcis);
+    int n = with_meas ? snprintf(key, cap, "%s%c%s%c%s", r->ns, SEP, r->mcis, SEP, r->measurement)
+                      : snprintf(key, cap, "%s%c%s", r->ns, SEP, r->mcis);
     return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* Adds ar to (or, ar NULL, counts in) the entry of key in map. */
+static int ix_add(struct amap *map, const char *key, size_t kl, uint64_t h, struct arule *ar)
+{
+    struct ixent *x = amap_get(map, key, kl, h);
+    if (!x) {
+        if (!(x = calloc(1, sizeof *x))) return -ENOMEM;
+        if (amap_put(map, key, kl, h, x)) {
+            free(x);
+            return -ENOMEM;
+        }
+    }
+    if (ar && x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 4;
+        struct arule **n = realloc(x->rules, cap * sizeof *n);
+        if (!n) return -ENOMEM;
+        x->rules = n;
+        x->cap = cap;
+    }
+    if (ar) x->rules[x->n] = ar;
+    x->n++;
+    return 0;
+}
+
+static void ix_del(struct amap *map, const char *key, size_t kl, uint64_t h, struct arule *ar)
+{
+    struct ixent *x = amap_get(map, key, kl, h);
+    if (!x) return;
+    if (ar) {
+        for (size_t i = 0; i < x->n; i++)
+            if (x->rules[i] == ar) {
+                x->rules[i] = x->rules[--x->n];
+                break;
+            }
+    } else {
+        x->n--;
+    }
+    if (!x->n) {
+        amap_del(map, key, kl, h);
+        free(x->rules);
+        free(x);
+    }
 }
 
 int eng_rule_add(struct alert_engine *e, struct arule *ar)
@@ -814,26 +892,13 @@ int eng_rule_add(struct alert_engine *e, struct arule *ar)
     }
     const struct alert_rule *r = ar->r;
     if (r->kind == KIND_METRIC && r->enabled) {
-        char key[300];
-        int kl = ix_key(r, key, sizeof key);
-        if (kl < 0) return -EINVAL;
-        uint64_t h = amap_hash(key, (size_t)kl, 2);
-        struct ixent *x = amap_get(&e->ix, key, (size_t)kl, h);
-        if (!x) {
-            if (!(x = calloc(1, sizeof *x))) return -ENOMEM;
-            if (amap_put(&e->ix, key, (size_t)kl, h, x)) {
-                free(x);
-                return -ENOMEM;
-            }
-        }
-        if (x->n == x->cap) {
-            size_t cap = x->cap ? x->cap * 2 : 4;
-            struct arule **n = realloc(x->rules, cap * sizeof *n);
-            if (!n) return -ENOMEM;
-            x->rules = n;
-            x->cap = cap;
-        }
-        x->rules[x->n++] = ar;
+        char k3[600], k2[300];
+        int l3 = ix_key(r, true, k3, sizeof k3), l2 = ix_key(r, false, k2, sizeof k2);
+        if (l3 < 0 || l2 < 0) return -EINVAL;
+        int rc = ix_add(&e->ix, k3, (size_t)l3, amap_hash(k3, (size_t)l3, 2), ar);
+        if (!rc && (rc = ix_add(&e->ixm, k2, (size_t)l2, amap_hash(k2, (size_t)l2, 3), NULL)))
+            ix_del(&e->ix, k3, (size_t)l3, amap_hash(k3, (size_t)l3, 2), ar);
+        if (rc) return rc;
         atomic_fetch_add(&e->nindexed, 1);
     }
     e->rules[e->nrules++] = ar;
@@ -859,8 +924,7 @@ static void arule_free(struct alert_engine *e, struct arule *ar)
     for (size_t i = 0; i < ar->amap.cap; i++) {
         struct aseries *a = ar->amap.e[i].val;
         if (!ar->amap.e[i].key) continue;
-        if (a->in_active) active_set(e, a); /* phase ok by now, or shutdown */
-        if (a->in_active) {
+        if (a->in_active) { /* shutdown, or resolved just before: off the list */
             a->st.phase = PH_OK;
             a->st.flapping = false;
             active_set(e, a);
@@ -899,20 +963,12 @@ void eng_rule_remove(struct alert_engine *e, struct arule *ar, int64_t now)
         alert_db_state_del(&e->db, ar->r->name, a->key);
     }
     if (ar->r->kind == KIND_METRIC && ar->r->enabled) {
-        char key[300];
-        int kl = ix_key(ar->r, key, sizeof key);
-        uint64_t h = amap_hash(key, (size_t)kl, 2);
-        struct ixent *x = kl < 0 ? NULL : amap_get(&e->ix, key, (size_t)kl, h);
-        for (size_t i = 0; x && i < x->n; i++)
-            if (x->rules[i] == ar) {
-                x->rules[i] = x->rules[--x->n];
-                atomic_fetch_sub(&e->nindexed, 1);
-                break;
-            }
-        if (x && !x->n) {
-            amap_del(&e->ix, key, (size_t)kl, h);
-            free(x->rules);
-            free(x);
+        char k3[600], k2[300];
+        int l3 = ix_key(ar->r, true, k3, sizeof k3), l2 = ix_key(ar->r, false, k2, sizeof k2);
+        if (l3 >= 0 && l2 >= 0) {
+            ix_del(&e->ix, k3, (size_t)l3, amap_hash(k3, (size_t)l3, 2), ar);
+            ix_del(&e->ixm, k2, (size_t)l2, amap_hash(k2, (size_t)l2, 3), NULL);
+            atomic_fetch_sub(&e->nindexed, 1);
         }
     }
     for (size_t i = 0; i < e->nrules; i++)
@@ -943,10 +999,10 @@ void eng_restore_state(struct alert_engine *e, const char *rule, const char *key
         t[nt++] = (struct pt_tag){pt_str_c(k), pt_str_c(json_string_value(v))};
     }
     struct aseries *a = amap_get(&ar->amap, key, strlen(key), amap_hash(key, strlen(key), 1));
-    if (!a) a = aseries_new(ar, key, strlen(key), vm, vm ? strlen(vm) : 0, t, nt, now);
+    if (!a && (a = aseries_new(ar, key, strlen(key), vm, vm ? strlen(vm) : 0, t, nt, now)))
+        e->st.series++;
     json_decref(j);
     if (!a) return;
-    e->st.series++;
     a->st = *s;
     a->value = s->value;
     a->threshold = s->threshold;
@@ -1001,6 +1057,9 @@ void alert_engine_close(struct alert_engine *e)
         free(x);
     }
     amap_free(&e->ix);
+    for (size_t i = 0; i < e->ixm.cap; i++)
+        if (e->ixm.e[i].key) free(e->ixm.e[i].val);
+    amap_free(&e->ixm);
     for (size_t i = 0; i < e->handlers.cap; i++) {
         struct handler *h = e->handlers.e[i].val;
         if (!e->handlers.e[i].key) continue;

@@ -96,13 +96,15 @@ struct alert_engine {
     struct arule **rules;
     size_t nrules, caprules;
     struct arule *agent_down, *frames_lost; /* also in rules[]; NULL when off */
-    struct amap ix;                         /* "ns\x1fmcis" -> struct ixent */
-    struct amap handlers;                   /* name -> struct handler */
+    struct amap ix;       /* "ns\x1fmcis\x1fmeasurement" -> struct ixent (the rules) */
+    struct amap ixm;      /* "ns\x1fmcis" -> struct ixent (n: rules of the MCIS) */
+    struct amap handlers; /* name -> struct handler */
     struct silence **silences;
     size_t nsilences;
     struct aseries *active; /* list head */
     struct aseries *dirty;  /* list head */
-    int64_t last_sweep_ns;
+    int64_t last_sweep_ns;  /* the previous tick */
+    size_t sweep_next;      /* the rule the next tick's sweep starts at */
     uint64_t gen;
     atomic_size_t nindexed; /* metric rules: 0 lets feed return without locking */
     struct alert_stats st;

@@ -516,7 +516,9 @@ int alert_history(struct alert_engine *e, const struct alert_history_query *q, j
     /* With a file, reads use their own connection and never wait on the
      * ingest thread; ":memory:" (tests) shares the writer's. */
     bool shared = e->db.r == NULL;
-    if (shared) pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&e->mu);
+    alert_db_commit(&e->db); /* events since the last tick, so they are seen */
+    if (!shared) pthread_mutex_unlock(&e->mu);
     int rc = alert_db_history(&e->db, q, out);
     if (shared) pthread_mutex_unlock(&e->mu);
     return rc;

@@ -375,6 +375,8 @@ static int parse_body(struct alert_engine *e, struct pt_conf *c, struct alert_ru
     r->ns = dup(ns);
     r->mcis = dup(mcis);
     r->vm = dup(vm);
+    r->vm_len = vm ? strlen(vm) : 0;
+    r->field_len = strlen(r->field);
     r->description = dup(desc);
     r->reduce = (enum alert_reduce)red;
     r->window_ns = win;

@@ -48,7 +48,7 @@ static int load_alerting(struct coll_config *cfg)
                                &cfg->alert_frames_lost_window_ns)) ||
         (rc = pt_conf_strlist(c, "alerting.builtin_handlers", &cfg->alert_builtin_handlers,
                               &cfg->nalert_builtin_handlers)) ||
-        (rc = pt_conf_int(c, "alerting.flap.changes", 0, 31, 6, &cfg->alert_flap_changes)) ||
+        (rc = pt_conf_int(c, "alerting.flap.changes", 0, 15, 6, &cfg->alert_flap_changes)) ||
         (rc = pt_conf_duration(c, "alerting.flap.window", PT_NS_PER_SEC, 86400 * PT_NS_PER_SEC,
                                600 * PT_NS_PER_SEC, &cfg->alert_flap_window_ns)) ||
         (rc = pt_conf_duration(c, "alerting.tick", 10 * PT_NS_PER_MS, 10 * PT_NS_PER_SEC,

@@ -101,6 +101,16 @@ class Collector:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
 
+    def metric_values(self):
+        req = urllib.request.Request(self.api + "/metrics")
+        req.add_header("Authorization", "Bearer " + TOKEN)
+        out = {}
+        for line in urllib.request.urlopen(req, timeout=10).read().decode().splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
     def cpu_s(self):
         with open("/proc/%d/stat" % self.p.pid) as f:
             parts = f.read().rsplit(")", 1)[1].split()
@@ -245,15 +255,26 @@ def cost(args, work):
                                   str(args.seconds + 4)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(3)  # warm-up: every series exists
+            m0 = coll.metric_values()
             c0, t0 = coll.cpu_s(), time.time()
             rss = 0.0
             while time.time() - t0 < args.seconds:
                 time.sleep(0.5)
                 rss = max(rss, coll.rss_mib())
-            cpu = (coll.cpu_s() - c0) / (time.time() - t0) * 100
-            p.wait(timeout=60)
-            st, m = coll.call("GET", "/api/v1/alerts")
-            return {"phase": label, "cpu_pct": cpu, "rss_mib": rss}
+            dt = time.time() - t0
+            cpu = (coll.cpu_s() - c0) / dt * 100
+            m1 = coll.metric_values()
+            _, lg_err = p.communicate(timeout=60)
+            log("loadgen: " + " | ".join(lg_err.strip().splitlines()[-3:]))
+
+            def rate(name):
+                return (m1.get(name, 0) - m0.get(name, 0)) / dt
+
+            return {"phase": label, "cpu_pct": cpu, "rss_mib": rss,
+                    "frames_per_s": rate('pantala_frames_total{outcome="accepted"}'),
+                    "datagrams_per_s": rate("pantala_datagrams_received_total"),
+                    "rejected_per_s": rate('pantala_frames_total{outcome="rejected"}'),
+                    "rule_points_per_s": rate("pantala_alert_points_total")}
 
         base = phase("no rules")
         log("creating %d rules" % (nmcis * args.rules))
@@ -273,9 +294,12 @@ def cost(args, work):
         series = [l for l in text.splitlines() if l.startswith("pantala_alert_series ")]
         print("# pantalad evaluation cost: %d VMs at 1 s (%d MCIS x 100 VMs), %d rules per MCIS "
               "(%d rules), full-catalog frames" % (args.agents, nmcis, args.rules, n))
-        print("%-16s %8s %8s" % ("phase", "CPU %", "RSS MiB"))
+        print("%-16s %8s %8s %10s %10s %10s %14s" % ("phase", "CPU %", "RSS MiB", "recv/s",
+                                                      "accept/s", "reject/s", "rule points/s"))
         for r in (base, with_rules):
-            print("%-16s %8.1f %8.1f" % (r["phase"], r["cpu_pct"], r["rss_mib"]))
+            print("%-16s %8.1f %8.1f %10.0f %10.0f %10.0f %14.0f" % (
+                r["phase"], r["cpu_pct"], r["rss_mib"], r["datagrams_per_s"], r["frames_per_s"],
+                r["rejected_per_s"], r["rule_points_per_s"]))
         print("# " + "; ".join(points + series))
         return {"agents": args.agents, "rules": n, "baseline": base, "with_rules": with_rules}
     finally:
