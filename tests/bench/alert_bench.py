@@ -213,8 +213,8 @@ def latency(args, work):
               "share)" % ("generated", len(gen), pct(gen, 50), pct(gen, 90), pct(gen, 99),
                           max(gen) if gen else 0))
         out["generated"] = {"n": len(gen), "p50_ms": pct(gen, 50), "p99_ms": pct(gen, 99)}
-        print("# crossings sent %d, events received %d (unique ids), unmatched %d" %
-              (want, len(seen), unmatched))
+        print("# crossings sent %d, events received %d (unique ids), unmatched %d; "
+              "load average %.1f" % (want, len(seen), unmatched, os.getloadavg()[0]))
         return out
     finally:
         coll.stop()
@@ -300,7 +300,7 @@ def cost(args, work):
             print("%-16s %8.1f %8.1f %10.0f %10.0f %10.0f %14.0f" % (
                 r["phase"], r["cpu_pct"], r["rss_mib"], r["datagrams_per_s"], r["frames_per_s"],
                 r["rejected_per_s"], r["rule_points_per_s"]))
-        print("# " + "; ".join(points + series))
+        print("# " + "; ".join(points + series) + "; load average %.1f" % os.getloadavg()[0])
         return {"agents": args.agents, "rules": n, "baseline": base, "with_rules": with_rules}
     finally:
         coll.stop()
