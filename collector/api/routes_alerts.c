@@ -274,13 +274,13 @@ void api_rules_dryrun(struct api_req *rq, struct api_resp *rs, const char *name)
     };
     struct dry_data dd = {0};
     rc = dry_query(rq, &q, &dd);
+    if (rc) dry_free(&dd);
     if (rc == -E2BIG) {
         api_error(rs, 400, "too_large", "more than %d buckets per VM: narrow from/to or raise step",
                   DRY_MAX_ROWS);
         goto out;
     }
     if (rc) {
-        dry_free(&dd);
         api_error(rs, rc == -EINVAL ? 400 : 500, rc == -EINVAL ? "bad_request" : "internal",
                   "store query failed: %s", pt_strerror(rc));
         goto out;
