@@ -460,6 +460,47 @@ static void test_persistence(void **state)
     assert_non_null(strstr(err, "\"handlers\""));
 }
 
+/* Replacing or deleting a rule resolves what it fired; a disabled rule
+ * is kept but not evaluated. */
+static void test_rule_replace_delete(void **state)
+{
+    struct fx *f = *state;
+    const char *v1 = "{\"name\": \"cpu-r\", \"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
+                     " \"metric\": \"cpu.cpu_utilization\", \"crit\": \"> 80\"}";
+    add_rule(f, v1);
+    cpu(f, "vm1", 90, T0);
+    assert_int_equal(f->cap.n, 1);
+    char err[512] = "";
+    const char *v2 = "{\"scope\": {\"ns\": \"ns01\", \"mcis\": \"web01\"},"
+                     " \"metric\": \"cpu.cpu_utilization\", \"crit\": \"> 95\"}";
+    assert_int_equal(alert_rules_put(f->e, v2, strlen(v2), "cpu-r", false, NULL, err, sizeof err),
+                     0);
+    assert_int_equal(f->cap.n, 2);
+    assert_string_equal(f->cap.ev[1].status, "resolved");
+    cpu(f, "vm1", 90, T0 + S); /* below the new threshold */
+    assert_int_equal(f->cap.n, 2);
+    cpu(f, "vm1", 99, T0 + 2 * S);
+    assert_int_equal(f->cap.n, 3);
+    assert_int_equal(alert_rules_delete(f->e, "cpu-r"), 0);
+    assert_int_equal(f->cap.n, 4);
+    assert_string_equal(f->cap.ev[3].status, "resolved");
+    json_t *act = alert_active(f->e);
+    assert_int_equal(json_array_size(act), 0);
+    json_decref(act);
+    const char *off =
+        "{\"name\": \"cpu-off\", \"enabled\": false, \"scope\": {\"ns\": \"ns01\","
+        " \"mcis\": \"web01\"}, \"metric\": \"cpu.cpu_utilization\", \"crit\": \"> 1\"}";
+    add_rule(f, off);
+    cpu(f, "vm1", 99, T0 + 3 * S);
+    assert_int_equal(f->cap.n, 4);
+    /* PUT of a new name creates nothing here: create is explicit */
+    assert_int_equal(alert_rules_put(f->e, v2, strlen(v2), "nope", false, NULL, err, sizeof err),
+                     -ENOENT);
+    assert_int_equal(alert_rules_put(f->e, off, strlen(off), NULL, true, NULL, err, sizeof err),
+                     -EEXIST);
+    assert_int_equal(alert_rules_delete(f->e, "agent_down"), -EPERM);
+}
+
 static void test_dryrun(void **state)
 {
     (void)state;
@@ -502,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repeat_and_flapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_down_and_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_replace_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dryrun, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
