@@ -47,22 +47,56 @@ static int kv_cmp(const void *x, const void *y)
     return strcmp(((const struct alert_kv *)x)->key, ((const struct alert_kv *)y)->key);
 }
 
-/* Labels of a series, sorted by key; with_severity adds severity=level. */
+/* A series' VM and tags are not stored apart: they are its key, "vm SEP
+ * k=v SEP ..." ("k=v SEP ..." without a VM), split here into scratch
+ * (KEY_MAX bytes) when labels are needed, which is rare (events, API). */
+static size_t key_split(const struct aseries *a, char *scratch, const char **vm,
+                        struct alert_kv *tags, size_t max)
+{
+    snprintf(scratch, KEY_MAX, "%s", a->key);
+    char *p = scratch;
+    *vm = NULL;
+    if (a->has_vm) {
+        char *sep = strchr(p, SEP);
+        *vm = p;
+        if (!sep) return 0;
+        *sep = '\0';
+        p = sep + 1;
+    }
+    size_t n = 0;
+    while (*p && n < max) {
+        char *sep = strchr(p, SEP), *eq;
+        if (sep) *sep = '\0';
+        if ((eq = strchr(p, '='))) {
+            *eq = '\0';
+            tags[n++] = (struct alert_kv){p, eq + 1};
+        }
+        if (!sep) break;
+        p = sep + 1;
+    }
+    return n;
+}
+
+/* Labels of a series, sorted by key; with_severity adds severity=level.
+ * They point into scratch (KEY_MAX bytes) and the rule. */
 static size_t series_labels(const struct aseries *a, enum alert_level level, bool with_severity,
-                            struct alert_kv *out, size_t cap)
+                            struct alert_kv *out, size_t cap, char *scratch)
 {
     const struct alert_rule *r = a->ar->r;
+    struct alert_kv tags[PT_WIRE_MAX_TAGS + 2];
+    const char *vm;
+    size_t nt = key_split(a, scratch, &vm, tags, PT_ARRAY_LEN(tags));
     size_t n = 0;
     out[n++] = (struct alert_kv){"alertname", r->name};
     if (r->ns) out[n++] = (struct alert_kv){"ns", r->ns};
     if (r->mcis) out[n++] = (struct alert_kv){"mcis", r->mcis};
-    if (a->vm) out[n++] = (struct alert_kv){"vm", a->vm};
+    if (vm) out[n++] = (struct alert_kv){"vm", vm};
     if (with_severity) out[n++] = (struct alert_kv){"severity", alert_level_name(level)};
-    for (size_t i = 0; i < a->ntags && n < cap; i++) {
+    for (size_t i = 0; i < nt && n < cap; i++) {
         bool dup = false; /* built-ins put ns/mcis in tags */
         for (size_t k = 0; k < n; k++)
-            if (!strcmp(out[k].key, a->tkey[i])) dup = true;
-        if (!dup) out[n++] = (struct alert_kv){a->tkey[i], a->tval[i]};
+            if (!strcmp(out[k].key, tags[i].key)) dup = true;
+        if (!dup) out[n++] = tags[i];
     }
     for (size_t i = 0; i < r->nlabels && n < cap; i++)
         out[n++] = (struct alert_kv){r->lkey[i], r->lval[i]};
@@ -103,7 +137,8 @@ static void emit(struct alert_engine *e, struct aseries *a, enum alert_emit what
                                : what == EMIT_FLAPPING ? ALERT_FLAPPING
                                                        : ALERT_FIRING;
     struct alert_kv labels[ALERT_MAX_KV + ALERT_MAX_MATCH + 16];
-    size_t nl = series_labels(a, level, true, labels, PT_ARRAY_LEN(labels));
+    char scratch[KEY_MAX];
+    size_t nl = series_labels(a, level, true, labels, PT_ARRAY_LEN(labels), scratch);
     a->st.seq++;
     char id[65];
     alert_event_id(r->name, a->fp, level, status, a->st.starts_at, a->st.seq, id);
@@ -123,7 +158,7 @@ static void emit(struct alert_engine *e, struct aseries *a, enum alert_emit what
     vars[nv++] = (struct alert_kv){"status", alert_status_name(status)};
     vars[nv++] = (struct alert_kv){"metric", metric};
     vars[nv++] = (struct alert_kv){"reduce", alert_reduce_name(r->reduce)};
-    if (!a->vm) vars[nv++] = (struct alert_kv){"vm", "(all VMs)"};
+    if (!a->has_vm) vars[nv++] = (struct alert_kv){"vm", "(all VMs)"};
     struct alert_kv ann[ALERT_MAX_KV];
     char *abuf = malloc((size_t)r->nannotations * ALERT_MAX_TEXT * 2 + 1);
     size_t na = 0;
@@ -189,12 +224,16 @@ static void persist(struct alert_engine *e, struct aseries *a)
     const struct alert_rule *r = a->ar->r;
     int rc;
     if (alert_state_active(&a->st)) {
-        json_t *j = json_object();
-        if (a->vm) json_object_set_new(j, "vm", json_string(a->vm));
-        json_t *t = json_object();
-        for (size_t i = 0; i < a->ntags; i++)
-            json_object_set_new(t, a->tkey[i], json_string(a->tval[i]));
-        json_object_set_new(j, "tags", t);
+        char scratch[KEY_MAX];
+        struct alert_kv tags[PT_WIRE_MAX_TAGS + 2];
+        const char *vm;
+        size_t nt = key_split(a, scratch, &vm, tags, PT_ARRAY_LEN(tags));
+        json_t *j = json_object(), *t = json_object();
+        if (vm) json_object_set_new(j, "vm", json_string(vm));
+        for (size_t i = 0; i < nt; i++)
+            json_object_set_new(t, tags[i].key, json_string(tags[i].value));
+        json_object_set_new(j, "tags",
+                            t); /* for people reading alerts.db; the key is authoritative */
         char *s = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         rc = alert_db_state_put(&e->db, r->name, a->key, &a->st, s ? s : "{}");
@@ -376,41 +415,27 @@ static void aseries_free(struct aseries *a)
 {
     if (!a) return;
     free(a->key);
-    free(a->vm);
-    for (size_t i = 0; i < a->ntags; i++) {
-        free(a->tkey[i]);
-        free(a->tval[i]);
-    }
-    free(a->tkey);
-    free(a->tval);
     free(a->members);
     free(a->lost);
     free(a);
 }
 
-static struct aseries *aseries_new(struct arule *ar, const char *key, size_t klen, const char *vm,
-                                   size_t vmlen, const struct pt_tag *tags, size_t ntags,
+/* key: "vm SEP k=v SEP ..." when has_vm, else "k=v SEP ...". */
+static struct aseries *aseries_new(struct arule *ar, const char *key, size_t klen, bool has_vm,
                                    int64_t now)
 {
+    if (klen >= KEY_MAX) return NULL;
     struct aseries *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->ar = ar;
-    a->key = strndup(key, klen);
-    a->tkey = calloc(ntags + 1, sizeof *a->tkey);
-    a->tval = calloc(ntags + 1, sizeof *a->tval);
-    if (!a->key || !a->tkey || !a->tval) goto fail;
-    if (vm && !(a->vm = strndup(vm, vmlen))) goto fail;
-    for (size_t i = 0; i < ntags; i++) {
-        a->tkey[i] = strndup(tags[i].key.p, tags[i].key.len);
-        a->tval[i] = strndup(tags[i].val.p, tags[i].val.len);
-        a->ntags = i + 1;
-        if (!a->tkey[i] || !a->tval[i]) goto fail;
-    }
+    a->has_vm = has_vm;
+    if (!(a->key = strndup(key, klen))) goto fail;
     a->value = a->threshold = NAN;
     a->st.value = a->st.threshold = NAN;
     a->last_input_ns = now;
     struct alert_kv l[ALERT_MAX_KV + ALERT_MAX_MATCH + 16];
-    size_t nl = series_labels(a, ALERT_OK, false, l, PT_ARRAY_LEN(l));
+    char scratch[KEY_MAX];
+    size_t nl = series_labels(a, ALERT_OK, false, l, PT_ARRAY_LEN(l), scratch);
     alert_fingerprint(ar->r->name, l, nl, a->fp);
     if (amap_put(&ar->amap, key, klen, amap_hash(key, klen, 1), a)) goto fail;
     return a;
@@ -476,8 +501,7 @@ static struct iseries *input_get(struct alert_engine *e, struct arule *ar, const
     uint64_t ah = amap_hash(akey, aklen, 1);
     struct aseries *a = amap_get(&ar->amap, akey, aklen, ah);
     if (!a) {
-        a = aseries_new(ar, akey, aklen, each ? f->id.vm.p : NULL, f->id.vm.len, m->tags, m->ntags,
-                        now);
+        a = aseries_new(ar, akey, aklen, each, now);
         if (!a) return NULL;
         e->st.series++;
     }
@@ -737,14 +761,12 @@ void alert_engine_tick(struct alert_engine *e, int64_t now)
 static struct aseries *agent_series(struct alert_engine *e, struct arule *ar,
                                     const struct alert_agent_sample *s, int64_t now)
 {
-    char key[3 * 130];
-    int n = snprintf(key, sizeof key, "%s%c%s%c%s", s->ns, SEP, s->mcis, SEP, s->vm);
+    char key[3 * 130 + 16];
+    int n = snprintf(key, sizeof key, "%s%cns=%s%cmcis=%s%c", s->vm, SEP, s->ns, SEP, s->mcis, SEP);
     if (n < 0 || (size_t)n >= sizeof key) return NULL;
     struct aseries *a = amap_get(&ar->amap, key, (size_t)n, amap_hash(key, (size_t)n, 1));
     if (a) return a;
-    struct pt_tag tags[2] = {{pt_str_c("ns"), pt_str_c(s->ns)},
-                             {pt_str_c("mcis"), pt_str_c(s->mcis)}};
-    a = aseries_new(ar, key, (size_t)n, s->vm, strlen(s->vm), tags, 2, now);
+    a = aseries_new(ar, key, (size_t)n, true, now);
     if (a) e->st.series++;
     return a;
 }
@@ -987,21 +1009,10 @@ void eng_restore_state(struct alert_engine *e, const char *rule, const char *key
     struct arule *ar = eng_rule_find(e, rule);
     if (!ar) return;
     json_t *j = json_loads(labels_json, 0, NULL);
-    const char *vm = json_string_value(json_object_get(j, "vm"));
-    json_t *tags = json_object_get(j, "tags");
-    struct pt_tag t[PT_WIRE_MAX_TAGS];
-    size_t nt = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach(tags, k, v)
-    {
-        if (nt == PT_WIRE_MAX_TAGS || !json_is_string(v)) continue;
-        t[nt++] = (struct pt_tag){pt_str_c(k), pt_str_c(json_string_value(v))};
-    }
-    struct aseries *a = amap_get(&ar->amap, key, strlen(key), amap_hash(key, strlen(key), 1));
-    if (!a && (a = aseries_new(ar, key, strlen(key), vm, vm ? strlen(vm) : 0, t, nt, now)))
-        e->st.series++;
+    bool has_vm = json_is_string(json_object_get(j, "vm"));
     json_decref(j);
+    struct aseries *a = amap_get(&ar->amap, key, strlen(key), amap_hash(key, strlen(key), 1));
+    if (!a && (a = aseries_new(ar, key, strlen(key), has_vm, now))) e->st.series++;
     if (!a) return;
     a->st = *s;
     a->value = s->value;
@@ -1017,7 +1028,11 @@ static void series_json(struct aseries *a, json_t *arr)
     enum alert_level lv = a->st.phase == PH_FIRING    ? (enum alert_level)a->st.level
                           : a->st.phase == PH_PENDING ? (enum alert_level)a->st.pending_level
                                                       : ALERT_OK;
-    size_t nl = series_labels(a, lv, lv != ALERT_OK, l, PT_ARRAY_LEN(l));
+    char scratch[KEY_MAX];
+    size_t nl = series_labels(a, lv, lv != ALERT_OK, l, PT_ARRAY_LEN(l), scratch);
+    const char *vm = NULL;
+    for (size_t i = 0; i < nl; i++)
+        if (!strcmp(l[i].key, "vm")) vm = l[i].value;
     json_t *labels = json_object();
     for (size_t i = 0; i < nl; i++) json_object_set_new(labels, l[i].key, json_string(l[i].value));
     json_t *j =
@@ -1027,7 +1042,7 @@ static void series_json(struct aseries *a, json_t *arr)
     json_object_set_new(j, "value", isnan(a->value) ? json_null() : json_real(a->value));
     json_object_set_new(j, "threshold",
                         isnan(a->st.threshold) ? json_null() : json_real(a->st.threshold));
-    json_object_set_new(j, "vm", a->vm ? json_string(a->vm) : json_null());
+    json_object_set_new(j, "vm", vm && a->has_vm ? json_string(vm) : json_null());
     char b[48];
     int64_t since = a->st.phase == PH_FIRING ? a->st.starts_at : a->st.since;
     if (pt_time_format(since, 3, b, sizeof b) > 0) json_object_set_new(j, "since", json_string(b));

@@ -39,10 +39,8 @@ struct lostwin {
 /* An alert series: what has a state, a fingerprint and events. */
 struct aseries {
     struct arule *ar;
-    char *key; /* in ar->amap */
-    char *vm;  /* NULL for a reduction across VMs */
-    char **tkey, **tval;
-    size_t ntags;
+    char *key;   /* in ar->amap: "vm SEP k=v SEP ..." (the labels come from it) */
+    bool has_vm; /* false for a reduction across VMs: the key is the tags only */
     char fp[17];
     struct alert_state st;
     double value, threshold; /* of the last evaluation */
