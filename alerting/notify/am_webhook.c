@@ -56,10 +56,10 @@ static int amw_build(const json_t *ev, const char *handler, const json_t *s, str
     /* One alert: its labels and annotations are the common ones. */
     json_t *common_labels = json_deep_copy(json_object_get(alert, "labels"));
     json_t *common_ann = json_deep_copy(json_object_get(alert, "annotations"));
-    /* Alertmanager's group key is "<route matchers>:<group labels>"; here the
-     * route is the handler and the group is the rule. */
+    /* Alertmanager's group key is "<route matchers>:<group labels>"; for
+     * its root route grouping by alertname that is this. */
     char gk[512];
-    snprintf(gk, sizeof(gk), "{}/{receiver=\"%s\"}:{alertname=\"%s\"}", receiver, rule);
+    snprintf(gk, sizeof(gk), "{}:{alertname=\"%s\"}", rule);
     json_t *body =
         json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:o, s:o, s:s, s:i, s:[o]}", "version", "4",
                   "groupKey", gk, "status", status, "receiver", receiver, "groupLabels",

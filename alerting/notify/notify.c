@@ -163,9 +163,11 @@ const char *notify_setting(const json_t *settings, const char *key)
     return json_string_value(json_object_get(settings, key));
 }
 
+/* 15 significant digits: 0.1 stays "0.1" (17 would print
+ * 0.10000000000000001), and no metric is that precise. */
 char *notify_dump(const json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (s && strlen(s) > NOTIFY_BODY_MAX) {
         free(s);
         return NULL;

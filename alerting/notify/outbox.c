@@ -26,6 +26,11 @@
 
 #define LOG "notify"
 
+/* libcurl before 8.2 spells it with three Ls (Debian 12 has 7.88). */
+#if LIBCURL_VERSION_NUM < 0x080200
+#define CURLOPT_MAIL_RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLLOWFAILS
+#endif
+
 enum row_state { ROW_PENDING = 0, ROW_FAILED = 1 };
 
 /* Failed rows are kept this long for inspection, then pruned at open. */
@@ -138,12 +143,13 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size
 
 /* Runs a prepared UPDATE/DELETE once; a failure is logged (the row then
  * stays as it was and is retried later: never lost, maybe sent twice). */
-static void step_once(struct alert_notifier *n, sqlite3_stmt *st, const char *what)
+static bool step_once(struct alert_notifier *n, sqlite3_stmt *st, const char *what)
 {
-    if (sqlite3_step(st) != SQLITE_DONE)
-        PT_ERROR(LOG, "outbox %s failed: %s", what, sqlite3_errmsg(n->db));
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    if (!ok) PT_ERROR(LOG, "outbox %s failed: %s", what, sqlite3_errmsg(n->db));
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    return ok;
 }
 
 /* ---- delivery ------------------------------------------------------------ */
@@ -240,7 +246,7 @@ static void schedule_retry(struct alert_notifier *n, struct xfer *x, int64_t ret
     step_once(n, n->retry, "reschedule");
     atomic_fetch_add(&n->retried[x->type], 1);
     char d[32];
-    pt_duration_format(delay, d, sizeof(d));
+    pt_duration_format(delay / PT_NS_PER_MS * PT_NS_PER_MS, d, sizeof(d)); /* ms are enough */
     pt_complain(&n->retry_complain[x->type], PT_LOG_WARN, LOG,
                 "delivery of event %s to handler '%s' (%s) failed (attempt %d): %s; retrying in %s",
                 x->event_id, x->handler, alert_handler_type_name(x->type), x->attempts, why, d);
@@ -294,16 +300,27 @@ static void finish(struct alert_notifier *n, struct xfer *x, CURLcode cc)
     atomic_fetch_sub(&n->inflight, 1);
 }
 
-/* Builds the request for a row and adds it to the multi handle; a row
- * whose request cannot be built (settings changed format, ...) fails. */
-static void start(struct alert_notifier *n, struct xfer *x, sqlite3_stmt *row)
+/* Copies a row (id, event_id, handler, type, settings, event, created_ns,
+ * attempts) into x; settings and event are parsed into *settings, *ev. */
+static void load_row(struct xfer *x, sqlite3_stmt *row, json_t **settings, json_t **ev)
 {
     x->row = sqlite3_column_int64(row, 0);
     snprintf(x->event_id, sizeof(x->event_id), "%s", (const char *)sqlite3_column_text(row, 1));
     snprintf(x->handler, sizeof(x->handler), "%s", (const char *)sqlite3_column_text(row, 2));
     x->type = sqlite3_column_int(row, 3);
+    *settings = json_loads((const char *)sqlite3_column_text(row, 4), 0, NULL);
+    *ev = json_loads((const char *)sqlite3_column_text(row, 5), 0, NULL);
     x->created_ns = sqlite3_column_int64(row, 6);
     x->attempts = sqlite3_column_int(row, 7) + 1;
+}
+
+/* Builds the request for a loaded row and adds it to the multi handle; a
+ * row whose request cannot be built (settings changed format, ...) fails.
+ * Called with no statement active: its writes must not run inside a read
+ * transaction (WAL would refuse them with SQLITE_BUSY_SNAPSHOT once a
+ * submitter has committed, without waiting). Takes settings and ev. */
+static void start(struct alert_notifier *n, struct xfer *x, json_t *settings, json_t *ev)
+{
     const struct notify_ops *ops = notify_ops_for((enum alert_handler_type)x->type);
     if (!ops) x->type = 0; /* keep the counters' index in range */
 
@@ -312,11 +329,11 @@ static void start(struct alert_notifier *n, struct xfer *x, sqlite3_stmt *row)
         snprintf(err, sizeof(err), "expired after %d attempts", x->attempts - 1);
         PT_WARN(LOG, "giving up on event %s to handler '%s': %s", x->event_id, x->handler, err);
         mark_failed(n, x->row, x->type, err, true);
+        json_decref(settings);
+        json_decref(ev);
         memset(x, 0, sizeof(*x));
         return;
     }
-    json_t *settings = json_loads((const char *)sqlite3_column_text(row, 4), 0, NULL);
-    json_t *ev = json_loads((const char *)sqlite3_column_text(row, 5), 0, NULL);
     int rc = -EINVAL;
     if (!ops)
         snprintf(err, sizeof(err), "unknown handler type %d", x->type);
@@ -363,6 +380,9 @@ static void start(struct alert_notifier *n, struct xfer *x, sqlite3_stmt *row)
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
         curl_easy_setopt(e, CURLOPT_MAIL_FROM, r->mail_from);
         curl_easy_setopt(e, CURLOPT_MAIL_RCPT, r->rcpt);
+        /* One mistyped address must not keep the alert from the others; when
+         * every recipient is refused the transfer fails with the reply. */
+        curl_easy_setopt(e, CURLOPT_MAIL_RCPT_ALLOWFAILS, 1L);
         curl_easy_setopt(e, CURLOPT_USE_SSL, r->use_ssl);
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
@@ -375,8 +395,12 @@ static void start(struct alert_notifier *n, struct xfer *x, sqlite3_stmt *row)
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         if (r->username) curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
     }
+    /* Without the lease the row would be picked again while in flight. */
     sqlite3_bind_int64(n->lease, 1, x->row);
-    step_once(n, n->lease, "lease");
+    if (!step_once(n, n->lease, "lease")) {
+        xfer_release(n, x);
+        return;
+    }
     if (curl_multi_add_handle(n->multi, e) != CURLM_OK) {
         /* Unleased again below by the retry path. */
         schedule_retry(n, x, 0, "curl_multi_add_handle failed");
@@ -417,8 +441,11 @@ static void start_due(struct alert_notifier *n)
         while (slot < n->nx && n->x[slot].used) slot++;
         if (slot == n->nx) break;
         sqlite3_bind_int64(one, 1, rows[i]);
-        if (sqlite3_step(one) == SQLITE_ROW) start(n, &n->x[slot], one);
-        sqlite3_reset(one);
+        json_t *settings = NULL, *ev = NULL;
+        bool found = sqlite3_step(one) == SQLITE_ROW;
+        if (found) load_row(&n->x[slot], one, &settings, &ev);
+        sqlite3_reset(one); /* ends the read before start() writes */
+        if (found) start(n, &n->x[slot], settings, ev);
     }
     sqlite3_finalize(one);
 }
@@ -519,6 +546,12 @@ int alert_notifier_open_opts(struct alert_notifier **out, const char *path,
     }
     int rc = db_open(path, n->o.fsync_submit, &n->db, err, errlen);
     if (rc == 0) rc = db_open(path, n->o.fsync_submit, &n->sdb, err, errlen);
+    /* Checkpoints (copying the WAL into the database, with an fsync) are
+     * left to the delivery thread's connection, which writes after every
+     * transfer: a submitter, the evaluator, must not stall on one. */
+    if (rc == 0 &&
+        sqlite3_exec(n->sdb, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_err(n->sdb, "wal_autocheckpoint", err, errlen);
     if (rc == 0)
         rc = prep(n->sdb,
                   "INSERT INTO outbox(event_id, handler, type, settings, event, created_ns, "
@@ -573,6 +606,9 @@ int alert_notifier_open_opts(struct alert_notifier **out, const char *path,
     }
     if (rc == 0) {
         curl_multi_setopt(n->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)n->nx);
+        /* Keep that many idle connections for reuse: the default scales with
+         * the handles added, which come and go here. */
+        curl_multi_setopt(n->multi, CURLMOPT_MAXCONNECTS, (long)n->nx);
         if (pt_random(&n->rng, sizeof(n->rng)) < 0 || n->rng == 0)
             n->rng = (uint64_t)pt_now_ns() | 1;
         if (pthread_create(&n->thread, NULL, delivery_main, n) != 0) {
@@ -604,7 +640,7 @@ int alert_notify_submit(struct alert_notifier *n, const struct alert_event *ev,
     if (!n || !ev) return -EINVAL;
     if (nhandlers == 0) return 0;
     json_t *j = notify_event_json(ev);
-    char *event = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    char *event = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(j);
     if (!event) {
         PT_ERROR(LOG, "event %s of rule %s cannot be encoded (missing id/rule or bad UTF-8)",
@@ -620,6 +656,9 @@ int alert_notify_submit(struct alert_notifier *n, const struct alert_event *ev,
 
     int64_t now = pt_now_ns();
     int rc = 0;
+    /* Counted before the commit: the delivery thread may deliver and count
+     * down before this thread would get to count up. */
+    atomic_fetch_add(&n->pending, (int64_t)nhandlers);
     pthread_mutex_lock(&n->submit_mu);
     /* One transaction: all handlers of the event are queued or none. */
     if (sqlite3_exec(n->sdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) rc = PT_E_STORE;
@@ -643,9 +682,11 @@ int alert_notify_submit(struct alert_notifier *n, const struct alert_event *ev,
     }
     pthread_mutex_unlock(&n->submit_mu);
     free(event);
-    if (rc < 0) return rc;
+    if (rc < 0) {
+        atomic_fetch_sub(&n->pending, (int64_t)nhandlers);
+        return rc;
+    }
     for (size_t i = 0; i < nhandlers; i++) atomic_fetch_add(&n->submitted[handlers[i].type], 1);
-    atomic_fetch_add(&n->pending, (int64_t)nhandlers);
     curl_multi_wakeup(n->multi);
     return 0;
 }

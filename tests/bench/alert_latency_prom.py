@@ -13,7 +13,8 @@ Setup (all on loopback, free ports, a temporary directory):
   - prometheus-alertmanager: group_wait 0s, group_interval 1s,
     send_resolved, a webhook to webhook_receiver.Receiver.
 Each crossing switches the gauge to 100, waits for the firing webhook,
-then switches it to 0 and waits for the resolved one. Latency = arrival
+then switches it to 0 and waits for the resolved one, each switch after a
+random pause (0.2-1.2 s) so it falls at a random phase of the 1 s cycles. Latency = arrival
 time - switch time (both time.time() on this host). Prints the raw figures
 and p50/p99 for firing and resolved. Figures only, no pass/fail."""
 import argparse
@@ -21,6 +22,7 @@ import http.server
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -97,6 +99,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crossings", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=30, help="per notification, seconds")
+    ap.add_argument("--seed", type=int, default=1, help="of the random switch phases")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
@@ -162,9 +165,14 @@ scrape_configs:
         wait_http("http://127.0.0.1:%d/-/ready" % prom_port, prom, "prometheus")
         time.sleep(2.5)  # a first scrape of the low value, so the first crossing is a change
 
+        rng = random.Random(args.seed)
         firing, resolved = [], []
         for i in range(args.crossings):
             for value, status, out in ((100.0, "firing", firing), (0.0, "resolved", resolved)):
+                # Switch at a random phase of the 1 s scrape/evaluation/
+                # group cycles: switching right after a webhook arrives
+                # would lock onto them and always measure the same delay.
+                time.sleep(rng.uniform(0.2, 1.2))
                 seen = len(hook.snapshot())
                 t0 = target.set(value)
                 ok = hook.wait_for(lambda rs: any(q.json and q.json.get("status") == status

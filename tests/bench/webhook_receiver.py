@@ -49,6 +49,10 @@ class Receiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint
+            # Headers and body go out in two writes: with Nagle on, the body
+            # waits for the client's delayed ACK (40 ms on Linux), which
+            # would be measured as notification latency.
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
@@ -80,6 +84,7 @@ class Receiver:
 
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 128  # listen backlog; 5 drops SYNs under bursts (1 s retransmit)
 
             def handle_error(self, request, client_address):
                 pass  # a client killed mid-answer (the kill -9 test) is not news

@@ -5,7 +5,8 @@
  *   notify_driver --outbox F --type webhook --settings '{"url":...}'
  *                 [--count N] [--id-prefix HEX] [--status firing|resolved|flapping]
  *                 [--level warning|critical] [--label k=v ...] [--starts-at-ns NS]
- *                 [--retry-initial-ms MS] [--wait S] [--hold] */
+ *                 [--retry-initial-ms MS] [--wait S] [--hold]
+ *                 [--interval-ms MS] [--times]   (spacing; print "t <id> <wall ns> <submit ns>") */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
     struct alert_kv labels[MAX_LABELS];
     char *lbuf[MAX_LABELS];
     size_t nlabels = 0;
-    int count = 1, hold = 0;
+    int count = 1, hold = 0, times = 0, interval_ms = 0;
     double wait_s = 30;
     int64_t starts_at = 0;
     struct alert_notifier_opts o;
@@ -40,8 +41,8 @@ int main(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--hold") == 0) {
-            hold = 1;
+        if (strcmp(a, "--hold") == 0 || strcmp(a, "--times") == 0) {
+            *(a[2] == 'h' ? &hold : &times) = 1;
             continue;
         }
         if (!v) usage();
@@ -68,6 +69,8 @@ int main(int argc, char **argv)
             o.retry_initial_ns = atoll(v) * PT_NS_PER_MS;
         else if (strcmp(a, "--wait") == 0)
             wait_s = atof(v);
+        else if (strcmp(a, "--interval-ms") == 0)
+            interval_ms = atoi(v);
         else if (strcmp(a, "--label") == 0 && nlabels < MAX_LABELS) {
             char *eq = strchr(v, '=');
             if (!eq) usage();
@@ -123,10 +126,13 @@ int main(int argc, char **argv)
         struct alert_kv ann[] = {{"summary", "CPU above 90% on the test VM"}};
         ev.annotations = ann;
         ev.nannotations = 1;
+        if (interval_ms && i) usleep((useconds_t)interval_ms * 1000);
+        int64_t t0 = pt_now_ns(), m0 = pt_mono_ns();
         if (alert_notify_submit(n, &ev, &h, 1) < 0) {
             fprintf(stderr, "notify_driver: submit %d failed\n", i);
             return 1;
         }
+        if (times) printf("t %s %lld %lld\n", id, (long long)t0, (long long)(pt_mono_ns() - m0));
     }
     printf("submitted %d\n", count);
     fflush(stdout);

@@ -128,6 +128,8 @@ receivers:
                       % (status, sorted(set(ga) ^ set(ra))))
                 check(ga["labels"] == ra["labels"], "%s: same labels as Alertmanager sent" % status)
                 check(got["groupLabels"] == ref["groupLabels"], "%s: same groupLabels" % status)
+                check(got["groupKey"] == ref["groupKey"],
+                      "%s: same groupKey %s" % (status, got["groupKey"]))
                 check(got["commonLabels"] == ref["commonLabels"], "%s: same commonLabels" % status)
                 check(RFC3339.match(ga["startsAt"]) and RFC3339.match(ga["endsAt"]),
                       "%s: RFC 3339 times" % status)

@@ -95,6 +95,20 @@ def test_concurrent(tmp):
         check(took < 8 * 0.4, "faster than one at a time (%.2f s)" % took)
 
 
+def test_no_duplicates(tmp):
+    """Submits racing the delivery thread (500 events, 1 ms apart): each
+    key arrives exactly once when the receiver always accepts."""
+    with Receiver() as r:
+        stats, _ = run_driver(os.path.join(tmp, "dup.db"), "webhook", {"url": r.url + "/h"},
+                              "--count", 500, "--interval-ms", 1, "--wait", 30)
+        counts = defaultdict(int)
+        for q in r.snapshot():
+            counts[key(q)] += 1
+    check(stats["delivered"] == 500 and stats["pending"] == 0, "500 delivered: %s" % stats)
+    check(len(counts) == 500 and max(counts.values()) == 1,
+          "500 keys, none twice (max %d)" % max(counts.values()))
+
+
 def test_kill9(tmp):
     """Killed with everything undelivered; the next process delivers it all."""
     accept = [False]
@@ -129,6 +143,7 @@ def main():
         test_retries(tmp)
         test_permanent(tmp)
         test_concurrent(tmp)
+        test_no_duplicates(tmp)
         test_kill9(tmp)
     print("integration_notify_delivery: all passed")
 

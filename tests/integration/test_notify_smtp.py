@@ -3,7 +3,7 @@
 AUTH PLAIN, written with socketserver: Python's smtpd is gone in 3.12):
 the message arrives with its subject, headers and body; a refused
 recipient (550) or bad password (535) is a permanent failure after one
-attempt; a 451 is retried."""
+attempt, one bad recipient among good ones is skipped; a 451 is retried."""
 import base64
 import email
 import email.policy
@@ -129,6 +129,12 @@ def main():
               "550 recipient: permanent failure %s" % stats)
         check("550" in err, "logged with the server's reply")
 
+        mixed = dict(settings, to=["nobody@example.com", "ops@example.com"])
+        stats, err = run_driver(outbox, "email", mixed, "--id-prefix", "e5", "--wait", 10)
+        check(stats["delivered"] == 1, "one refused recipient does not stop the others %s" % stats)
+        check(sink.messages[-1][1] == ["<ops@example.com>"], "delivered to the accepted one")
+        n0 = sink.transactions
+
         wrong = dict(settings, password="wrong")
         stats, err = run_driver(outbox, "email", wrong, "--id-prefix", "e3", "--wait", 10)
         check(stats["failed"] == 1 and stats["retried"] == 0,
@@ -140,7 +146,7 @@ def main():
                                 "--retry-initial-ms", 50, "--wait", 10)
         check(stats["delivered"] == 1 and stats["retried"] == 1, "451 retried, then delivered %s"
               % stats)
-        check(len(sink.messages) == 2, "the deferred message arrived once")
+        check(len(sink.messages) == 3, "the deferred message arrived once")
     sink.shutdown()
     print("integration_notify_smtp: all passed")
 
