@@ -19,6 +19,7 @@
 #define ALERT_MAX_TEXT     1024   /* a label value, an annotation template */
 #define ALERT_WIN_BUCKETS  8      /* a window is kept as this many partial sums */
 #define ALERT_FLAP_RING    16     /* flap_changes ceiling (change times kept per series) */
+#define ALERT_MAX_RULES    100000 /* rules per engine */
 #define ALERT_MAX_SERIES   200000 /* series per rule: a ceiling against tag explosions */
 
 /* ---- rules (rule.c) ------------------------------------------------------- */

@@ -266,6 +266,9 @@ int alert_rules_put(struct alert_engine *e, const char *json, size_t len, const 
         rc = -EEXIST;
         snprintf(err, errlen, "a rule named \"%s\" exists (PUT /api/v1/rules/%s replaces it)",
                  r->name, r->name);
+    } else if (!old && e->nrules >= ALERT_MAX_RULES) {
+        rc = -ENOSPC;
+        snprintf(err, errlen, "too many rules (%d); delete some first", ALERT_MAX_RULES);
     } else if (!create && !old) {
         rc = -ENOENT;
     } else if (!(rc = alert_db_put(&e->db, "rules", r->name, dump))) {
