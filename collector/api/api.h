@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pt/alert.h"
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
@@ -22,6 +23,8 @@ struct coll_api_ctx {
     uint16_t udp_port;
     int64_t start_ns;
     struct coll_prov *prov; /* provisioning jobs; NULL when disabled */
+    struct alert_engine *alerts;     /* NULL: alerting off (its routes answer 503) */
+    struct alert_notifier *notifier; /* its outbox, for the counters at /metrics */
 };
 
 struct coll_api;

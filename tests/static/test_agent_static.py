@@ -103,7 +103,7 @@ def meminfo_total():
 
 def test_once():
     # No environment at all: no PATH, no LD_LIBRARY_PATH, no locale.
-    r = subprocess.run([AGENT, "--once"], capture_output=True, text=True, timeout=20, env={})
+    r = subprocess.run([AGENT, "--once", "--json"], capture_output=True, text=True, timeout=20, env={})
     check(r.returncode == 0, "--once exits 0: " + r.stderr)
     s = json.loads(r.stdout)
     meas = {m["name"]: m["fields"] for m in s["measurements"]}
@@ -124,7 +124,7 @@ def test_empty_chroot():
     if os.geteuid() != 0 or not DATA:
         print("skipped: the empty-chroot check needs root and tests/data")
         return
-    fixture = os.path.join(DATA, "linux", "base", "t0", "proc")
+    fixture = os.path.join(DATA, "linux", "host", "t0", "proc")
     with tempfile.TemporaryDirectory() as root:
         shutil.copy(AGENT, os.path.join(root, "pantala-agent"))
         shutil.copytree(fixture, os.path.join(root, "fixture"))
@@ -137,7 +137,7 @@ def test_empty_chroot():
         r = run("--version")
         check(r.returncode == 0 and r.stdout.strip() == "pantala-agent " + VERSION,
               "--version in an empty chroot: %r %r" % (r.stdout, r.stderr))
-        r = run("--once", "--root", "/fixture")
+        r = run("--once", "--json", "--root", "/fixture")
         check(r.returncode == 0, "--once from a fixture in an empty chroot: " + r.stderr)
         s = json.loads(r.stdout)
         cpu = {m["name"]: m["fields"] for m in s["measurements"]}["cpu"]

@@ -12,7 +12,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <linux/magic.h>
+/* PROC_SUPER_MAGIC from <linux/magic.h>, which musl-gcc's include path
+ * (the static build) does not have; the value is kernel ABI. */
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
 
 bool agent_plat_mounts_changed(const char *proc, struct agent_mount_watch *w)
 {
