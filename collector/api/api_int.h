@@ -51,6 +51,10 @@ bool api_args_known(struct api_req *rq, struct api_resp *rs, const char *const *
 /* Formats a time for JSON (RFC 3339 UTC, fraction only when non-zero). */
 json_t *api_time(int64_t ns);
 
+/* Appends the per-agent delivery series (routes_agents.c) to the /metrics
+ * text *text of *len bytes, growing it. */
+int api_agents_prometheus(struct coll_registry *reg, char **text, size_t *len);
+
 /* Route handlers. */
 void api_agents_collection(struct api_req *rq, struct api_resp *rs);
 void api_agents_item(struct api_req *rq, struct api_resp *rs, const char *id);

@@ -207,3 +207,88 @@ void api_agents_item(struct api_req *rq, struct api_resp *rs, const char *idstr)
     }
     api_json(rs, 200, agent_json(&info, pt_now_ns()));
 }
+
+/* ---- /metrics: per-agent delivery series ---------------------------------- */
+
+/* At most this many agents get series of their own in /metrics (sorted by
+ * ns/mcis/vm): beyond that the scrape would be larger than useful; the API
+ * (GET /api/v1/agents) has every agent. */
+#define PROM_MAX_AGENTS 1000
+
+int api_agents_prometheus(struct coll_registry *reg, char **text, size_t *len)
+{
+    struct coll_agent_info *all;
+    size_t n;
+    int rc = coll_registry_list(reg, &all, &n);
+    if (rc) return rc;
+    size_t shown = n < PROM_MAX_AGENTS ? n : PROM_MAX_AGENTS;
+    size_t cap = *len + 4096 + shown * 6144; /* 11 lines of at most ~530 bytes */
+    char *t = realloc(*text, cap);
+    if (!t) {
+        free(all);
+        return -ENOMEM;
+    }
+    *text = t;
+    size_t at = *len;
+#define OUT(...)                                                             \
+    do {                                                                     \
+        if (at < cap) at += (size_t)snprintf(t + at, cap - at, __VA_ARGS__); \
+    } while (0)
+    static const char *const help[][3] = {
+        {"pantala_agent_frames_total", "counter",
+         "Frames of one agent by outcome (missing: seqs never received)."},
+        {"pantala_agent_acked_seq", "gauge",
+         "Every frame of the current epoch up to this seq is durable and acknowledged."},
+        {"pantala_agent_ack_lag_frames", "gauge",
+         "Frames accepted beyond the acknowledged seq (not yet durable, or gaps)."},
+        {"pantala_agent_acks_sent_total", "counter", "Acknowledgements sent to one agent."},
+        {"pantala_agent_sent_total", "counter", "Frames the agent says it sent (first sends)."},
+        {"pantala_agent_resent_total", "counter", "Frames the agent says it resent."},
+        {"pantala_agent_ring_dropped_total", "counter",
+         "Unacknowledged frames the agent dropped because its ring was full."},
+        {"pantala_agent_ring_frames", "gauge", "Frames the agent holds unacknowledged."},
+    };
+    for (size_t h = 0; h < PT_ARRAY_LEN(help); h++) {
+        OUT("# HELP %s %s\n# TYPE %s %s\n", help[h][0], help[h][2], help[h][0], help[h][1]);
+        for (size_t i = 0; i < shown; i++) {
+            const struct coll_agent_info *a = &all[i];
+            /* ns, mcis and vm are [A-Za-z0-9._:@-] (coll_name_valid()): no
+             * escaping needed in a label value. */
+            char lab[480];
+            snprintf(lab, sizeof lab, "agent=\"%llu\",ns=\"%s\",mcis=\"%s\",vm=\"%s\"",
+                     (unsigned long long)a->id, a->ns, a->mcis, a->vm);
+            switch (h) {
+            case 0:
+                OUT("%s{%s,outcome=\"accepted\"} %llu\n", help[h][0], lab,
+                    (unsigned long long)a->accepted);
+                OUT("%s{%s,outcome=\"duplicate\"} %llu\n", help[h][0], lab,
+                    (unsigned long long)a->duplicate);
+                OUT("%s{%s,outcome=\"rejected\"} %llu\n", help[h][0], lab,
+                    (unsigned long long)a->rejected);
+                OUT("%s{%s,outcome=\"missing\"} %llu\n", help[h][0], lab,
+                    (unsigned long long)a->missing);
+                break;
+            case 1:
+                OUT("%s{%s} %llu\n", help[h][0], lab, (unsigned long long)a->acked);
+                break;
+            case 2:
+                OUT("%s{%s} %llu\n", help[h][0], lab, (unsigned long long)a->ack_lag);
+                break;
+            case 3:
+                OUT("%s{%s} %llu\n", help[h][0], lab, (unsigned long long)a->acks_sent);
+                break;
+            default: { /* the agent's own figures, when it reports them */
+                if (!a->agent_reports) break;
+                uint64_t v[] = {a->agent_sent, a->agent_resent, a->agent_ring_dropped,
+                                a->agent_ring_frames};
+                OUT("%s{%s} %llu\n", help[h][0], lab, (unsigned long long)v[h - 4]);
+            }
+            }
+        }
+    }
+#undef OUT
+    free(all);
+    if (at >= cap) return -ENOSPC; /* cannot happen: see cap */
+    *len = at;
+    return 0;
+}

@@ -31,6 +31,11 @@ void api_prometheus(struct api_req *rq, struct api_resp *rs)
         api_error(rs, 500, "internal", "cannot render metrics");
         return;
     }
+    if (api_agents_prometheus(c->reg, &text, &len)) {
+        free(text);
+        api_error(rs, 500, "internal", "cannot render the agents' metrics");
+        return;
+    }
     if (c->alerts) { /* alerting's counters follow the collector's */
         struct alert_stats as;
         struct alert_notify_stats ns;

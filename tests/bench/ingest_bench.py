@@ -84,7 +84,7 @@ def read_sysctl(name):
 
 
 class Collector:
-    def __init__(self, binary, workdir, token, insecure, pin, log_level):
+    def __init__(self, binary, workdir, token, insecure, pin, log_level, acks=True):
         self.binary = binary
         self.workdir = workdir
         self.token = token
@@ -99,7 +99,7 @@ class Collector:
                        "http": f"127.0.0.1:{self.http_port}"},
             "api": {"tokens": [token]},
             "ingest": {"insecure": insecure, "max_age": "2h", "max_future": "5m",
-                       "rcvbuf": 33554432},
+                       "rcvbuf": 33554432, "acks": acks},
             "store": {"url": "sqlite:", "retention": "30d"},
             "writer": {"queue": 64, "batch": 2048, "flush": "200ms"},  # the defaults
             "log": {"level": log_level},
@@ -379,6 +379,9 @@ def parse_args():
     p.add_argument("--unsigned", action="store_true",
                    help="unsigned frames, collector in insecure mode")
     p.add_argument("--no-gso", action="store_true", help="pass --no-gso to the load generator")
+    p.add_argument("--no-acks", action="store_true",
+                   help="run pantalad with ingest.acks off (to compare: acks cost the ingest "
+                        "thread one signed datagram per agent per ack interval)")
     p.add_argument("--log-level", default="warn", help="pantalad log level (default warn)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 50 agents, 5k and 20k frames/s, 2 s each")
@@ -422,7 +425,8 @@ def main():
     log(f"workdir  {workdir}; {os.cpu_count()} CPUs; net.core.rmem_max {rmem_max}"
         + (" (pantalad asks 32 MiB: it needs SO_RCVBUFFORCE, i.e. root, to get it)"
            if rmem_max is not None and rmem_max < 33554432 else ""))
-    coll = Collector(pantalad, workdir, token, args.unsigned, args.pin, args.log_level)
+    coll = Collector(pantalad, workdir, token, args.unsigned, args.pin, args.log_level,
+                     acks=not args.no_acks)
     results = []
     status = 0
     try:
@@ -451,6 +455,7 @@ def main():
 
         print(f"# pantalad ingest: {args.agents} agents, {'unsigned' if args.unsigned else 'signed'}"
               f" frames of 54 values, {args.step_seconds:g} s per step"
+              + (", acks off" if args.no_acks else ", acks on")
               + (", pinned (ingest thread CPU 0; writer, API and loadgen CPU 1)" if args.pin else ""), flush=True)
         print(HEADER, flush=True)
         for rate in args.rate_list:

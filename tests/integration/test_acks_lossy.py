@@ -93,6 +93,11 @@ class Lossy(unittest.TestCase):
         m = self.c.metrics()
         self.assertGreater(m['pantala_frames_total{outcome="duplicate"}'], 0)
         self.assertGreater(m["pantala_acks_sent_total"], 0)
+        label = 'agent="%d",ns="ns01",mcis="acks",vm="lossy-1"' % self.agent.id
+        self.assertGreaterEqual(m["pantala_agent_acked_seq{%s}" % label], upto)
+        self.assertGreater(m["pantala_agent_resent_total{%s}" % label], 0)
+        self.assertEqual(m['pantala_agent_frames_total{%s,outcome="accepted"}' % label],
+                         fr["accepted"])
         d = info["delivery"]
         self.assertGreater(d["acks_sent"], 0)
         self.assertGreaterEqual(d["acked_seq"], upto)
