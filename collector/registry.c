@@ -645,6 +645,7 @@ enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_fra
     struct coll_agent_info *i = &a->info;
     if (!i->first_seen_ns) i->first_seen_ns = now_ns;
     i->last_seen_ns = now_ns;
+    bool backfill = f->ts_ns < i->last_ts_ns;
     if (f->ts_ns > i->last_ts_ns) i->last_ts_ns = f->ts_ns;
     i->interval_ms = f->interval_ms;
     if (!same(f->id.host, i->host, a->host_len)) {
@@ -656,7 +657,7 @@ enum coll_admit coll_registry_admit(struct coll_registry *r, const struct pt_fra
     set_addr(a, from);
     if (f->ts_ns >= a->report_ts) take_report(r, a, f);
     a->dirty = true;
-    verdict = COLL_ADMIT_OK;
+    verdict = backfill ? COLL_ADMIT_BACKFILL : COLL_ADMIT_OK;
     goto out;
 reject:
     a->info.rejected++;

@@ -3,9 +3,10 @@
  * every frame) and in the state database (state.db in the data directory),
  * which survives restarts.
  *
- * Thread use: the ingest thread calls coll_registry_admit() per frame; API
- * threads add, remove, get and list; the writer thread calls
- * coll_registry_persist() every few seconds. An internal mutex guards the
+ * Thread use: the ingest thread calls coll_registry_admit() per frame and
+ * coll_registry_acks() from its ack timer; API threads add, remove, get and
+ * list; the writer thread calls coll_registry_durable() / _forget() per
+ * batch and coll_registry_persist() every few seconds. An internal mutex guards the
  * in-memory table and is never held across database I/O. */
 #ifndef COLL_REGISTRY_H
 #define COLL_REGISTRY_H
@@ -77,7 +78,12 @@ struct coll_admit_opts {
     int64_t max_age_ns, max_future_ns;
     size_t max_auto_agents; /* ceiling for agents registered by insecure frames */
 };
-enum coll_admit { COLL_ADMIT_OK, COLL_ADMIT_DUPLICATE, COLL_ADMIT_REJECT };
+enum coll_admit {
+    COLL_ADMIT_OK,
+    COLL_ADMIT_BACKFILL, /* accepted, but older than the agent's newest sample: a resend */
+    COLL_ADMIT_DUPLICATE,
+    COLL_ADMIT_REJECT
+};
 /* Checks key, signature, identity, timestamp and sequence of f (decoded
  * from buf, carrying values field values in all) and updates the agent's
  * counters. On COLL_ADMIT_REJECT *reason says why. */

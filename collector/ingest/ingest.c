@@ -74,14 +74,20 @@ void coll_ingest_datagram(struct coll_ingest *in, const void *buf, size_t len,
     enum coll_reject why = COLL_REJ_MALFORMED;
     uint64_t values = 0;
     for (size_t m = 0; m < f.nmeas; m++) values += f.meas[m].nfields;
-    switch (coll_registry_admit(in->reg, &f, values, buf, from, &in->opts, now_ns, &why)) {
-    case COLL_ADMIT_OK: {
+    enum coll_admit v =
+        coll_registry_admit(in->reg, &f, values, buf, from, &in->opts, now_ns, &why);
+    switch (v) {
+    case COLL_ADMIT_OK:
+    case COLL_ADMIT_BACKFILL: {
         atomic_fetch_add_explicit(&in->stats->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&in->stats->values_accepted, values, memory_order_relaxed);
         struct coll_frame_ref ref = {f.agent_id, f.epoch, f.seq};
         if (in->writer) coll_writer_add(in->writer, buf, len, f.nmeas, &ref);
-        /* Same thread, same decoded frame: alerting reads it in place. */
-        if (in->alerts) alert_engine_feed(in->alerts, &f, now_ns);
+        /* Same thread, same decoded frame: alerting reads it in place.
+         * Alerting evaluates by arrival time, so a backfilled sample (a
+         * resend older than the agent's newest one) would pass for the
+         * current value: it is stored, not evaluated. */
+        if (in->alerts && v == COLL_ADMIT_OK) alert_engine_feed(in->alerts, &f, now_ns);
         break;
     }
     case COLL_ADMIT_DUPLICATE:
