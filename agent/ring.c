@@ -80,6 +80,21 @@ static void pop(struct agent_ring *r)
     reset_if_empty(r);
 }
 
+/* In steady state a few frames are in flight and acks free them soon: then
+ * the live records are moved back to offset 0 once the tail passes
+ * COMPACT_AT, so the agent keeps touching the same few pages instead of
+ * walking through (and making resident) the whole ring. */
+#define COMPACT_AT  (64 * 1024)
+#define COMPACT_MAX (16 * 1024)
+
+static void compact(struct agent_ring *r)
+{
+    if (r->wrapped || r->frames == 0 || r->tail < COMPACT_AT || r->bytes > COMPACT_MAX) return;
+    memmove(r->buf, r->buf + r->head, r->tail - r->head);
+    r->tail -= r->head;
+    r->head = 0;
+}
+
 /* Where a record of sz bytes goes, or SIZE_MAX when it does not fit now. */
 static size_t place(struct agent_ring *r, size_t sz)
 {
@@ -100,6 +115,7 @@ int agent_ring_push(struct agent_ring *r, uint64_t seq, const void *data, size_t
     size_t sz = rec_size(len);
     uint64_t before = r->dropped;
     if (sz > r->cap || len > UINT32_MAX) return -E2BIG;
+    compact(r);
     size_t at;
     while ((at = place(r, sz)) == SIZE_MAX) pop(r);
     struct rec *h = rec_at(r, at);

@@ -7,7 +7,11 @@
  * allocated per frame. Acknowledged frames are marked, and their room is
  * reused once every older frame is acknowledged too. When a new frame does
  * not fit, the oldest frames are dropped, acknowledged or not: the ones
- * never acknowledged are counted in `dropped`, the caller logs it. */
+ * never acknowledged are counted in `dropped`, the caller logs it.
+ *
+ * While acks keep up, the few frames in flight are kept near the start of
+ * the buffer, so only its first pages become resident: the ring costs RSS
+ * only when an outage fills it. */
 #ifndef AGENT_RING_H
 #define AGENT_RING_H
 

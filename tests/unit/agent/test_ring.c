@@ -156,12 +156,39 @@ static void test_sent_marks(void **state)
     agent_ring_close(&r);
 }
 
+/* Acks keeping up: the ring stays in its first pages (RSS), whatever the
+ * traffic. */
+static void test_steady_state_stays_small(void **state)
+{
+    (void)state;
+    struct agent_ring r;
+    uint8_t buf[2000];
+    assert_int_equal(agent_ring_init(&r, 1024 * 1024), 0);
+    size_t high = 0;
+    for (uint64_t s = 1; s <= 20000; s++) {
+        assert_int_equal(agent_ring_push(&r, s, buf, frame(s, 1400, buf), 1, NULL), 0);
+        if (s > 3) { /* three frames in flight */
+            struct pt_wire_ack a = ack(s - 3, s - 3);
+            agent_ring_ack(&r, &a);
+        }
+        if (r.tail > high) high = r.tail;
+        if (r.wrapped && r.wrap_end > high) high = r.wrap_end;
+    }
+    assert_true(high <= 64 * 1024 + 2 * 1432);
+    uint64_t seqs[8];
+    assert_int_equal(owed(&r, seqs, 8), 3);
+    assert_true(seqs[0] == 19998 && seqs[2] == 20000);
+    assert_int_equal(r.dropped, 0);
+    agent_ring_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_acks_with_gaps),
         cmocka_unit_test(test_full_drops_oldest_and_wraps),
         cmocka_unit_test(test_sent_marks),
+        cmocka_unit_test(test_steady_state_stays_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
