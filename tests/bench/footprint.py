@@ -236,20 +236,35 @@ class Relay(threading.Thread):
         self.target = target
         self.socks = {}
         self.running = True
-        self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Per agent, a socket towards pantalad, so its acknowledgements find
+        # their way back to the agent (else the agent would keep its frames
+        # and resend them, and be measured doing so).
+        self.outs = {}  # agent-facing socket -> pantalad-facing socket
+        self.back = {}  # pantalad-facing socket -> (agent-facing socket, agent address)
 
     def add(self, subject):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
         self.socks[s] = subject
+        o = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        o.bind(("127.0.0.1", 0))
+        self.outs[s] = o
+        self.back[o] = (s, None)
         subject.shape = None
         return s.getsockname()[1]
 
     def run(self):
         while self.running:
-            ready, _, _ = select.select(list(self.socks), [], [], 0.2)
+            ready, _, _ = select.select(list(self.socks) + list(self.back), [], [], 0.2)
             for s in ready:
-                data = s.recv(65536)
+                if s in self.back:  # an ack from pantalad
+                    ack = s.recv(65536)
+                    front, addr = self.back[s]
+                    if addr:
+                        front.sendto(ack, addr)
+                    continue
+                data, addr = s.recvfrom(65536)
+                self.back[self.outs[s]] = (s, addr)
                 subj = self.socks[s]
                 try:
                     shape = frame_shape(data)
@@ -267,7 +282,7 @@ class Relay(threading.Thread):
                     subj.shape = (cur[0], cur[1], cur[2])
                 subj.count(1 if part == 0 else 0, nvalues)
                 if self.target:
-                    self.out.sendto(data, self.target)
+                    self.outs[s].sendto(data, self.target)
 
 
 class CollectdSink(threading.Thread):
