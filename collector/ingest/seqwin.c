@@ -84,33 +84,46 @@ bool seqwin_forget(struct seqwin *w, uint64_t epoch, uint64_t seq)
     return true;
 }
 
+/* The highest index <= i (so the lowest seq from top - i up) whose bit is
+ * not want, or -1; a word at a time, as acks scan the window for every
+ * agent several times a second. */
+static int64_t scan_down(const struct seqwin *w, int64_t i, bool want)
+{
+    while (i >= 0) {
+        uint64_t word = w->bits[i / 64];
+        if (!want) word = ~word;
+        unsigned b = (unsigned)(i % 64);
+        uint64_t mask = b == 63 ? ~UINT64_C(0) : (UINT64_C(1) << (b + 1)) - 1;
+        uint64_t diff = ~word & mask; /* bits <= b that are not want */
+        if (diff) return (i / 64) * 64 + (63 - __builtin_clzll(diff));
+        i = (i / 64) * 64 - 1;
+    }
+    return -1;
+}
+
 size_t seqwin_ack(const struct seqwin *w, uint64_t *cum, uint64_t *top, uint64_t (*gaps)[2],
                   size_t max)
 {
     *cum = *top = w->top;
     if (w->top == 0) return 0;
-    /* Bit i is seq top - i; walk from the oldest seq the window holds. */
-    uint64_t lo = w->top >= SEQWIN_BITS ? w->top - SEQWIN_BITS + 1 : 1;
-    uint64_t seq = lo;
-    while (seq <= w->top && test_bit(w, w->top - seq)) seq++;
-    *cum = seq - 1; /* everything below lo is older than the window: held */
+    /* Bit i is seq top - i; walk from the oldest seq the window holds (seqs
+     * older than the window count as held: nothing can fill them). */
+    int64_t i = (int64_t)(w->top < SEQWIN_BITS ? w->top - 1 : SEQWIN_BITS - 1);
+    i = scan_down(w, i, true); /* the first missing seq */
+    if (i < 0) return 0;       /* everything held: cum = top */
+    *cum = w->top - (uint64_t)i - 1;
     size_t n = 0;
-    while (seq <= w->top) {
-        /* seq is missing: a run starts here. */
-        uint64_t first = seq;
-        while (seq <= w->top && !test_bit(w, w->top - seq)) seq++;
-        if (seq > w->top) { /* cannot happen: top itself is held */
-            *top = first - 1;
-            break;
-        }
-        if (n == max) {
+    while (i >= 0) {
+        uint64_t first = w->top - (uint64_t)i;
+        int64_t j = scan_down(w, i, false); /* the next held seq */
+        if (j < 0 || n == max) {            /* (top itself is always held) */
             *top = first - 1;
             break;
         }
         gaps[n][0] = first;
-        gaps[n][1] = seq - 1;
+        gaps[n][1] = w->top - (uint64_t)j - 1;
         n++;
-        while (seq <= w->top && test_bit(w, w->top - seq)) seq++;
+        i = scan_down(w, j, true);
     }
     return n;
 }

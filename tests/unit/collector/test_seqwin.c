@@ -127,6 +127,56 @@ static void test_ack_summary_and_forget(void **state)
     assert_true(gaps[0][0] == 26 && gaps[0][1] == 20 + SEQWIN_BITS + 4);
 }
 
+/* seqwin_ack() (word at a time) against a plain model, on random windows. */
+static void test_ack_summary_random(void **state)
+{
+    (void)state;
+    uint64_t seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        struct seqwin w;
+        memset(&w, 0, sizeof w);
+        static bool held[4000];
+        memset(held, 0, sizeof held);
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t top = 1 + (seed >> 33) % 3000;
+        unsigned density = (unsigned)(seed >> 20) % 100;
+        for (uint64_t q = 1; q < top; q++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            if ((seed >> 40) % 100 < density) {
+                held[q] = true;
+                seqwin_check(&w, 1, q);
+            }
+        }
+        held[top] = true;
+        seqwin_check(&w, 1, top);
+        /* The model: below the window counts as held. */
+        uint64_t lo = top >= SEQWIN_BITS ? top - SEQWIN_BITS + 1 : 1;
+        for (uint64_t q = 1; q < lo; q++) held[q] = true;
+        for (uint64_t q = lo; q <= top; q++) held[q] = held[q] && seqwin_has(&w, 1, q);
+        uint64_t cum = 0;
+        while (cum < top && held[cum + 1]) cum++;
+        uint64_t gaps[8][2], got_cum, got_top;
+        size_t n = seqwin_ack(&w, &got_cum, &got_top, gaps, 8);
+        assert_int_equal(got_cum, cum);
+        uint64_t q = cum + 1;
+        size_t k = 0;
+        while (q <= got_top) {
+            if (held[q]) {
+                q++;
+                continue;
+            }
+            uint64_t first = q;
+            while (!held[q]) q++;
+            assert_true(k < n);
+            assert_int_equal(gaps[k][0], first);
+            assert_int_equal(gaps[k][1], q - 1);
+            k++;
+        }
+        assert_int_equal(k, n);
+        if (n < 8) assert_int_equal(got_top, top);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_restore_treats_past_as_seen),
         cmocka_unit_test(test_ack_summary_and_forget),
+        cmocka_unit_test(test_ack_summary_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
