@@ -116,7 +116,8 @@ static int start(struct daemon *d)
                  c->store_url);
         return -EINVAL;
     }
-    struct store_conf sc = {c->store_url, c->data_dir, c->retention_ns};
+    struct store_conf sc = {
+        .url = c->store_url, .data_dir = c->data_dir, .retention_ns = c->retention_ns};
     if ((rc = d->ops->open(&sc, &d->store, err, sizeof err))) {
         PT_ERROR("pantalad", "store: %s", err);
         return rc;
