@@ -8,6 +8,9 @@ PKGS=(
   libuv1-dev libmsgpack-dev libmsgpuck-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libssl-dev
   libcmocka-dev clang python3 curl sqlite3
+  zlib1g-dev
+  # real servers the store tests start on loopback
+  influxdb victoria-metrics
 )
 
 missing=()
