@@ -813,6 +813,7 @@ static int ix_latest(struct store *s, const char *ns, const char *mcis, const ch
         }
     }
 done:
+    sh_str_free(&q);
     json_decref(mt.root);
     json_decref(root);
     sh_client_close(&c);
