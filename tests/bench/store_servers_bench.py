@@ -114,7 +114,7 @@ def direct_ceiling(influx, seconds, batch, agents):
     q = urllib.parse.urlencode({"q": "CREATE DATABASE direct"}).encode()
     urllib.request.urlopen(influx.url + "/query", data=q).read()
     rnd = random.Random(1)
-    t0 = (int(time.time()) - 3600) * S
+    t0 = (int(time.time()) - 3600 - random.randint(0, 3600)) * S
     bodies, frames, k = [], 0, 0
     nreq = max(20, int(seconds * 20))  # enough distinct requests for the run
     log("building %d requests of %d points" % (nreq, batch))
@@ -243,7 +243,8 @@ def main():
     p.add_argument("--tool", help="pt_store_tool (default <build>/tests/integration/pt_store_tool)")
     p.add_argument("--build-dir")
     p.add_argument("--agents", type=int, default=1000)
-    p.add_argument("--rate", type=int, default=30000, help="frames/s sent to pantalad")
+    p.add_argument("--rate", type=int, default=0,
+                   help="frames/s sent to pantalad (default: 1.5 x InfluxDB's ceiling)")
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--batch", type=int, default=5000, help="points per request")
     p.add_argument("--vms", type=int, default=100)
@@ -255,11 +256,22 @@ def main():
     workdir = tempfile.mkdtemp(prefix="pt-store-bench-")
     if not args.skip_write:
         with Influx().start() as influx:
+            # The ceiling before and after pantalad's run: the machine is
+            # shared, so its load drifts.
+            log("InfluxDB alone: requests of %d points for %g s" % (args.batch, args.seconds))
+            d1, el = direct_ceiling(influx, args.seconds, args.batch, args.agents)
+            if not args.rate:
+                # 1.5 times what InfluxDB takes (6 points per frame): the
+                # writer always has work, and ingest stays cheap, so that
+                # pantalad and InfluxDB do not fight for the CPUs more than
+                # the load generator must.
+                args.rate = int(1.5 * d1 / 6)
             log("pantalad -> InfluxDB: %d agents at %d frames/s for %g s" %
                 (args.agents, args.rate, args.seconds))
             r = pantalad_rate(args, influx, workdir)
-            log("InfluxDB alone: requests of %d points for %g s" % (args.batch, args.seconds))
-            direct, el = direct_ceiling(influx, args.seconds, args.batch, args.agents)
+            d2, el2 = direct_ceiling(influx, args.seconds, args.batch, args.agents)
+            direct, el = (d1 + d2) / 2, el + el2
+            log("ceiling before %.0f, after %.0f points/s" % (d1, d2))
         print("# write into InfluxDB 1.6 (%d points per gzip request, one connection)" % args.batch)
         print("pantalad sustained:  %9.0f points/s  %6.2fM values/s  (accepted %.0f frames/s, "
               "%d points dropped, %d store errors)" % (
