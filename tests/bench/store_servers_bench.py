@@ -142,15 +142,21 @@ def direct_ceiling(influx, seconds, batch, agents):
     return sent * batch / elapsed, elapsed
 
 
-def pantalad_rate(args, influx, workdir):
+def write_rounds(args, influx, workdir):
+    """Alternates, args.rounds times: InfluxDB alone for args.seconds, then
+    pantalad under load for args.seconds (after 5 s of warm-up, and once its
+    queue has drained again). The machine is shared and InfluxDB's own
+    compactions follow what was written before, so alternating is what
+    makes the two comparable."""
     pantalad = ib.find_binary(args.pantalad, args.build_dir, "collector/pantalad", "pantalad")
     loadgen = ib.find_binary(args.loadgen, args.build_dir, "tests/bench/pantala-loadgen",
                              "pantala-loadgen")
     token = secrets.token_hex(16)
     url = "influxdb:%s/pantala?batch=%d" % (influx.url, args.batch)
-    # writer.batch: frames per write_batch(); 6 points each.
+    # 2500 frames per write_batch(): 15000 points, three full requests.
     coll = Collector(pantalad, workdir, token, url,
-                     {"queue": 64, "batch": 2048, "flush": "200ms"})
+                     {"queue": 64, "batch": 2500, "flush": "200ms"})
+    rounds = []
     try:
         coll.wait_ready()
         agents_file = os.path.join(workdir, "agents.json")
@@ -158,25 +164,39 @@ def pantalad_rate(args, influx, workdir):
                               str(args.agents), "--save-agents", agents_file, "--duration", "0"])
         if reg.returncode != 0:
             ib.die("registering the agents failed:\n" + coll.log_tail())
-        m0 = coll.metrics()
-        t0 = time.monotonic()
-        lg = subprocess.run([loadgen, "--agents-file", agents_file, "--target",
-                             "127.0.0.1:%d" % coll.udp_port, "--rate", str(args.rate),
-                             "--duration", str(args.seconds), "--epoch", str(int(time.time())),
-                             "--json", "--quiet"], capture_output=True, text=True)
-        if lg.returncode != 0:
-            ib.die("pantala-loadgen failed: " + lg.stderr)
-        m1 = coll.metrics()
-        t1 = time.monotonic()
-        written = m1.get("pantala_points_written_total") - m0.get("pantala_points_written_total")
-        dropped = m1.get("pantala_points_dropped_total") - m0.get("pantala_points_dropped_total")
-        errors = m1.get("pantala_store_errors_total") - m0.get("pantala_store_errors_total")
-        refused = m1.get("pantala_store_points_refused_total")
-        accepted = m1.get("pantala_frames_total", outcome="accepted") - \
-            m0.get("pantala_frames_total", outcome="accepted")
-        return {"points_per_s": written / (t1 - t0), "accepted_frames_per_s": accepted / (t1 - t0),
-                "dropped_points": int(dropped), "store_errors": int(errors),
-                "refused": int(refused), "seconds": t1 - t0}
+        direct_ceiling(influx, 5, args.batch, args.agents)  # creates the series: not counted
+        epoch = int(time.time())
+        for k in range(args.rounds):
+            d, _ = direct_ceiling(influx, args.seconds, args.batch, args.agents)
+            # 1.3 times what InfluxDB just took (6 points per frame): the
+            # writer always has work, the queue (64 batches) does not overflow.
+            rate = args.rate or int(1.3 * d / 6)
+            warm = 5.0
+            lg = subprocess.Popen([loadgen, "--agents-file", agents_file, "--target",
+                                   "127.0.0.1:%d" % coll.udp_port, "--rate", str(rate),
+                                   "--duration", str(args.seconds + warm + 0.5),
+                                   "--epoch", str(epoch + k), "--json", "--quiet"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(warm)
+            m0, t0 = coll.metrics(), time.monotonic()
+            time.sleep(args.seconds)
+            m1, t1 = coll.metrics(), time.monotonic()
+            _, err = lg.communicate()
+            if lg.returncode != 0:
+                ib.die("pantala-loadgen failed: " + err)
+            ib.drain(coll, 120)
+
+            def delta(name, **kw):
+                return m1.get(name, **kw) - m0.get(name, **kw)
+
+            p = delta("pantala_points_written_total") / (t1 - t0)
+            r = {"direct": d, "pantalad": p, "rate": rate,
+                 "dropped": int(delta("pantala_points_dropped_total")),
+                 "errors": int(delta("pantala_store_errors_total"))}
+            log("round %d: InfluxDB alone %.0f points/s, pantalad %.0f points/s at %d frames/s "
+                "(%d dropped, %d store errors)" % (k + 1, d, p, rate, r["dropped"], r["errors"]))
+            rounds.append(r)
+        return rounds
     finally:
         coll.stop()
 
@@ -244,8 +264,9 @@ def main():
     p.add_argument("--build-dir")
     p.add_argument("--agents", type=int, default=1000)
     p.add_argument("--rate", type=int, default=0,
-                   help="frames/s sent to pantalad (default: 1.5 x InfluxDB's ceiling)")
-    p.add_argument("--seconds", type=float, default=20)
+                   help="frames/s sent to pantalad (default: 1.3 x the ceiling just measured)")
+    p.add_argument("--seconds", type=float, default=10, help="seconds per measurement")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch", type=int, default=5000, help="points per request")
     p.add_argument("--vms", type=int, default=100)
     p.add_argument("--hours", type=float, default=1)
@@ -256,30 +277,21 @@ def main():
     workdir = tempfile.mkdtemp(prefix="pt-store-bench-")
     if not args.skip_write:
         with Influx().start() as influx:
-            # The ceiling before and after pantalad's run: the machine is
-            # shared, so its load drifts.
-            log("InfluxDB alone: requests of %d points for %g s" % (args.batch, args.seconds))
-            d1, el = direct_ceiling(influx, args.seconds, args.batch, args.agents)
-            if not args.rate:
-                # 1.5 times what InfluxDB takes (6 points per frame): the
-                # writer always has work, and ingest stays cheap, so that
-                # pantalad and InfluxDB do not fight for the CPUs more than
-                # the load generator must.
-                args.rate = int(1.5 * d1 / 6)
-            log("pantalad -> InfluxDB: %d agents at %d frames/s for %g s" %
-                (args.agents, args.rate, args.seconds))
-            r = pantalad_rate(args, influx, workdir)
-            d2, el2 = direct_ceiling(influx, args.seconds, args.batch, args.agents)
-            direct, el = (d1 + d2) / 2, el + el2
-            log("ceiling before %.0f, after %.0f points/s" % (d1, d2))
-        print("# write into InfluxDB 1.6 (%d points per gzip request, one connection)" % args.batch)
-        print("pantalad sustained:  %9.0f points/s  %6.2fM values/s  (accepted %.0f frames/s, "
-              "%d points dropped, %d store errors)" % (
-                  r["points_per_s"], r["points_per_s"] * 9 / 1e6, r["accepted_frames_per_s"],
-                  r["dropped_points"], r["store_errors"]))
-        print("InfluxDB ceiling:    %9.0f points/s  %6.2fM values/s  (pre-built requests, %.1f s)" %
-              (direct, direct * 9 / 1e6, el))
-        print("ratio pantalad / ceiling: %.2f (target >= 0.9)" % (r["points_per_s"] / direct))
+            log("InfluxDB alone vs pantalad under load, %d rounds of %g s" %
+                (args.rounds, args.seconds))
+            rounds = write_rounds(args, influx, workdir)
+        d = sum(r["direct"] for r in rounds) / len(rounds)
+        p = sum(r["pantalad"] for r in rounds) / len(rounds)
+        print("# write into InfluxDB 1.6: %d points per gzip request, one connection, %d rounds "
+              "of %g s" % (args.batch, args.rounds, args.seconds))
+        for i, r in enumerate(rounds):
+            print("round %d: InfluxDB alone %7.0f points/s, pantalad %7.0f points/s (%.2f), "
+                  "%d frames/s offered, %d dropped, %d store errors" % (
+                      i + 1, r["direct"], r["pantalad"], r["pantalad"] / r["direct"], r["rate"],
+                      r["dropped"], r["errors"]))
+        print("mean: InfluxDB alone %.0f points/s (%.2fM values/s), pantalad %.0f points/s "
+              "(%.2fM values/s)" % (d, d * 9 / 1e6, p, p * 9 / 1e6))
+        print("ratio pantalad / InfluxDB ceiling: %.2f (target >= 0.9)" % (p / d))
     if not args.skip_query:
         tool = args.tool or ib.find_binary(None, args.build_dir, "tests/integration/pt_store_tool",
                                            "pt_store_tool")
