@@ -47,8 +47,10 @@ struct store {
     bool gzip;
     int64_t retention_ns;
     struct lp_buf buf;
-    size_t *cuts, *cutn;
-    size_t ncuts, cutcap;
+    struct sh_pool pool;
+    size_t parallel;
+    struct sh_part *parts;
+    size_t ncuts, cutcap, cut_end;
     struct pt_complain complain, c_unwritable;
     _Atomic uint64_t *refused, *unwritable;
     char *user, *password;
@@ -61,52 +63,47 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-static int vm_post(struct store *s, size_t from, size_t to, size_t npts)
+/* What the answer to one request means: 0, -EINVAL (refused: counted,
+ * never retried) or a transient code. */
+static int vm_judge(struct store *s, const struct sh_part *pt)
 {
-    struct sh_resp r;
-    char err[512] = "";
-    int rc = sh_request(&s->w, s->write_url.p, s->buf.p + from, to - from, "text/plain", s->gzip,
-                        &r, err, sizeof err);
-    if (rc) {
-        pt_complain(&s->complain, PT_LOG_ERROR, "store", "victoriametrics: write: %s", err);
-        return rc == -EINVAL ? -EIO : rc;
+    if (pt->rc) {
+        pt_complain(&s->complain, PT_LOG_ERROR, "store", "victoriametrics: write: %s", pt->msg);
+        return pt->rc == -EINVAL ? -EIO : pt->rc;
     }
-    long st = r.status;
-    char msg[320];
-    sh_resp_message(&r, msg, sizeof msg);
-    free(r.body);
+    long st = pt->status;
     if (st == 204 || st == 200) return 0;
     if (st == 401 || st == 403) {
         pt_complain(
             &s->complain, PT_LOG_ERROR, "store",
             "victoriametrics: write refused (HTTP %ld, check store.user/store.password): %s", st,
-            msg);
+            pt->msg);
         return -EACCES;
     }
     if (st >= 400 && st < 500) {
-        count(s->refused, npts);
-        PT_ERROR("store", "victoriametrics: server refused %zu points (HTTP %ld): %s", npts, st,
-                 msg);
+        count(s->refused, pt->npts);
+        PT_ERROR("store", "victoriametrics: server refused %zu points (HTTP %ld): %s", pt->npts, st,
+                 pt->msg);
         return -EINVAL;
     }
     pt_complain(&s->complain, PT_LOG_ERROR, "store", "victoriametrics: write: HTTP %ld: %s", st,
-                msg);
+                pt->msg);
     return -EIO;
 }
 
+/* Ends a request at the current end of buf. */
 static int cut(struct store *s, size_t npts)
 {
     if (s->ncuts == s->cutcap) {
         size_t cap = s->cutcap ? s->cutcap * 2 : 64;
-        size_t *p = realloc(s->cuts, cap * sizeof *p);
+        struct sh_part *p = realloc(s->parts, cap * sizeof *p);
         if (!p) return -ENOMEM;
-        s->cuts = p;
-        if (!(p = realloc(s->cutn, cap * sizeof *p))) return -ENOMEM;
-        s->cutn = p;
+        s->parts = p;
         s->cutcap = cap;
     }
-    s->cuts[s->ncuts] = s->buf.len;
-    s->cutn[s->ncuts++] = npts;
+    size_t from = s->ncuts ? s->cut_end : 0;
+    s->parts[s->ncuts++] = (struct sh_part){.body = NULL, .len = s->buf.len - from, .npts = npts};
+    s->cut_end = s->buf.len;
     return 0;
 }
 
@@ -114,8 +111,12 @@ static int vm_write_batch(struct store *s, const struct store_point *pts, size_t
 {
     if (n == 0) return 0;
     if (!pts) return -EINVAL;
+    size_t per = (n + s->parallel - 1) / s->parallel;
+    if (per < SH_MIN_REQUEST) per = SH_MIN_REQUEST;
+    if (per > s->batch) per = s->batch;
     s->buf.len = 0;
     s->ncuts = 0;
+    s->cut_end = 0;
     size_t inreq = 0, skipped = 0;
     int rc;
     for (size_t i = 0; i < n; i++) {
@@ -136,26 +137,33 @@ static int vm_write_batch(struct store *s, const struct store_point *pts, size_t
                         pt_strerror(rc));
             return rc == -ENOMEM || rc == -EINVAL ? rc : PT_E_LIMIT;
         }
-        if (++inreq == s->batch) {
+        if (++inreq == per) {
             if ((rc = cut(s, inreq))) return rc;
             inreq = 0;
         }
     }
     if (inreq && (rc = cut(s, inreq))) return rc;
     count(s->unwritable, skipped);
-    bool refused = false;
     size_t from = 0;
     for (size_t i = 0; i < s->ncuts; i++) {
-        rc = vm_post(s, from, s->cuts[i], s->cutn[i]);
+        s->parts[i].body = s->buf.p + from;
+        from += s->parts[i].len;
+    }
+    if ((rc = sh_pool_post(&s->pool, s->write_url.p, s->parts, s->ncuts, "text/plain", s->gzip)))
+        return rc;
+    bool refused = false;
+    int transient = 0;
+    for (size_t i = 0; i < s->ncuts; i++) {
+        rc = vm_judge(s, &s->parts[i]);
         if (rc == -EINVAL)
             refused = true;
-        else if (rc)
-            return rc;
-        from = s->cuts[i];
+        else if (rc && !transient)
+            transient = rc;
     }
-    if (!refused)
-        pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
-    return refused ? -EINVAL : 0;
+    if (transient) return transient; /* retried whole: dedup keeps one of each */
+    if (refused) return -EINVAL;
+    pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
+    return 0;
 }
 
 /* ---- PromQL text -------------------------------------------------------------------- */
@@ -794,9 +802,9 @@ static void vm_close(struct store *s)
 {
     if (!s) return;
     sh_client_close(&s->w);
+    sh_pool_close(&s->pool);
     lp_buf_free(&s->buf);
-    free(s->cuts);
-    free(s->cutn);
+    free(s->parts);
     sh_str_free(&s->write_url);
     sh_str_free(&s->read_base);
     free(s->user);
@@ -816,7 +824,7 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
     if (!conf) return -EINVAL;
     struct store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    static const char *const known[] = {"batch", "timeout", "gzip", NULL};
+    static const char *const known[] = {"batch", "parallel", "timeout", "gzip", NULL};
     int rc = sh_url_parse(conf->url, "victoriametrics", &s->u, err, errlen);
     if (rc || (rc = sh_params_known(&s->u, known, err, errlen))) goto fail;
     char v[64];
@@ -829,6 +837,14 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
         unsigned long b = strtoul(v, &end, 10);
         if (*end || b < 1 || b > VM_BATCH_MAX) goto badparam;
         s->batch = b;
+    }
+    s->parallel = SH_PARALLEL_DEFAULT;
+    if ((rc = sh_param(&s->u, "parallel", v, sizeof v)) < 0) goto badparam;
+    if (rc == 1) {
+        char *end;
+        unsigned long p = strtoul(v, &end, 10);
+        if (*end || p < 1 || p > SH_MAX_PARALLEL) goto badparam;
+        s->parallel = p;
     }
     if ((rc = sh_param(&s->u, "timeout", v, sizeof v)) < 0) goto badparam;
     if (rc == 1 && (timeout = sh_duration(v)) < 1000000) goto badparam;
@@ -875,13 +891,16 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
     s->qconf = (struct sh_conf){s->user, s->password, timeout, VM_QUERY_MAX};
     s->buf.max = VM_BODY_MAX;
     sh_client_init(&s->w, &s->wconf);
+    sh_pool_init(&s->pool, &s->wconf, s->parallel);
     PT_INFO("store", "victoriametrics: writes to %s, reads from %s, %zu points per request%s",
             s->write_url.p, s->read_base.p, s->batch, s->gzip ? ", gzip" : "");
     *out = s;
     return 0;
 badparam:
-    snprintf(err, errlen, "store URL '%s': bad parameter (batch=1..%d, timeout=<n>s|ms, gzip=0|1)",
-             conf->url, VM_BATCH_MAX);
+    snprintf(err, errlen,
+             "store URL '%s': bad parameter (batch=1..%d, parallel=1..%d, timeout=<n>s|ms, "
+             "gzip=0|1)",
+             conf->url, VM_BATCH_MAX, SH_MAX_PARALLEL);
     rc = PT_E_CONFIG;
 fail:
     if (!err[0]) snprintf(err, errlen, "store %s: %s", conf->url, pt_strerror(rc));
