@@ -524,6 +524,15 @@ class StoreServers(unittest.TestCase):
                             "from": T0, "to": T0 + S, "step": 0}])
         self.assertEqual(r[0]["series"][0]["vals"], [[1.0]])
         self.assertEqual(r[1]["series"][0]["vals"], [[3.25]])
+        # Why docs/storage.md requires the flag: without it, twice.
+        with Victoria().start(dedup=False) as plain:
+            url = "victoriametrics:%s" % plain.url
+            run_tool(url, [{"op": "write", "points": [p]}, {"op": "write", "points": [p]}])
+            plain.flush()
+            r = run_tool(url, [{"op": "query", "ns": "n", "mcis": "dup", "vm": "v",
+                                "measurement": "x", "from": T0, "to": T0 + S, "step": S,
+                                "agg": "count"}])
+            self.assertEqual(r[0]["series"][0]["vals"], [[2.0]])
 
 
 PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
