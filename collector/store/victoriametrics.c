@@ -648,82 +648,138 @@ static int vm_series_count(struct store *s, struct sh_client *c, const char *sel
     return 0;
 }
 
+/* A series' labels as one comparable string (keys sorted), or NULL. */
+static char *labels_key(json_t *labels)
+{
+    return json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+struct tkey {
+    char *key;
+    double t; /* seconds */
+};
+
+static int cmp_tkey(const void *a, const void *b)
+{
+    return strcmp(((const struct tkey *)a)->key, ((const struct tkey *)b)->key);
+}
+
+/* One latest entry being built, with the canonical tags it is found by. */
+struct lgroup {
+    char *canon;
+    size_t len; /* of canon, its NULs included */
+    size_t cap; /* of fields */
+};
+
 static int latest_from(const char *want, json_t *vals, json_t *times, struct store_result *out)
 {
     /* Group the fields' series by (vm, measurement, tags); a point is the
-     * fields at the newest time of the group. */
-    size_t n = json_array_size(vals);
-    if (n && !(out->latest = calloc(n, sizeof *out->latest))) return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
+     * fields at the newest time of the group. The times (tlast_over_time)
+     * are matched to the values by their labels, through a sorted array. */
+    size_t n = json_array_size(vals), nt_ = json_array_size(times), nk = 0;
+    struct tkey *tk_ = calloc(nt_ ? nt_ : 1, sizeof *tk_);
+    struct lgroup *grp = calloc(n ? n : 1, sizeof *grp);
+    int rc = tk_ && grp ? 0 : -ENOMEM;
+    if (rc == 0 && n && !(out->latest = calloc(n, sizeof *out->latest))) rc = -ENOMEM;
+    for (size_t j = 0; j < nt_ && rc == 0; j++) {
+        json_t *st = json_array_get(times, j);
+        const char *v = json_string_value(json_array_get(json_object_get(st, "value"), 1));
+        if (!v) continue;
+        if (!(tk_[nk].key = labels_key(json_object_get(st, "metric")))) rc = -ENOMEM;
+        tk_[nk++].t = strtod(v, NULL);
+    }
+    if (nk > 1) qsort(tk_, nk, sizeof *tk_, cmp_tkey);
+    for (size_t i = 0; i < n && rc == 0; i++) {
         json_t *sv = json_array_get(vals, i);
         json_t *labels = json_object_get(sv, "metric");
         const char *name = json_string_value(json_object_get(labels, "__name__"));
         char m[256];
         const char *field;
         if (!name || !split_name(name, want, m, sizeof m, &field)) continue;
-        /* The time of this series: the tlast answer with the same labels. */
-        double t = NAN;
-        for (size_t j = 0; j < json_array_size(times) && isnan(t); j++) {
-            json_t *st = json_array_get(times, j);
-            if (json_equal(json_object_get(st, "metric"), labels))
-                t = strtod(json_string_value(json_array_get(json_object_get(st, "value"), 1))
-                               ?: "nan",
-                           NULL);
+        struct tkey probe = {labels_key(labels), 0}, *hit;
+        if (!probe.key) {
+            rc = -ENOMEM;
+            break;
         }
+        hit = nk ? bsearch(&probe, tk_, nk, sizeof *tk_, cmp_tkey) : NULL;
+        free(probe.key);
         const char *v = json_string_value(json_array_get(json_object_get(sv, "value"), 1));
-        if (isnan(t) || !v) continue;
-        int64_t ts = (int64_t)llround(t * 1000.0) * MS;
+        if (!hit || !v) continue;
+        int64_t ts = (int64_t)llround(hit->t * 1000.0) * MS;
         const char *vm;
         char *tk[64], *tv[64];
         size_t nt = vm_labels(labels, &vm, tk, tv);
         if (!vm) continue;
-        char *canon = NULL;
-        {
-            /* sort tags for the canonical form */
-            for (size_t a = 1; a < nt; a++)
-                for (size_t b = a; b > 0 && strcmp(tk[b - 1], tk[b]) > 0; b--) {
-                    char *x = tk[b];
-                    tk[b] = tk[b - 1];
-                    tk[b - 1] = x;
-                    x = tv[b];
-                    tv[b] = tv[b - 1];
-                    tv[b - 1] = x;
-                }
-            canon = rs_canon(tk, tv, nt);
-            if (!canon) return -ENOMEM;
+        for (size_t a = 1; a < nt; a++) /* tags sorted by key */
+            for (size_t b = a; b > 0 && strcmp(tk[b - 1], tk[b]) > 0; b--) {
+                char *x = tk[b];
+                tk[b] = tk[b - 1];
+                tk[b - 1] = x;
+                x = tv[b];
+                tv[b] = tv[b - 1];
+                tv[b - 1] = x;
+            }
+        /* The group: same VM, measurement and canonical tags ("vm\0m\0tags"). */
+        char *c = rs_canon(tk, tv, nt);
+        size_t vl = strlen(vm), ml = strlen(m), cl = c ? strlen(c) : 0;
+        char *canon = c ? malloc(vl + ml + cl + 3) : NULL;
+        if (canon) {
+            memcpy(canon, vm, vl + 1);
+            memcpy(canon + vl + 1, m, ml + 1);
+            memcpy(canon + vl + ml + 2, c, cl + 1);
         }
+        free(c);
+        if (!canon) {
+            rc = -ENOMEM;
+            break;
+        }
+        size_t glen = vl + ml + cl + 3;
         struct store_latest *l = NULL;
-        for (size_t j = 0; j < out->nlatest && !l; j++) {
-            struct store_latest *x = &out->latest[j];
-            char *xc = rs_canon(x->tag_keys, x->tag_vals, x->ntags);
-            if (xc && strcmp(x->vm, vm) == 0 && strcmp(x->measurement, m) == 0 &&
-                strcmp(xc, canon) == 0)
-                l = x;
-            free(xc);
-        }
-        free(canon);
+        struct lgroup *g = NULL;
+        for (size_t j = 0; j < out->nlatest && !l; j++)
+            if (grp[j].len == glen && memcmp(grp[j].canon, canon, glen) == 0) {
+                l = &out->latest[j];
+                g = &grp[j];
+            }
         if (!l) {
+            g = &grp[out->nlatest];
             l = &out->latest[out->nlatest++];
+            g->canon = canon;
+            g->len = glen;
+            canon = NULL;
             l->vm = strdup(vm);
             l->measurement = strdup(m);
             l->tag_keys = calloc(nt + 1, sizeof *l->tag_keys);
             l->tag_vals = calloc(nt + 1, sizeof *l->tag_vals);
-            l->fields = calloc(n + 1, sizeof *l->fields);
-            if (!l->vm || !l->measurement || !l->tag_keys || !l->tag_vals || !l->fields)
-                return -ENOMEM;
-            for (size_t j = 0; j < nt; j++) {
+            if (!l->vm || !l->measurement || !l->tag_keys || !l->tag_vals) {
+                rc = -ENOMEM;
+                break;
+            }
+            for (size_t j = 0; j < nt && rc == 0; j++) {
                 l->tag_keys[j] = strdup(tk[j]);
                 l->tag_vals[j] = strdup(tv[j]);
                 l->ntags++;
-                if (!l->tag_keys[j] || !l->tag_vals[j]) return -ENOMEM;
+                if (!l->tag_keys[j] || !l->tag_vals[j]) rc = -ENOMEM;
             }
             l->ts_ns = ts;
         }
+        free(canon);
+        if (rc) break;
         if (ts < l->ts_ns) continue;
         if (ts > l->ts_ns) { /* a newer point: the older fields go */
             for (size_t j = 0; j < l->nfields; j++) free((char *)l->fields[j].key.p);
             l->nfields = 0;
             l->ts_ns = ts;
+        }
+        if (l->nfields == g->cap) {
+            size_t cap = g->cap ? g->cap * 2 : 8;
+            struct pt_field *f = realloc(l->fields, cap * sizeof *f);
+            if (!f) {
+                rc = -ENOMEM;
+                break;
+            }
+            l->fields = f;
+            g->cap = cap;
         }
         struct pt_field *d = &l->fields[l->nfields];
         double dv = strtod(v, NULL);
@@ -738,11 +794,18 @@ static int latest_from(const char *want, json_t *vals, json_t *times, struct sto
             d->type = PT_F_FLOAT;
             d->v.f = dv;
         }
-        if (!(d->key.p = strdup(field))) return -ENOMEM;
+        if (!(d->key.p = strdup(field))) {
+            rc = -ENOMEM;
+            break;
+        }
         d->key.len = (uint32_t)strlen(field);
         l->nfields++;
     }
-    return 0;
+    for (size_t j = 0; j < nk; j++) free(tk_[j].key);
+    free(tk_);
+    for (size_t j = 0; grp && j < n; j++) free(grp[j].canon);
+    free(grp);
+    return rc;
 }
 
 static int vm_latest(struct store *s, const char *ns, const char *mcis, const char *vm,
