@@ -12,12 +12,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "pt/catalog.h"
 #include "pt/err.h"
 #include "pt/log.h"
 #include "store/remote_int.h"
 #include "store/store.h"
+#include "store/storehttp.h"
 
 #define S  INT64_C(1000000000)
 #define T0 (INT64_C(1700000040) * S) /* a multiple of 60 s */
@@ -174,6 +176,37 @@ static void test_rows_and_columns(void **state)
     rs_free(&set);
 }
 
+/* Server answers with integers past int64 (InfluxDB prints a large float
+ * that way): read as reals, everything else untouched, strings included. */
+static void test_json_bigints(void **state)
+{
+    (void)state;
+    char err[160];
+    const char *in = "{\"a\":18446744073709552000,\"s\":\"x\\\"18446744073709552000\","
+                     "\"b\":[-92233720368547758080,9223372036854775807,-9223372036854775808,"
+                     "1.5e19,12345678901234567890123456789012345678901234567890123456789012345]}";
+    json_t *j = sh_json_load(in, strlen(in), err, sizeof err);
+    assert_non_null(j);
+    assert_true(json_is_real(json_object_get(j, "a")));
+    assert_true(json_real_value(json_object_get(j, "a")) == 18446744073709552000.0);
+    assert_string_equal(json_string_value(json_object_get(j, "s")), "x\"18446744073709552000");
+    json_t *b = json_object_get(j, "b");
+    assert_true(json_is_real(json_array_get(b, 0)));
+    assert_true(json_real_value(json_array_get(b, 0)) < -9.2e19);
+    assert_true(json_is_integer(json_array_get(b, 1))); /* fits: stays exact */
+    assert_int_equal(json_integer_value(json_array_get(b, 1)), INT64_MAX);
+    assert_int_equal(json_integer_value(json_array_get(b, 2)), INT64_MIN);
+    assert_true(json_is_real(json_array_get(b, 4)));
+    json_decref(j);
+    /* Not JSON: a message, no crash; truncated inputs of every length too. */
+    assert_null(sh_json_load("{\"a\":", 5, err, sizeof err));
+    assert_true(err[0] != '\0');
+    for (size_t n = 0; n < strlen(in); n++) {
+        j = sh_json_load(in, n, err, sizeof err);
+        json_decref(j);
+    }
+}
+
 static void test_query_check(void **state)
 {
     (void)state;
@@ -205,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_reduce_and_across),
         cmocka_unit_test(test_rows_and_columns),
         cmocka_unit_test(test_query_check),
+        cmocka_unit_test(test_json_bigints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
