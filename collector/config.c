@@ -118,6 +118,9 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         (rc = pt_conf_duration(c, "ingest.ack_interval", 10 * PT_NS_PER_MS, 5 * PT_NS_PER_SEC,
                                100 * PT_NS_PER_MS, &cfg->ack_interval_ns)) ||
         (rc = pt_conf_str(c, "store.url", "sqlite:", &cfg->store_url)) ||
+        (rc = pt_conf_str(c, "store.read_url", NULL, &cfg->store_read_url)) ||
+        (rc = pt_conf_str(c, "store.user", NULL, &cfg->store_user)) ||
+        (rc = pt_conf_str(c, "store.password", NULL, &cfg->store_password)) ||
         (rc = pt_conf_duration(c, "store.retention", 0, 3650 * 86400 * PT_NS_PER_SEC,
                                30 * 86400 * PT_NS_PER_SEC, &cfg->retention_ns)) ||
         (rc = pt_conf_duration(c, "store.retention_1m", 0, 3650 * 86400 * PT_NS_PER_SEC,

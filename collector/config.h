@@ -29,6 +29,8 @@ struct coll_config {
     bool acks;
     int64_t ack_interval_ns;
     const char *store_url;
+    const char *store_read_url;              /* server backends: where queries go (cluster) */
+    const char *store_user, *store_password; /* server backends: HTTP basic auth */
     int64_t retention_ns;
     /* How long the 1 m and 1 h roll-ups are kept (store.retention_1m, _1h). */
     int64_t retention_1m_ns, retention_1h_ns;

@@ -49,6 +49,11 @@ static const char usage[] =
     "  ingest.acks        acknowledge durable frames to agents   (true)\n"
     "  ingest.ack_interval  at most one ack per agent this often (100ms)\n"
     "  store.url          metric store                          (sqlite: = data_dir/metrics.db)\n"
+    "                     or influxdb:http://host:8086/db[?rp=&batch=&parallel=&timeout=&gzip=]\n"
+    "                     or victoriametrics:http://host:8428[/insert/<tenant>][?batch=...]\n"
+    "  store.read_url     VictoriaMetrics cluster: the vmselect .../select/<tenant>/prometheus\n"
+    "  store.user         InfluxDB / VictoriaMetrics basic auth user (none)\n"
+    "  store.password     its password\n"
     "  store.retention    raw points older than this are deleted (30d; 0 keeps all)\n"
     "  store.retention_1m 1-minute roll-ups kept this long        (90d; 0 keeps all)\n"
     "  store.retention_1h 1-hour roll-ups kept this long          (400d; 0 keeps all)\n"
@@ -200,7 +205,9 @@ static int start(struct daemon *d)
     }
     d->ops = store_ops_for_url(c->store_url);
     if (!d->ops) {
-        PT_ERROR("pantalad", "store.url \"%s\": unknown backend (supported: sqlite:)",
+        PT_ERROR("pantalad",
+                 "store.url \"%s\": unknown backend (supported: sqlite:, influxdb:, "
+                 "victoriametrics:)",
                  c->store_url);
         return -EINVAL;
     }
@@ -208,7 +215,12 @@ static int start(struct daemon *d)
                             .data_dir = c->data_dir,
                             .retention_ns = c->retention_ns,
                             .retention_1m_ns = c->retention_1m_ns,
-                            .retention_1h_ns = c->retention_1h_ns};
+                            .retention_1h_ns = c->retention_1h_ns,
+                            .read_url = c->store_read_url,
+                            .user = c->store_user,
+                            .password = c->store_password,
+                            .points_refused = &d->stats.store_points_refused,
+                            .points_unwritable = &d->stats.store_points_unwritable};
     if ((rc = d->ops->open(&sc, &d->store, err, sizeof err))) {
         PT_ERROR("pantalad", "store: %s", err);
         return rc;

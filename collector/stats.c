@@ -208,6 +208,12 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
     counter(&b, "pantala_store_errors_total", "Failed store writes.", LOAD(s->store_errors));
     counter(&b, "pantala_store_retention_deleted_total", "Points deleted by retention.",
             LOAD(s->store_retention_deleted));
+    tb_printf(&b,
+              "# HELP pantala_store_points_refused_total Points a store server did not keep, by "
+              "reason.\n# TYPE pantala_store_points_refused_total counter\n"
+              "pantala_store_points_refused_total{reason=\"server_4xx\"} %llu\n"
+              "pantala_store_points_refused_total{reason=\"unwritable\"} %llu\n",
+              LOAD(s->store_points_refused), LOAD(s->store_points_unwritable));
     gauge(&b, "pantala_write_queue_depth", "Batches waiting for the writer thread.",
           (long long)atomic_load(&s->queue_depth));
     gauge(&b, "pantala_write_queue_capacity", "Capacity of the writer queue in batches.",

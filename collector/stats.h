@@ -52,6 +52,10 @@ struct coll_stats {
     _Atomic uint64_t frames_dropped_store, points_dropped_store, store_errors;
     _Atomic uint64_t frames_dropped_shutdown, points_dropped_shutdown;
     _Atomic uint64_t store_retention_deleted;
+    /* Server backends: points the server refused (HTTP 4xx; the write then
+     * fails and counts in store_errors too), and points line protocol cannot
+     * carry (skipped, the rest of the batch is stored). */
+    _Atomic uint64_t store_points_refused, store_points_unwritable;
     _Atomic int64_t queue_depth, queue_capacity;
     _Atomic int64_t store_bytes;
     _Atomic int64_t agents_registered;

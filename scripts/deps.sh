@@ -13,6 +13,9 @@ PKGS=(
   procps  # free(1), which tests/unit/agent/test_agent_live.py checks mem_total against
   musl-tools  # the static agent (PT_AGENT_STATIC)
   prometheus-alertmanager  # tests/integration/test_notify_alertmanager.py
+  zlib1g-dev
+  # real servers the store tests start on loopback
+  influxdb victoria-metrics
 )
 
 missing=()

@@ -3,10 +3,12 @@
  * The writer thread calls write_batch(); API threads call query() and
  * latest() concurrently with it and with each other, so every backend must
  * be safe for one writer plus many readers at once. Only the embedded
- * SQLite backend exists today; InfluxDB and VictoriaMetrics plug in here. */
+ * SQLite backend is the default; InfluxDB 1.x and VictoriaMetrics are the
+ * server backends. */
 #ifndef COLL_STORE_H
 #define COLL_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +25,12 @@ struct store_conf {
      * summaries are kept; 0 keeps them all. retention(cutoff) applies them
      * as cutoff + retention_ns - retention_1m_ns (resp. _1h_ns). */
     int64_t retention_1m_ns, retention_1h_ns;
+    /* Server backends only (influxdb:, victoriametrics:, docs/storage.md). */
+    const char *read_url;        /* where queries go, when not to url (a cluster) */
+    const char *user, *password; /* HTTP basic auth; NULL: none */
+    /* Counters the backend adds to (may be NULL): points the server refused
+     * as invalid (HTTP 4xx), and points line protocol cannot carry. */
+    _Atomic uint64_t *points_refused, *points_unwritable;
 };
 
 /* One measurement of one sample: what write_batch() stores. The strings
@@ -98,7 +106,9 @@ struct store_series {
     char **tag_keys, **tag_vals; /* sorted by key */
     size_t ntags;
     char **fields;   /* column names */
-    uint8_t *ftypes; /* enum pt_ftype of each column as stored (for rendering) */
+    uint8_t *ftypes; /* enum pt_ftype of each column as stored (for rendering); PT_F_FLOAT
+                      * for every column of an across=AVG result (an average of integers
+                      * is not one) */
     size_t nfields;
     int64_t *ts; /* bucket start, or point time when raw */
     double *vals;
@@ -158,6 +168,8 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_influxdb_ops;
+extern const struct store_ops store_victoriametrics_ops;
 
 /* The backend for a URL ("sqlite:..."), or NULL. */
 const struct store_ops *store_ops_for_url(const char *url);
