@@ -21,6 +21,7 @@
 #include "pt/catalog.h"
 #include "pt/err.h"
 #include "pt/time.h"
+#include "pt/util.h"
 
 struct fx {
     char dir[64], db[128];
@@ -295,6 +296,69 @@ static void test_acks_follow_durability(void **state)
     assert_int_equal(N(f->stats.duplicate), 1);
 }
 
+/* A resend older than the agent's newest sample is accepted as backfill
+ * (stored, not fed to alerting); the agent's own figures ("agent") are
+ * taken from the newest sample only, and ring_oldest lets the durable
+ * window stop waiting for frames the agent gave up. */
+static void test_backfill_and_agent_report(void **state)
+{
+    struct fx *f = *state;
+    struct pt_wire_dec *dec = pt_wire_dec_new();
+    struct pt_field agent_fields[] = {
+        {PT_STR("frames_sent"), PT_F_UINT, {.u = 40}},
+        {PT_STR("frames_resent"), PT_F_UINT, {.u = 7}},
+        {PT_STR("ring_dropped"), PT_F_UINT, {.u = 3}},
+        {PT_STR("ring_frames"), PT_F_UINT, {.u = 2}},
+        {PT_STR("ring_oldest"), PT_F_UINT, {.u = 10}},
+    };
+    struct pt_meas two[] = {meas[0], {PT_STR("agent"), NULL, agent_fields, 0, 5}};
+    struct pt_frame fr = {0}, d;
+    fr.agent_id = f->agent.id;
+    fr.epoch = 1000;
+    fr.interval_ms = 1000;
+    fr.nparts = 1;
+    fr.id = (struct pt_ident){PT_STR("ns1"), PT_STR("mcis1"), PT_STR("vm1"), PT_STR("aws"),
+                              PT_STR("h")};
+    uint8_t buf[PT_WIRE_MAX_FRAME];
+    size_t len;
+    enum coll_reject why;
+    struct {
+        uint64_t seq;
+        int64_t ts;
+        bool report;
+        enum coll_admit want;
+    } steps[] = {
+        {11, f->now, true, COLL_ADMIT_OK},                        /* newest */
+        {12, f->now - PT_NS_PER_SEC, false, COLL_ADMIT_BACKFILL}, /* older ts */
+        {13, f->now, false, COLL_ADMIT_OK},                       /* same ts: a part */
+        {12, f->now - PT_NS_PER_SEC, false, COLL_ADMIT_DUPLICATE},
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(steps); i++) {
+        fr.seq = steps[i].seq;
+        fr.ts_ns = steps[i].ts;
+        fr.meas = steps[i].report ? two : meas;
+        fr.nmeas = steps[i].report ? 2 : 1;
+        assert_int_equal(pt_wire_encode(&fr, &f->wkey, buf, sizeof buf, &len), 0);
+        assert_int_equal(pt_wire_decode(dec, buf, len, &d), 0);
+        assert_int_equal(coll_registry_admit(f->reg, &d, 2, buf, NULL, &secure, f->now, &why),
+                         steps[i].want);
+    }
+    struct coll_agent_info a;
+    assert_int_equal(coll_registry_get(f->reg, f->agent.id, &a), 0);
+    assert_true(a.agent_reports);
+    assert_true(a.agent_sent == 40 && a.agent_resent == 7 && a.agent_ring_dropped == 3 &&
+                a.agent_ring_frames == 2);
+    /* ring_oldest 10: seqs 1-9 are given up or acknowledged; nothing of
+     * 11-13 is durable yet. */
+    assert_int_equal((int)a.acked, 9);
+    struct coll_frame_ref refs[] = {{f->agent.id, 1000, 11}, {f->agent.id, 1000, 13}};
+    coll_registry_durable(f->reg, refs, 2);
+    assert_int_equal(coll_registry_get(f->reg, f->agent.id, &a), 0);
+    assert_int_equal((int)a.acked, 9); /* 10 and 12 still owed */
+    assert_int_equal((int)a.ack_lag, 4);
+    pt_wire_dec_free(dec);
+}
+
 static void test_register_conflict_and_remove(void **state)
 {
     struct fx *f = *state;
@@ -346,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insecure_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persisted_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_follow_durability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backfill_and_agent_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_conflict_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_agents_hash, setup, teardown),
     };
