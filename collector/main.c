@@ -3,6 +3,7 @@
 #include "api/api.h"
 #include "config.h"
 #include "ingest/ingest.h"
+#include "outbox.h"
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
@@ -49,7 +50,11 @@ static const char usage[] =
     "  writer.queue       batches waiting for the store at most (64, ~2.5 MB each)\n"
     "  writer.batch       frames per store write                 (2048)\n"
     "  writer.flush       hand over a partial batch after        (200ms)\n"
-    "  writer.drain       at shutdown, keep writing queued data  (30s)\n"
+    "  writer.drain       at shutdown, keep writing queued data  (30s; the rest goes\n"
+    "                     to the outbox)\n"
+    "  outbox.max_bytes   on-disk outbox for batches the store cannot take yet\n"
+    "                     (1073741824; 0 = none: a full queue drops)\n"
+    "  outbox.dir         where its segment files go            (data_dir/outbox)\n"
     "  log.level          error | warn | info | debug           (info)\n"
     "  log.file           log to this file instead of stderr\n"
     "\n"
@@ -62,6 +67,7 @@ struct daemon {
     const struct store_ops *ops;
     struct store *store;
     struct coll_registry *reg;
+    struct coll_outbox *outbox;
     struct coll_writer *writer;
     struct coll_ingest ingest;
     struct coll_api *api;
@@ -127,6 +133,22 @@ static int start(struct daemon *d)
         PT_ERROR("pantalad", "%s", err);
         return rc;
     }
+    if (c->outbox_max_bytes > 0) {
+        char obdir[PATH_MAX];
+        if (c->outbox_dir)
+            snprintf(obdir, sizeof obdir, "%s", c->outbox_dir);
+        else
+            snprintf(obdir, sizeof obdir, "%s/outbox", c->data_dir);
+        struct coll_outbox_opts oo = {obdir, (uint64_t)c->outbox_max_bytes, 0};
+        if ((rc = coll_outbox_open(&d->outbox, &oo, err, sizeof err))) {
+            PT_ERROR("pantalad", "%s", err);
+            return rc;
+        }
+        atomic_store(&d->stats.outbox_max_bytes, c->outbox_max_bytes);
+    } else {
+        PT_WARN("pantalad", "outbox.max_bytes is 0: no outbox, batches the store cannot take "
+                            "in time are dropped (counted)");
+    }
     struct coll_writer_opts wo = {
         .queue_batches = (size_t)c->queue_batches,
         .batch_frames = (size_t)c->batch_frames,
@@ -134,6 +156,7 @@ static int start(struct daemon *d)
         .retention_ns = c->retention_ns,
         .persist_ns = 5 * PT_NS_PER_SEC,
         .drain_ns = c->drain_ns,
+        .outbox = d->outbox,
     };
     if ((rc = coll_writer_start(&d->writer, d->ops, d->store, d->reg, &d->stats, &wo))) {
         PT_ERROR("pantalad", "cannot start the writer thread: %s", pt_strerror(rc));
@@ -151,6 +174,7 @@ static int start(struct daemon *d)
         .ops = d->ops,
         .store = d->store,
         .stats = &d->stats,
+        .writer = d->writer,
         .tokens = c->tokens,
         .ntokens = c->ntokens,
         .udp_host = c->udp_host,
@@ -190,6 +214,8 @@ static void stop(struct daemon *d)
         coll_writer_stop(d->writer); /* drains what was accepted */
         d->writer = NULL;
     }
+    coll_outbox_close(d->outbox); /* what it holds is replayed at the next start */
+    d->outbox = NULL;
     coll_ingest_close(&d->ingest);
     coll_registry_close(d->reg);
     d->reg = NULL;
@@ -199,9 +225,13 @@ static void stop(struct daemon *d)
                        wr = atomic_load(&d->stats.frames_written),
                        dq = atomic_load(&d->stats.frames_dropped_queue),
                        ds = atomic_load(&d->stats.frames_dropped_store) +
-                            atomic_load(&d->stats.frames_dropped_shutdown);
-    PT_INFO("pantalad", "stopped: %llu frames accepted, %llu written, %llu dropped", acc, wr,
-            dq + ds);
+                            atomic_load(&d->stats.frames_dropped_shutdown) +
+                            atomic_load(&d->stats.frames_dropped_outbox) +
+                            atomic_load(&d->stats.frames_dropped_corrupt);
+    long long ob = (long long)atomic_load(&d->stats.outbox_frames);
+    PT_INFO("pantalad",
+            "stopped: %llu frames accepted, %llu written, %llu dropped, %lld in the outbox", acc,
+            wr, dq + ds, ob);
 }
 
 int main(int argc, char **argv)

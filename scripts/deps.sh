@@ -7,6 +7,7 @@ PKGS=(
   build-essential cmake pkg-config git
   libuv1-dev libmsgpack-dev libmsgpuck-dev libjansson-dev libcurl4-openssl-dev
   libmicrohttpd-dev libsqlite3-dev libssl-dev
+  zlib1g-dev
   libcmocka-dev clang python3 curl sqlite3
 )
 

@@ -60,5 +60,6 @@ void api_vm_latest(struct api_req *rq, struct api_resp *rs, const char *ns, cons
                    const char *vm);
 void api_healthz(struct api_req *rq, struct api_resp *rs);
 void api_prometheus(struct api_req *rq, struct api_resp *rs);
+void api_store(struct api_req *rq, struct api_resp *rs);
 
 #endif
