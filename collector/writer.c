@@ -13,6 +13,7 @@
 #define RECORD_HDR      8 /* u32 length, u16 points, u16 padding */
 #define RETAIN_FREE     4 /* spare batches kept for reuse */
 #define RETENTION_EVERY (600 * PT_NS_PER_SEC)
+#define SYNC_EVERY      (50 * PT_NS_PER_MS) /* outbox appends are synced in groups this long */
 
 struct batch {
     struct batch *next;
@@ -60,7 +61,10 @@ struct coll_writer {
     char last_error[256];
     uint64_t rng;
     _Atomic uint64_t big_frames, big_points; /* batches larger than the outbox */
-    uint64_t replayed_run;                   /* batches replayed since the outbox was last empty */
+    /* Batches counted as dropped by a full outbox while the writer was
+     * writing them, and then stored after all: not lost, so not counted. */
+    _Atomic uint64_t rescued_frames, rescued_points;
+    uint64_t replayed_run; /* batches replayed since the outbox was last empty */
 
     /* writer thread scratch */
     struct pt_wire_dec *dec;
@@ -416,8 +420,10 @@ static void outbox_stats(struct coll_writer *w)
     atomic_store(&s->outbox_batches, (int64_t)i.records);
     atomic_store(&s->outbox_frames, (int64_t)i.frames);
     atomic_store(&s->outbox_oldest_ns, i.oldest_born_ns);
-    atomic_store(&s->frames_dropped_outbox, i.dropped_frames + atomic_load(&w->big_frames));
-    atomic_store(&s->points_dropped_outbox, i.dropped_points + atomic_load(&w->big_points));
+    atomic_store(&s->frames_dropped_outbox,
+                 i.dropped_frames + atomic_load(&w->big_frames) - atomic_load(&w->rescued_frames));
+    atomic_store(&s->points_dropped_outbox,
+                 i.dropped_points + atomic_load(&w->big_points) - atomic_load(&w->rescued_points));
     atomic_store(&s->frames_dropped_corrupt, i.corrupt_frames);
     atomic_store(&s->points_dropped_corrupt, i.corrupt_points);
     atomic_store(&s->outbox_dropped_bytes, i.dropped_bytes);
@@ -469,20 +475,28 @@ static bool spill_wanted(struct coll_writer *w)
 static void *spill_main(void *arg)
 {
     struct coll_writer *w = arg;
-    bool unsynced = false;
+    int64_t unsynced_since = 0; /* monotonic time of the first append not synced, or 0 */
     pthread_mutex_lock(&w->lock);
     for (;;) {
         if (!w->spill_stop && !spill_wanted(w)) {
-            if (unsynced) {
+            int64_t now = pt_mono_ns();
+            if (unsynced_since && now - unsynced_since >= SYNC_EVERY) {
                 pthread_mutex_unlock(&w->lock);
                 coll_outbox_sync(w->ob);
                 pthread_mutex_lock(&w->lock);
-                unsynced = false;
+                unsynced_since = 0;
                 continue;
             }
+            /* Wait for work, or until the group of appends is due for its
+             * sync; at most a second (that also ends a pause after a
+             * failed append). */
+            int64_t until = unsynced_since ? unsynced_since + SYNC_EVERY : now + PT_NS_PER_SEC;
+            int64_t left = until - now;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1; /* also ends a pause after a failed append */
+            int64_t abs_ns = (int64_t)ts.tv_sec * PT_NS_PER_SEC + ts.tv_nsec + left;
+            ts.tv_sec = (time_t)(abs_ns / PT_NS_PER_SEC);
+            ts.tv_nsec = (long)(abs_ns % PT_NS_PER_SEC);
             pthread_cond_timedwait(&w->spill_cond, &w->lock, &ts);
             continue;
         }
@@ -503,7 +517,7 @@ static void *spill_main(void *arg)
         int rc = spill_locked(w, b, &id);
         w->spill_busy = false;
         if (rc == 0) {
-            unsynced = true;
+            if (!unsynced_since) unsynced_since = pt_mono_ns();
             if (infl) {
                 w->inflight_on_disk = true;
                 w->inflight_id = id;
@@ -533,7 +547,7 @@ static void *spill_main(void *arg)
         pthread_cond_broadcast(&w->cond); /* the writer may wait for spill_busy */
     }
     pthread_mutex_unlock(&w->lock);
-    if (unsynced) coll_outbox_sync(w->ob);
+    if (unsynced_since) coll_outbox_sync(w->ob);
     return NULL;
 }
 
@@ -559,7 +573,11 @@ static void replay_one(struct coll_writer *w, unsigned *attempt)
         backoff(w, (*attempt)++);
         return;
     }
-    coll_outbox_pop(w->ob, r.id);
+    if (coll_outbox_pop(w->ob, r.id) == -ENOENT && rc == 0) {
+        /* A full outbox dropped (and counted) it while it was written. */
+        atomic_fetch_add(&w->rescued_frames, r.nframes);
+        atomic_fetch_add(&w->rescued_points, r.npoints);
+    }
     if (rc == 0) {
         atomic_fetch_add(&w->stats->outbox_replayed_batches, 1);
         atomic_fetch_add(&w->stats->outbox_replayed_frames, r.nframes);
@@ -594,7 +612,11 @@ static void write_queued(struct coll_writer *w, struct batch *b, unsigned *attem
         pthread_mutex_unlock(&w->lock);
         if (rc == 0 || is_permanent(rc)) {
             if (on_disk) { /* already stored: remove the copy */
-                coll_outbox_pop(w->ob, id);
+                if (coll_outbox_pop(w->ob, id) == -ENOENT && rc == 0) {
+                    /* A full outbox dropped (and counted) the copy. */
+                    atomic_fetch_add(&w->rescued_frames, b->nframes);
+                    atomic_fetch_add(&w->rescued_points, b->npoints);
+                }
                 outbox_stats(w);
             }
             if (rc == 0) {
