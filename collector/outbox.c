@@ -68,6 +68,11 @@ struct coll_outbox {
     size_t bufcap;
     struct coll_outbox_info lost; /* cumulative dropped_* and corrupt_* */
     struct pt_complain c_full;
+    /* The sync thread: fdatasync can take long on a busy disk, and the
+     * appender must not wait for it (coll_outbox_sync_soon()). */
+    pthread_t syncer;
+    pthread_cond_t sync_cond;
+    bool sync_started, sync_req, sync_stop;
 };
 
 /* ---- little-endian fields ------------------------------------------------ */
@@ -325,6 +330,7 @@ int coll_outbox_open(struct coll_outbox **out, const struct coll_outbox_opts *o,
     ob->next_seq = 1;
     ob->next_id = 1;
     pthread_mutex_init(&ob->lock, NULL);
+    pthread_cond_init(&ob->sync_cond, NULL);
     if (mkdir(ob->dir, 0750) && errno != EEXIST) {
         int e = errno;
         snprintf(err, errlen, "outbox: cannot create directory %s: %s", ob->dir, strerror(e));
@@ -531,26 +537,87 @@ int coll_outbox_append(struct coll_outbox *ob, const void *data, size_t len, uin
     return 0;
 }
 
+/* Syncs what was written so far. The file descriptors are duplicated under
+ * the lock and synced outside it, so appends, peeks and pops go on
+ * meanwhile (a segment deleted in between is synced for nothing). */
 int coll_outbox_sync(struct coll_outbox *ob)
 {
-    int rc = 0;
-    pthread_mutex_lock(&ob->lock);
-    for (struct seg *s = ob->head; s; s = s->next) {
-        if (!s->dirty) continue;
-        if (fdatasync(s->fd) && !rc) rc = -errno;
-        s->dirty = false;
-    }
-    if (ob->dir_dirty) {
-        int dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            if (fsync(dfd) && !rc) rc = -errno;
-            close(dfd);
+    int fds[64], nfd = 0, rc = 0;
+    bool more = true, dir;
+    while (more) {
+        more = false;
+        nfd = 0;
+        pthread_mutex_lock(&ob->lock);
+        for (struct seg *s = ob->head; s; s = s->next) {
+            if (!s->dirty) continue;
+            if (nfd == (int)(sizeof fds / sizeof fds[0])) {
+                more = true;
+                break;
+            }
+            int fd = dup(s->fd);
+            if (fd < 0) {
+                if (!rc) rc = -errno;
+                continue;
+            }
+            fds[nfd++] = fd;
+            s->dirty = false;
         }
+        dir = ob->dir_dirty;
         ob->dir_dirty = false;
+        pthread_mutex_unlock(&ob->lock);
+        for (int i = 0; i < nfd; i++) {
+            if (fdatasync(fds[i]) && !rc) rc = -errno;
+            close(fds[i]);
+        }
+        if (dir) {
+            int dfd = open(ob->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                if (fsync(dfd) && !rc) rc = -errno;
+                close(dfd);
+            }
+        }
     }
-    pthread_mutex_unlock(&ob->lock);
     if (rc) PT_ERROR("outbox", "sync of %s failed: %s", ob->dir, pt_strerror(rc));
     return rc;
+}
+
+static void *sync_main(void *arg)
+{
+    struct coll_outbox *ob = arg;
+    pthread_mutex_lock(&ob->lock);
+    while (!ob->sync_stop) {
+        if (!ob->sync_req) {
+            pthread_cond_wait(&ob->sync_cond, &ob->lock);
+            continue;
+        }
+        ob->sync_req = false;
+        pthread_mutex_unlock(&ob->lock);
+        coll_outbox_sync(ob);
+        pthread_mutex_lock(&ob->lock);
+    }
+    pthread_mutex_unlock(&ob->lock);
+    return NULL;
+}
+
+void coll_outbox_sync_soon(struct coll_outbox *ob)
+{
+    pthread_mutex_lock(&ob->lock);
+    if (!ob->sync_started) {
+        /* Started on first use, so a read-only user (a test, a tool) has
+         * no thread. */
+        if (pthread_create(&ob->syncer, NULL, sync_main, ob) == 0) {
+            ob->sync_started = true;
+            pthread_setname_np(ob->syncer, "pt-outbox-sync");
+        }
+    }
+    if (!ob->sync_started) {
+        pthread_mutex_unlock(&ob->lock);
+        coll_outbox_sync(ob);
+        return;
+    }
+    ob->sync_req = true;
+    pthread_cond_signal(&ob->sync_cond);
+    pthread_mutex_unlock(&ob->lock);
 }
 
 /* ---- consume ------------------------------------------------------------ */
@@ -657,6 +724,13 @@ uint64_t coll_outbox_records(struct coll_outbox *ob)
 void coll_outbox_close(struct coll_outbox *ob)
 {
     if (!ob) return;
+    if (ob->sync_started) {
+        pthread_mutex_lock(&ob->lock);
+        ob->sync_stop = true;
+        pthread_cond_signal(&ob->sync_cond);
+        pthread_mutex_unlock(&ob->lock);
+        pthread_join(ob->syncer, NULL);
+    }
     coll_outbox_sync(ob);
     while (ob->head) {
         struct seg *s = ob->head;
@@ -665,6 +739,7 @@ void coll_outbox_close(struct coll_outbox *ob)
         free(s);
     }
     free(ob->buf);
+    pthread_cond_destroy(&ob->sync_cond);
     pthread_mutex_destroy(&ob->lock);
     free(ob);
 }

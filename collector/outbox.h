@@ -12,7 +12,8 @@
  * what they held so the caller can count it.
  *
  * Threads: any number of appenders, ONE consumer (peek/pop); every call
- * takes the outbox's own lock, and none calls back. */
+ * takes the outbox's own lock, and none calls back. Syncs run outside that
+ * lock. */
 #ifndef COLL_OUTBOX_H
 #define COLL_OUTBOX_H
 
@@ -62,6 +63,9 @@ int coll_outbox_append(struct coll_outbox *ob, const void *data, size_t len, uin
 /* Makes every append so far durable (fdatasync of the written segments and
  * of the directory when a segment was created). */
 int coll_outbox_sync(struct coll_outbox *ob);
+/* Asks for a sync and returns at once: a thread of the outbox (started on
+ * first use) does it, so an appender never waits for the disk's flush. */
+void coll_outbox_sync_soon(struct coll_outbox *ob);
 /* The oldest record, or -ENOENT when empty. Damaged records found here are
  * logged, counted and skipped (with the rest of their segment). */
 int coll_outbox_peek(struct coll_outbox *ob, struct coll_outbox_rec *rec);

@@ -388,7 +388,8 @@ static void outage_end(struct coll_writer *w)
 
 /* Sleeps the back-off before retry number attempt (0-based): 100 ms
  * doubling to 5 s, +-25 % jitter so many collectors do not retry at once.
- * Returns early when the writer is told to stop. */
+ * Returns early when the writer is told to stop, and waits only 100 ms
+ * once it is stopping. */
 static void backoff(struct coll_writer *w, unsigned attempt)
 {
     int64_t ms = 100;
@@ -399,6 +400,7 @@ static void backoff(struct coll_writer *w, unsigned attempt)
     w->rng ^= w->rng << 17;
     ms = ms * 3 / 4 + (int64_t)(w->rng % (uint64_t)(ms / 2 + 1));
     pthread_mutex_lock(&w->lock);
+    if (w->stopping) ms = 100; /* still retrying until the drain deadline, but not for long */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t until = (int64_t)ts.tv_sec * PT_NS_PER_SEC + ts.tv_nsec + ms * PT_NS_PER_MS;
@@ -481,9 +483,7 @@ static void *spill_main(void *arg)
         if (!w->spill_stop && !spill_wanted(w)) {
             int64_t now = pt_mono_ns();
             if (unsynced_since && now - unsynced_since >= SYNC_EVERY) {
-                pthread_mutex_unlock(&w->lock);
-                coll_outbox_sync(w->ob);
-                pthread_mutex_lock(&w->lock);
+                coll_outbox_sync_soon(w->ob); /* never waits for the disk */
                 unsynced_since = 0;
                 continue;
             }
@@ -642,7 +642,7 @@ static void write_queued(struct coll_writer *w, struct batch *b, unsigned *attem
         bool late = w->stopping && pt_mono_ns() > w->drain_deadline;
         if (!keep || late) w->inflight = NULL;
         pthread_mutex_unlock(&w->lock);
-        if (synced) coll_outbox_sync(w->ob);
+        if (synced) coll_outbox_sync_soon(w->ob);
         if (!keep) break;
         if (late) {
             atomic_fetch_add(&w->stats->frames_dropped_shutdown, b->nframes);

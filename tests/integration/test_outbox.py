@@ -192,14 +192,24 @@ class Outbox(unittest.TestCase):
             self.loadgen.wait()
         if self.relay:
             self.relay.running = False
+        # A clean exit is part of the test (under ASan it also checks leaks).
+        bad = []
         for d in self.daemons:
             if d.proc and d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
+                try:
+                    rc = d.stop(signal.SIGTERM, timeout=30)
+                except subprocess.TimeoutExpired:
+                    d.proc.kill()
+                    d.proc.wait()
+                    rc = "timeout"
+                if rc != 0:
+                    bad.append("%s exited with %s:\n%s" % (d.dir, rc, d.read_log()[-3000:]))
         if os.environ.get("PT_KEEP_TMP"):
             print("kept", self.root)
         else:
             shutil.rmtree(self.root, ignore_errors=True)
+        if bad:
+            raise AssertionError("\n".join(bad))
 
     # ---------------------------------------------------------------- helpers
 
