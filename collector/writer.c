@@ -472,8 +472,9 @@ static bool spill_wanted(struct coll_writer *w)
 /* The spiller thread: moves the oldest queued batches to the outbox while
  * the queue is above its high-water mark or the store fails. A batch the
  * writer is writing at that moment is older than the queue, so it is
- * copied first (it stays with the writer; see writer_main). Appends are
- * synced in groups: once per round, when nothing more is wanted. */
+ * copied first (it stays with the writer; see write_queued()). Appends are
+ * synced in groups, SYNC_EVERY after the first unsynced one, by the
+ * outbox's own thread, so a slow fdatasync never holds up spilling. */
 static void *spill_main(void *arg)
 {
     struct coll_writer *w = arg;
