@@ -54,12 +54,17 @@ def main():
         lock.release()
         t_release = time.monotonic()
         replayed0 = m_release["pantala_outbox_replayed_frames_total"]
-        while d.metrics()["pantala_outbox_batches"] > 0 and time.monotonic() - t_release < 600:
-            time.sleep(0.1)
-        replay_s = time.monotonic() - t_release
         out, _ = lg.communicate()
         summary = json.loads(out.strip().splitlines()[-1])
-        time.sleep(1)
+
+        def caught_up():
+            m = d.metrics()
+            return (m["pantala_outbox_batches"] == 0 and m["pantala_write_queue_depth"] == 0 and
+                    m["pantala_frames_written_total"] ==
+                    m['pantala_frames_total{outcome="accepted"}'])
+        while not caught_up() and time.monotonic() - t_release < 900:
+            time.sleep(0.1)
+        replay_s = time.monotonic() - t_release
         m = d.metrics()
         dropped = {r: m['pantala_frames_dropped_total{reason="%s"}' % r]
                    for r in ("queue_full", "store_error", "shutdown", "outbox_full",
@@ -73,9 +78,11 @@ def main():
             "spilled_frames": m["pantala_outbox_spilled_frames_total"],
             "peak_outbox_bytes": peak_bytes, "peak_outbox_frames": peak_frames,
             "bytes_per_frame": round(peak_bytes / peak_frames, 1) if peak_frames else None,
-            "replay_s": round(replay_s, 2),
+            "release_to_caught_up_s": round(replay_s, 2),
             "replayed_frames": replayed,
-            "replay_frames_per_s": round(replayed / replay_s) if replay_s else None,
+            "stored_frames_per_s_after_release":
+                round((m["pantala_frames_written_total"] - m_release["pantala_frames_written_total"])
+                      / replay_s) if replay_s else None,
             "dropped": dropped,
         }
         print(json.dumps(res, indent=1))
