@@ -55,6 +55,9 @@ int coll_config_load(struct coll_config *cfg, const char *path)
                                300 * PT_NS_PER_SEC, &cfg->max_future_ns)) ||
         (rc = pt_conf_int(c, "ingest.rcvbuf", 65536, INT32_MAX, 32 << 20, &cfg->rcvbuf)) ||
         (rc = pt_conf_str(c, "store.url", "sqlite:", &cfg->store_url)) ||
+        (rc = pt_conf_str(c, "store.read_url", NULL, &cfg->store_read_url)) ||
+        (rc = pt_conf_str(c, "store.user", NULL, &cfg->store_user)) ||
+        (rc = pt_conf_str(c, "store.password", NULL, &cfg->store_password)) ||
         (rc = pt_conf_duration(c, "store.retention", 0, 3650 * 86400 * PT_NS_PER_SEC,
                                30 * 86400 * PT_NS_PER_SEC, &cfg->retention_ns)) ||
         (rc = pt_conf_int(c, "writer.queue", 2, 65536, 64, &cfg->queue_batches)) ||

@@ -25,6 +25,8 @@ struct coll_config {
     int64_t max_future_ns;
     int64_t rcvbuf; /* SO_RCVBUF bytes requested */
     const char *store_url;
+    const char *store_read_url;              /* server backends: where queries go (cluster) */
+    const char *store_user, *store_password; /* server backends: HTTP basic auth */
     int64_t retention_ns;
     int64_t queue_batches; /* writer queue capacity in batches */
     int64_t batch_frames;  /* frames per batch */

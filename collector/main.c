@@ -46,6 +46,11 @@ static const char usage[] =
     "  ingest.max_future  newest sample timestamp accepted      (5m)\n"
     "  ingest.rcvbuf      UDP receive buffer in bytes            (33554432)\n"
     "  store.url          metric store                          (sqlite: = data_dir/metrics.db)\n"
+    "                     or influxdb:http://host:8086/db[?rp=&batch=&timeout=&gzip=]\n"
+    "                     or victoriametrics:http://host:8428[/insert/<tenant>][?batch=...]\n"
+    "  store.read_url     VictoriaMetrics cluster: the vmselect .../select/<tenant>/prometheus\n"
+    "  store.user         InfluxDB / VictoriaMetrics basic auth user (none)\n"
+    "  store.password     its password\n"
     "  store.retention    raw points older than this are deleted (30d; 0 keeps all)\n"
     "  writer.queue       batches waiting for the store at most (64, ~2.5 MB each)\n"
     "  writer.batch       frames per store write                 (2048)\n"
@@ -118,11 +123,20 @@ static int start(struct daemon *d)
     }
     d->ops = store_ops_for_url(c->store_url);
     if (!d->ops) {
-        PT_ERROR("pantalad", "store.url \"%s\": unknown backend (supported: sqlite:)",
+        PT_ERROR("pantalad",
+                 "store.url \"%s\": unknown backend (supported: sqlite:, influxdb:, "
+                 "victoriametrics:)",
                  c->store_url);
         return -EINVAL;
     }
-    struct store_conf sc = {c->store_url, c->data_dir, c->retention_ns};
+    struct store_conf sc = {.url = c->store_url,
+                            .data_dir = c->data_dir,
+                            .retention_ns = c->retention_ns,
+                            .read_url = c->store_read_url,
+                            .user = c->store_user,
+                            .password = c->store_password,
+                            .points_refused = &d->stats.store_points_refused,
+                            .points_unwritable = &d->stats.store_points_unwritable};
     if ((rc = d->ops->open(&sc, &d->store, err, sizeof err))) {
         PT_ERROR("pantalad", "store: %s", err);
         return rc;

@@ -239,6 +239,12 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
             LOAD(s->outbox_dropped_bytes));
     counter(&b, "pantala_outbox_corrupt_bytes_total",
             "Torn or damaged outbox bytes found and removed.", LOAD(s->outbox_corrupt_bytes));
+    tb_printf(&b,
+              "# HELP pantala_store_points_refused_total Points a store server did not keep, by "
+              "reason.\n# TYPE pantala_store_points_refused_total counter\n"
+              "pantala_store_points_refused_total{reason=\"server_4xx\"} %llu\n"
+              "pantala_store_points_refused_total{reason=\"unwritable\"} %llu\n",
+              LOAD(s->store_points_refused), LOAD(s->store_points_unwritable));
     gauge(&b, "pantala_write_queue_depth", "Batches waiting for the writer thread.",
           (long long)atomic_load(&s->queue_depth));
     gauge(&b, "pantala_write_queue_capacity", "Capacity of the writer queue in batches.",

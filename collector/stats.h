@@ -60,6 +60,10 @@ struct coll_stats {
     _Atomic int64_t outbox_bytes, outbox_max_bytes, outbox_batches, outbox_frames;
     _Atomic int64_t outbox_oldest_ns; /* wall clock of the oldest batch; 0 when empty */
     _Atomic int64_t store_healthy;    /* 0 while store writes fail */
+    /* Server backends: points the server refused (HTTP 4xx; the write then
+     * fails and counts in store_errors too), and points line protocol cannot
+     * carry (skipped, the rest of the batch is stored). */
+    _Atomic uint64_t store_points_refused, store_points_unwritable;
     _Atomic int64_t queue_depth, queue_capacity;
     _Atomic int64_t store_bytes;
     _Atomic int64_t agents_registered;

@@ -9,6 +9,9 @@ PKGS=(
   libmicrohttpd-dev libsqlite3-dev libssl-dev
   zlib1g-dev
   libcmocka-dev clang python3 curl sqlite3
+  zlib1g-dev
+  # real servers the store tests start on loopback
+  influxdb victoria-metrics
 )
 
 missing=()

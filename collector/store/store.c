@@ -30,8 +30,9 @@ const char *store_agg_name(enum store_agg a)
     return agg_names[a];
 }
 
-/* Backends by URL scheme. InfluxDB and VictoriaMetrics join this list. */
-static const struct store_ops *const backends[] = {&store_sqlite_ops};
+/* Backends by URL scheme. */
+static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_influxdb_ops,
+                                                   &store_victoriametrics_ops};
 
 const struct store_ops *store_ops_for_url(const char *url)
 {

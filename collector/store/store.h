@@ -3,10 +3,12 @@
  * The writer thread calls write_batch(); API threads call query() and
  * latest() concurrently with it and with each other, so every backend must
  * be safe for one writer plus many readers at once. Only the embedded
- * SQLite backend exists today; InfluxDB and VictoriaMetrics plug in here. */
+ * SQLite backend is the default; InfluxDB 1.x and VictoriaMetrics are the
+ * server backends. */
 #ifndef COLL_STORE_H
 #define COLL_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +21,12 @@ struct store_conf {
     const char *url;      /* "sqlite:///var/lib/pantala/metrics.db" or "sqlite:" + relative */
     const char *data_dir; /* where relative paths and default files go */
     int64_t retention_ns; /* raw points older than this are deleted; 0 keeps all */
+    /* Server backends only (influxdb:, victoriametrics:, docs/storage.md). */
+    const char *read_url;        /* where queries go, when not to url (a cluster) */
+    const char *user, *password; /* HTTP basic auth; NULL: none */
+    /* Counters the backend adds to (may be NULL): points the server refused
+     * as invalid (HTTP 4xx), and points line protocol cannot carry. */
+    _Atomic uint64_t *points_refused, *points_unwritable;
 };
 
 /* One measurement of one sample: what write_batch() stores. The strings
@@ -152,6 +160,8 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_influxdb_ops;
+extern const struct store_ops store_victoriametrics_ops;
 
 /* The backend for a URL ("sqlite:..."), or NULL. */
 const struct store_ops *store_ops_for_url(const char *url);

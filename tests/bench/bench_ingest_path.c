@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     struct store *store = NULL;
     struct coll_writer *w = NULL;
     if (batch) {
-        struct store_conf sc = {"sqlite:", dir, 0};
+        struct store_conf sc = {.url = "sqlite:", .data_dir = dir};
         if ((rc = store_sqlite_ops.open(&sc, &store, err, sizeof err))) die(err, rc);
         struct coll_writer_opts wo = {.queue_batches = 1u << 16,
                                       .batch_frames = 2048,

@@ -154,8 +154,15 @@ static void add_frames(struct fx *f, int64_t first, int64_t last)
         uint8_t buf[PT_WIRE_MAX_FRAME];
         size_t len;
         assert_int_equal(pt_wire_encode(&fr, NULL, buf, sizeof buf, &len), 0);
+        /* A paced sender, as agents are; and one that waits while the
+         * queue is nearly full: what is tested here is order and
+         * exactly-once, not whether a starved CI machine schedules the
+         * spiller in time (a full queue would drop, counted). */
+        if (t % 4 == 0) {
+            for (int i = 0; i < 2500 && atomic_load(&f->stats.queue_depth) >= 6; i++) sleep_ms(2);
+        }
         coll_writer_add(f->w, buf, len, 1);
-        if (t % 4 == 0) sleep_ms(2); /* a paced sender, as agents are */
+        if (t % 4 == 0) sleep_ms(2);
     }
 }
 

@@ -128,7 +128,11 @@ static void test_ops_for_url(void **state)
     assert_null(store_ops_for_url("sqlite"));
     assert_null(store_ops_for_url("sqlite3:x.db"));
     assert_null(store_ops_for_url("sqlit:x.db"));
-    assert_null(store_ops_for_url("influxdb://127.0.0.1:8086/pantala")); /* not built yet */
+    assert_ptr_equal(store_ops_for_url("influxdb:http://127.0.0.1:8086/pantala"),
+                     &store_influxdb_ops);
+    assert_ptr_equal(store_ops_for_url("victoriametrics:http://127.0.0.1:8428"),
+                     &store_victoriametrics_ops);
+    assert_null(store_ops_for_url("influx:http://127.0.0.1:8086/pantala"));
     assert_null(store_ops_for_url(""));
     assert_null(store_ops_for_url(NULL));
 }

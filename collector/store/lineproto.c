@@ -1,0 +1,218 @@
+/* InfluxDB line protocol encoder (lineproto.h): escaping per element and
+ * dialect, number formatting, identity tags. */
+#include "store/lineproto.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pt/catalog.h"
+#include "pt/err.h"
+
+#define LP_DEFAULT_MAX ((size_t)64 << 20)
+
+const char *const lp_ident_keys[5] = {"ns_id", "mcis_id", "vm_id", "csp_type", "host"};
+
+void lp_buf_free(struct lp_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static int reserve(struct lp_buf *b, size_t more)
+{
+    size_t max = b->max ? b->max : LP_DEFAULT_MAX;
+    if (more > max || b->len > max - more) return PT_E_LIMIT;
+    if (b->len + more <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more) cap *= 2;
+    if (cap > max) cap = max;
+    char *p = realloc(b->p, cap);
+    if (!p) return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Which characters of an element need a backslash. */
+enum elem { E_MEAS, E_KEY /* tag key, tag value */, E_FIELD /* field key */ };
+
+static bool special(enum elem e, char c)
+{
+    return c == ',' || c == ' ' || (e != E_MEAS && c == '=');
+}
+
+/* Checks one name and returns the bytes its escaped form takes. */
+static int name_len(enum lp_dialect d, enum elem e, struct pt_str s, size_t *out)
+{
+    if (!pt_wire_name_ok(s.p, s.len)) return -EINVAL;
+    size_t n = s.len;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.p[i];
+        if (special(e, c)) {
+            n++;
+        } else if (c == '"' && e == E_FIELD && d == LP_VICTORIA) {
+            /* VictoriaMetrics reads a '"' in the field section as the
+             * start of a string value and loses the line (answering 204). */
+            return -ERANGE;
+        } else if (c == '\\') {
+            if (d == LP_VICTORIA) {
+                n++;
+            } else if (i + 1 == s.len || special(E_KEY, s.p[i + 1])) {
+                /* InfluxDB 1.x reads "\," as an escaped comma and has no
+                 * escape for the backslash itself. */
+                return -ERANGE;
+            }
+        }
+    }
+    *out = n;
+    return 0;
+}
+
+/* Writes a checked name (room reserved by the caller). */
+static void put_name(struct lp_buf *b, enum lp_dialect d, enum elem e, struct pt_str s)
+{
+    char *o = b->p + b->len;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.p[i];
+        if (special(e, c) || (c == '\\' && d == LP_VICTORIA)) *o++ = '\\';
+        *o++ = c;
+    }
+    b->len = (size_t)(o - b->p);
+}
+
+static void put_raw(struct lp_buf *b, const char *p, size_t n)
+{
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+/* A number as text: floats with 17 significant digits (read back
+ * bit-exact), integers with the "i" suffix. */
+static int num_text(enum lp_dialect d, const struct pt_field *f, char *out, size_t cap)
+{
+    (void)d;
+    int n;
+    switch (f->type) {
+    case PT_F_FLOAT:
+        if (!isfinite(f->v.f)) return -EINVAL;
+        n = snprintf(out, cap, "%.17g", f->v.f);
+        break;
+    case PT_F_INT:
+        n = snprintf(out, cap, "%" PRId64 "i", f->v.i);
+        break;
+    case PT_F_UINT:
+        if (f->v.u <= INT64_MAX)
+            n = snprintf(out, cap, "%" PRIu64 "i", f->v.u);
+        else /* InfluxDB 1.x has no unsigned type: a float, exact to 2^53 */
+            n = snprintf(out, cap, "%.17g", (double)f->v.u);
+        break;
+    default:
+        return -EINVAL;
+    }
+    return n > 0 && (size_t)n < cap ? n : -EINVAL;
+}
+
+static bool ident_key(struct pt_str k)
+{
+    for (size_t i = 0; i < 5; i++)
+        if (pt_str_eq(k, lp_ident_keys[i])) return true;
+    return false;
+}
+
+int lp_point(struct lp_buf *b, enum lp_dialect d, const struct store_point *p, size_t *nvalues)
+{
+    *nvalues = 0;
+    if (!p || !p->id || !p->m) return -EINVAL;
+    const struct pt_ident *id = p->id;
+    const struct pt_meas *m = p->m;
+    if (m->ntags > PT_WIRE_MAX_TAGS || m->nfields > PT_WIRE_MAX_FIELDS) return PT_E_LIMIT;
+    if (m->nfields == 0) return LP_SKIPPED;
+
+    /* Pass 1: check everything and size the line, so that a refused point
+     * leaves nothing behind. */
+    size_t need = 0, n, nf = 0;
+    int rc;
+    if ((rc = name_len(d, E_MEAS, m->name, &n))) return rc;
+    need += n;
+    struct pt_str ident[5] = {id->ns, id->mcis, id->vm, id->csp, id->host};
+    for (size_t i = 0; i < 5; i++) {
+        if (i >= 3 && ident[i].len == 0) continue; /* csp, host: optional metadata */
+        if ((rc = name_len(d, E_KEY, ident[i], &n))) return rc;
+        need += n + strlen(lp_ident_keys[i]) + 2;
+    }
+    for (size_t i = 0; i < m->ntags; i++) {
+        size_t kn, vn;
+        if (ident_key(m->tags[i].key)) return -EINVAL;
+        if ((rc = name_len(d, E_KEY, m->tags[i].key, &kn)) ||
+            (rc = name_len(d, E_KEY, m->tags[i].val, &vn)))
+            return rc;
+        need += kn + vn + 2;
+    }
+    char num[40];
+    for (size_t i = 0; i < m->nfields; i++) {
+        const struct pt_field *f = &m->fields[i];
+        if ((rc = name_len(d, E_FIELD, f->key, &n))) return rc;
+        if (f->type == PT_F_STR) {
+            if (f->v.s.len > PT_WIRE_MAX_STR ||
+                (f->v.s.len && !pt_utf8_ok(f->v.s.p, f->v.s.len, true)))
+                return -EINVAL;
+            if (d == LP_VICTORIA) continue;
+            need += n + 2 * f->v.s.len + 4;
+        } else {
+            if ((rc = num_text(d, f, num, sizeof num)) < 0) return rc;
+            need += n + (size_t)rc + 2;
+        }
+        nf++;
+    }
+    if (nf == 0) return LP_SKIPPED;
+    need += 24; /* " " timestamp "\n" */
+    if ((rc = reserve(b, need))) return rc;
+
+    /* Pass 2: write. */
+    put_name(b, d, E_MEAS, m->name);
+    for (size_t i = 0; i < 5; i++) {
+        if (i >= 3 && ident[i].len == 0) continue;
+        b->p[b->len++] = ',';
+        put_raw(b, lp_ident_keys[i], strlen(lp_ident_keys[i]));
+        b->p[b->len++] = '=';
+        put_name(b, d, E_KEY, ident[i]);
+    }
+    for (size_t i = 0; i < m->ntags; i++) {
+        b->p[b->len++] = ',';
+        put_name(b, d, E_KEY, m->tags[i].key);
+        b->p[b->len++] = '=';
+        put_name(b, d, E_KEY, m->tags[i].val);
+    }
+    char sep = ' ';
+    for (size_t i = 0; i < m->nfields; i++) {
+        const struct pt_field *f = &m->fields[i];
+        if (f->type == PT_F_STR && d == LP_VICTORIA) continue;
+        b->p[b->len++] = sep;
+        sep = ',';
+        put_name(b, d, E_FIELD, f->key);
+        b->p[b->len++] = '=';
+        if (f->type == PT_F_STR) {
+            b->p[b->len++] = '"';
+            for (size_t j = 0; j < f->v.s.len; j++) {
+                char c = f->v.s.p[j];
+                if (c == '\n' || c == '\r') c = ' '; /* no escape exists: replaced */
+                if (c == '"' || c == '\\') b->p[b->len++] = '\\';
+                b->p[b->len++] = c;
+            }
+            b->p[b->len++] = '"';
+        } else {
+            int len = num_text(d, f, num, sizeof num);
+            put_raw(b, num, (size_t)len);
+        }
+    }
+    int len = snprintf(num, sizeof num, " %" PRId64 "\n", p->ts_ns);
+    put_raw(b, num, (size_t)len);
+    *nvalues = nf;
+    return 0;
+}

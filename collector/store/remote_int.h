@@ -1,0 +1,86 @@
+/* Result assembly for the server backends (influxdb, victoriametrics), not
+ * for other components. A server answers one column (field) or one row at
+ * a time, keyed by labels; rs_* gathers those values per result series
+ * (VM + tag set) and column, reduces raw points client-side where the
+ * server's own function differs from docs/storage.md (p95), combines VMs
+ * (across) where the server did not, and hands back store_series exactly
+ * as the embedded store would shape them. */
+#ifndef COLL_STORE_REMOTE_INT_H
+#define COLL_STORE_REMOTE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct rs_col {
+    int64_t *ts;
+    double *v;
+    size_t n, cap;
+};
+
+struct rs_series {
+    char *vm; /* NULL once combined across VMs */
+    char **tk, **tv;
+    size_t ntags;
+    char *canon; /* canonical tag string (docs/storage.md), the sort key */
+    struct rs_col *cols;
+    size_t ncols;
+};
+
+struct rs_set {
+    const struct store_query *q;
+    char **fields;
+    uint8_t *ftypes; /* enum pt_ftype per column, 0: unknown yet */
+    size_t nfields, fcap;
+    bool fixed; /* columns given by the query */
+    struct rs_series *s;
+    size_t n, cap;
+    size_t values; /* values held, bounded by STORE_MAX_VALUES */
+};
+
+/* Checks q against store.h's contract (-EINVAL, -E2BIG) before any request. */
+int rs_query_check(const struct store_query *q);
+
+int rs_init(struct rs_set *set, const struct store_query *q);
+void rs_free(struct rs_set *set);
+
+/* The column of field name: its index in *idx, or -1 when the query names
+ * its fields and not this one. type (0: unknown) records the stored type. */
+int rs_column(struct rs_set *set, const char *name, uint8_t type, int *idx);
+
+/* The result series of a VM (NULL for a combined one) and tag set (keys
+ * and values, any order; an empty value means the tag is absent). */
+int rs_series(struct rs_set *set, const char *vm, char *const *tk, char *const *tv, size_t ntags,
+              struct rs_series **out);
+
+/* Adds value v at ts to column col of s; NaN is ignored. -E2BIG past
+ * STORE_MAX_VALUES. */
+int rs_add(struct rs_set *set, struct rs_series *s, int col, int64_t ts, double v);
+
+/* Raw points held → one value per step bucket, reduced by q->agg exactly
+ * as store_int.h's reducer does (points outside [from, to) ignored). */
+int rs_reduce(struct rs_set *set);
+
+/* Per-VM bucket values → one series per tag set, each bucket combined
+ * across VMs by q->across (a VM without a value in a bucket is left out). */
+int rs_across(struct rs_set *set);
+
+/* Builds the result: series sorted by VM then tags, rows in time order,
+ * columns as asked or (discovered) catalog order then by name, keeping
+ * only those with a value in the series; count's missing values are 0.
+ * -E2BIG past max_rows or STORE_MAX_*. out is empty on error. */
+int rs_finish(struct rs_set *set, struct store_result *out);
+
+/* Sorts latest entries: by VM, measurements in catalog order, then tags. */
+void rs_latest_sort(struct store_result *r);
+
+/* The canonical tag string of sorted tags (heap), or NULL. */
+char *rs_canon(char *const *tk, char *const *tv, size_t n);
+
+/* Whether k is one of the identity tags (ns_id, mcis_id, vm_id, csp_type,
+ * host) that the line protocol adds to every point. */
+bool rs_ident_key(const char *k);
+
+#endif
