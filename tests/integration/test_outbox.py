@@ -54,7 +54,7 @@ def free_port(kind):
 class Daemon:
     """One pantalad in a directory of its own."""
 
-    def __init__(self, root, name, outbox_max_bytes=None, writer=None):
+    def __init__(self, root, name, outbox_max_bytes=None, writer=None, store_url=None):
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir)
         self.udp = free_port(socket.SOCK_DGRAM)
@@ -71,6 +71,8 @@ class Daemon:
         }
         if outbox_max_bytes is not None:
             conf["outbox"] = {"max_bytes": outbox_max_bytes}
+        if store_url:
+            conf["store"] = {"url": store_url}
         self.conf = os.path.join(self.dir, "pantalad.json")
         with open(self.conf, "w") as f:
             json.dump(conf, f)
