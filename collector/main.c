@@ -59,7 +59,8 @@ static const char usage[] =
     "                     to the outbox)\n"
     "  outbox.max_bytes   on-disk outbox for batches the store cannot take yet\n"
     "                     (1073741824; 0 = none: a full queue drops)\n"
-    "  outbox.dir         where its segment files go            (data_dir/outbox)\n"
+    "  outbox.dir         where its segment files go            (data_dir/outbox;\n"
+    "                     a relative path is relative to data_dir)\n"
     "  log.level          error | warn | info | debug           (info)\n"
     "  log.file           log to this file instead of stderr\n"
     "\n"
@@ -149,8 +150,10 @@ static int start(struct daemon *d)
     }
     if (c->outbox_max_bytes > 0) {
         char obdir[PATH_MAX];
-        if (c->outbox_dir)
+        if (c->outbox_dir && c->outbox_dir[0] == '/')
             snprintf(obdir, sizeof obdir, "%s", c->outbox_dir);
+        else if (c->outbox_dir) /* relative: to data_dir, like sqlite:file.db */
+            snprintf(obdir, sizeof obdir, "%s/%s", c->data_dir, c->outbox_dir);
         else
             snprintf(obdir, sizeof obdir, "%s/outbox", c->data_dir);
         struct coll_outbox_opts oo = {obdir, (uint64_t)c->outbox_max_bytes, 0};
