@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +72,12 @@ struct coll_outbox {
     /* The sync thread: fdatasync can take long on a busy disk, and the
      * appender must not wait for it (coll_outbox_sync_soon()). */
     pthread_t syncer;
+    pthread_mutex_t sync_lock; /* guards the three flags; never held during I/O */
     pthread_cond_t sync_cond;
     bool sync_started, sync_req, sync_stop;
+    /* nrec for readers that must not wait for the lock, which is held
+     * during disk reads and writes (coll_outbox_records()). */
+    _Atomic uint64_t nrec_pub;
 };
 
 /* ---- little-endian fields ------------------------------------------------ */
@@ -330,6 +335,7 @@ int coll_outbox_open(struct coll_outbox **out, const struct coll_outbox_opts *o,
     ob->next_seq = 1;
     ob->next_id = 1;
     pthread_mutex_init(&ob->lock, NULL);
+    pthread_mutex_init(&ob->sync_lock, NULL);
     pthread_cond_init(&ob->sync_cond, NULL);
     if (mkdir(ob->dir, 0750) && errno != EEXIST) {
         int e = errno;
@@ -392,6 +398,7 @@ int coll_outbox_open(struct coll_outbox **out, const struct coll_outbox_opts *o,
         coll_outbox_close(ob);
         return rc;
     }
+    atomic_store(&ob->nrec_pub, ob->nrec);
     if (ob->nrec)
         PT_INFO("outbox",
                 "%s holds %" PRIu64 " batches (%" PRIu64 " frames, %" PRIu64 " points, %" PRIu64
@@ -469,6 +476,7 @@ int coll_outbox_append(struct coll_outbox *ob, const void *data, size_t len, uin
         uint64_t need = rs + (fits_tail ? 0 : SEG_HDR);
         if (ob->bytes + need <= ob->max_bytes || !ob->head) break;
         drop_oldest(ob);
+        atomic_store(&ob->nrec_pub, ob->nrec);
     }
     int rc = 0;
     struct seg *s = ob->tail;
@@ -533,6 +541,7 @@ int coll_outbox_append(struct coll_outbox *ob, const void *data, size_t len, uin
     ob->points += npoints;
     if (id) *id = ob->next_id;
     ob->next_id++;
+    atomic_store(&ob->nrec_pub, ob->nrec);
     pthread_mutex_unlock(&ob->lock);
     return 0;
 }
@@ -584,24 +593,24 @@ int coll_outbox_sync(struct coll_outbox *ob)
 static void *sync_main(void *arg)
 {
     struct coll_outbox *ob = arg;
-    pthread_mutex_lock(&ob->lock);
+    pthread_mutex_lock(&ob->sync_lock);
     while (!ob->sync_stop) {
         if (!ob->sync_req) {
-            pthread_cond_wait(&ob->sync_cond, &ob->lock);
+            pthread_cond_wait(&ob->sync_cond, &ob->sync_lock);
             continue;
         }
         ob->sync_req = false;
-        pthread_mutex_unlock(&ob->lock);
+        pthread_mutex_unlock(&ob->sync_lock);
         coll_outbox_sync(ob);
-        pthread_mutex_lock(&ob->lock);
+        pthread_mutex_lock(&ob->sync_lock);
     }
-    pthread_mutex_unlock(&ob->lock);
+    pthread_mutex_unlock(&ob->sync_lock);
     return NULL;
 }
 
 void coll_outbox_sync_soon(struct coll_outbox *ob)
 {
-    pthread_mutex_lock(&ob->lock);
+    pthread_mutex_lock(&ob->sync_lock);
     if (!ob->sync_started) {
         /* Started on first use, so a read-only user (a test, a tool) has
          * no thread. */
@@ -611,13 +620,15 @@ void coll_outbox_sync_soon(struct coll_outbox *ob)
         }
     }
     if (!ob->sync_started) {
-        pthread_mutex_unlock(&ob->lock);
-        coll_outbox_sync(ob);
+        /* Not here: the caller may hold a lock ingest needs. The kernel
+         * writes the pages back anyway; close() syncs. */
+        pthread_mutex_unlock(&ob->sync_lock);
+        PT_WARN("outbox", "cannot start the sync thread; appends are synced at close only");
         return;
     }
     ob->sync_req = true;
     pthread_cond_signal(&ob->sync_cond);
-    pthread_mutex_unlock(&ob->lock);
+    pthread_mutex_unlock(&ob->sync_lock);
 }
 
 /* ---- consume ------------------------------------------------------------ */
@@ -643,6 +654,10 @@ int coll_outbox_peek(struct coll_outbox *ob, struct coll_outbox_rec *rec)
     int rc = -ENOENT;
     struct seg *s;
     while ((s = ob->head)) { /* each failed round deletes a segment: this ends */
+        if (s->nrec == 0) {  /* created, then its first append failed */
+            seg_delete(ob, s);
+            continue;
+        }
         unsigned char hdr[REC_HDR];
         struct coll_outbox_rec r;
         uint32_t crc, state;
@@ -666,6 +681,7 @@ int coll_outbox_peek(struct coll_outbox *ob, struct coll_outbox_rec *rec)
         rc = 0;
         break;
     }
+    atomic_store(&ob->nrec_pub, ob->nrec);
     pthread_mutex_unlock(&ob->lock);
     return rc;
 }
@@ -697,6 +713,7 @@ int coll_outbox_pop(struct coll_outbox *ob, uint64_t id)
         seg_read_head(s);
     if (ob->bytes < ob->max_bytes / 2) /* not at every pop while it is nearly full */
         pt_complain_release(&ob->c_full, "outbox", "outbox %s is below half full again", ob->dir);
+    atomic_store(&ob->nrec_pub, ob->nrec);
     pthread_mutex_unlock(&ob->lock);
     return 0;
 }
@@ -715,20 +732,17 @@ void coll_outbox_info(struct coll_outbox *ob, struct coll_outbox_info *info)
 
 uint64_t coll_outbox_records(struct coll_outbox *ob)
 {
-    pthread_mutex_lock(&ob->lock);
-    uint64_t n = ob->nrec;
-    pthread_mutex_unlock(&ob->lock);
-    return n;
+    return atomic_load(&ob->nrec_pub);
 }
 
 void coll_outbox_close(struct coll_outbox *ob)
 {
     if (!ob) return;
     if (ob->sync_started) {
-        pthread_mutex_lock(&ob->lock);
+        pthread_mutex_lock(&ob->sync_lock);
         ob->sync_stop = true;
         pthread_cond_signal(&ob->sync_cond);
-        pthread_mutex_unlock(&ob->lock);
+        pthread_mutex_unlock(&ob->sync_lock);
         pthread_join(ob->syncer, NULL);
     }
     coll_outbox_sync(ob);
@@ -740,6 +754,7 @@ void coll_outbox_close(struct coll_outbox *ob)
     }
     free(ob->buf);
     pthread_cond_destroy(&ob->sync_cond);
+    pthread_mutex_destroy(&ob->sync_lock);
     pthread_mutex_destroy(&ob->lock);
     free(ob);
 }

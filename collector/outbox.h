@@ -12,8 +12,9 @@
  * what they held so the caller can count it.
  *
  * Threads: any number of appenders, ONE consumer (peek/pop); every call
- * takes the outbox's own lock, and none calls back. Syncs run outside that
- * lock. */
+ * takes the outbox's own lock (held during disk reads and writes) except
+ * coll_outbox_records() and coll_outbox_sync_soon(), and none calls back.
+ * Syncs run outside that lock. */
 #ifndef COLL_OUTBOX_H
 #define COLL_OUTBOX_H
 
@@ -73,6 +74,8 @@ int coll_outbox_peek(struct coll_outbox *ob, struct coll_outbox_rec *rec);
  * there (dropped because the outbox was full). */
 int coll_outbox_pop(struct coll_outbox *ob, uint64_t id);
 void coll_outbox_info(struct coll_outbox *ob, struct coll_outbox_info *info);
+/* Records held, without taking the lock (which disk I/O may hold): safe to
+ * call while holding locks that other threads need quickly. */
 uint64_t coll_outbox_records(struct coll_outbox *ob);
 /* Syncs, closes and frees (NULL is fine). What is pending stays on disk. */
 void coll_outbox_close(struct coll_outbox *ob);

@@ -32,7 +32,11 @@ struct coll_writer {
 
     struct batch *cur; /* ingest thread only */
 
-    pthread_mutex_t lock; /* guards everything below */
+    /* Guards everything below. The ingest thread takes it (hand_over), so
+     * it is never held across disk I/O: outbox calls that may read or
+     * write are made with it released (coll_outbox_records() and
+     * coll_outbox_sync_soon() do not touch the disk). */
+    pthread_mutex_t lock;
     pthread_cond_t cond;
     struct batch *head, *tail; /* queue */
     size_t depth;
