@@ -68,7 +68,8 @@ struct coll_writer {
     /* Batches counted as dropped by a full outbox while the writer was
      * writing them, and then stored after all: not lost, so not counted. */
     _Atomic uint64_t rescued_frames, rescued_points;
-    uint64_t replayed_run; /* batches replayed since the outbox was last empty */
+    uint64_t replayed_run;              /* batches replayed since the outbox was last empty */
+    int64_t attempt_mono, attempt_wall; /* when the last write attempt began */
 
     /* writer thread scratch */
     struct pt_wire_dec *dec;
@@ -315,7 +316,7 @@ static void note_error(struct coll_writer *w, int rc, long npoints)
     pthread_mutex_lock(&w->lock);
     snprintf(w->last_error, sizeof w->last_error, "%s: write of %ld points failed: %s",
              w->ops->name, npoints, pt_strerror(rc));
-    w->last_error_ns = pt_now_ns();
+    w->last_error_ns = w->attempt_wall; /* when the failed attempt began */
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -330,6 +331,8 @@ static int write_once(struct coll_writer *w, struct batch *b)
         return (int)n;
     }
     int64_t t0 = pt_mono_ns();
+    w->attempt_mono = t0;
+    w->attempt_wall = pt_now_ns();
     int rc = w->ops->write_batch(w->store, w->pts, (size_t)n);
     double secs = (double)(pt_mono_ns() - t0) / 1e9;
     if (rc == 0) {
@@ -362,9 +365,11 @@ static void outage_begin(struct coll_writer *w, int rc)
     pthread_mutex_lock(&w->lock);
     bool first = !w->outage;
     if (first) {
+        /* From the start of the failed attempt: a store that hangs (a
+         * lock, a timeout) is out from then on. */
         w->outage = true;
-        w->outage_mono = pt_mono_ns();
-        w->outage_wall = pt_now_ns();
+        w->outage_mono = w->attempt_mono ? w->attempt_mono : pt_mono_ns();
+        w->outage_wall = w->attempt_wall ? w->attempt_wall : pt_now_ns();
         pthread_cond_signal(&w->spill_cond);
     }
     atomic_store(&w->stats->store_healthy, 0);
