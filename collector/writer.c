@@ -82,6 +82,7 @@ struct coll_writer {
         size_t tag, field, id;
     } * idx; /* where each point's tags, fields and identity start */
     size_t cap_pts, cap_meas, cap_tags, cap_fields, cap_ids, cap_idx;
+    size_t bad_frames, bad_points; /* of the last decode_batch() */
 };
 
 static size_t batch_bytes(const struct coll_writer *w)
@@ -240,16 +241,32 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
     GROW(w->ids, w->cap_ids, b->nframes);
     size_t off = 0;
     struct pt_frame f;
+    w->bad_frames = w->bad_points = 0;
     for (size_t k = 0; k < b->nframes; k++) {
         uint32_t len;
+        uint16_t np;
         /* A batch read back from the outbox passed its CRC, but check
          * anyway: a wrong count must not read past the data. */
-        if (off + RECORD_HDR > b->used) break;
+        if (off + RECORD_HDR > b->used) {
+            w->bad_frames += b->nframes - k; /* their points are unknown */
+            break;
+        }
         memcpy(&len, b->data + off, 4);
-        if (len > b->used - off - RECORD_HDR) break;
+        if (len > b->used - off - RECORD_HDR) {
+            w->bad_frames += b->nframes - k;
+            break;
+        }
         const unsigned char *frame = b->data + off + RECORD_HDR;
+        memcpy(&np, b->data + off + 4, 2);
         off += record_size(len);
-        if (pt_wire_decode(w->dec, frame, len, &f) != 0) continue; /* cannot happen: checked */
+        /* Frames were checked on arrival, but one replayed from the outbox
+         * meets this pantalad's decoder (after an upgrade, say): count
+         * what it refuses, never skip it silently. */
+        if (pt_wire_decode(w->dec, frame, len, &f) != 0) {
+            w->bad_frames++;
+            w->bad_points += np;
+            continue;
+        }
         w->ids[nids] = f.id;
         for (size_t m = 0; m < f.nmeas; m++) {
             const struct pt_meas *src = &f.meas[m];
@@ -335,11 +352,19 @@ static int write_once(struct coll_writer *w, struct batch *b)
     w->attempt_wall = pt_now_ns();
     int rc = w->ops->write_batch(w->store, w->pts, (size_t)n);
     double secs = (double)(pt_mono_ns() - t0) / 1e9;
+    if (w->bad_frames && (rc == 0 || is_permanent(rc))) { /* once, not per retry */
+        atomic_fetch_add(&w->stats->frames_dropped_store, w->bad_frames);
+        atomic_fetch_add(&w->stats->points_dropped_store, w->bad_points);
+        pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
+                    "%zu frames of a batch no longer decode (damaged, or from another pantalad "
+                    "version): dropped them and their %zu points",
+                    w->bad_frames, w->bad_points);
+    }
     if (rc == 0) {
         coll_hist_observe(&w->stats->write_seconds, secs);
         coll_hist_observe(&w->stats->batch_points, (double)n);
         atomic_fetch_add(&w->stats->points_written, (uint64_t)n);
-        atomic_fetch_add(&w->stats->frames_written, b->nframes);
+        atomic_fetch_add(&w->stats->frames_written, b->nframes - w->bad_frames);
         atomic_fetch_add(&w->stats->batches_written, 1);
         return 0;
     }
@@ -349,7 +374,7 @@ static int write_once(struct coll_writer *w, struct batch *b)
         /* Splitting the batch to isolate the bad point is not worth it: the
          * decoder already refuses what the stores refuse, so this is a bug
          * or a backend limit, and the whole batch is dropped (counted). */
-        atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes);
+        atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes - w->bad_frames);
         atomic_fetch_add(&w->stats->points_dropped_store, (uint64_t)n);
         pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
                     "the store refused a batch for good (%s): dropped %ld points of %zu frames",

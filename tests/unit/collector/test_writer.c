@@ -298,6 +298,51 @@ static void test_no_outbox_shutdown_drops_counted(void **state)
     assert_int_equal(N(f->stats.frames_dropped_shutdown), 20);
 }
 
+/* A batch as the writer lays it out: per frame u32 length, u16 points, two
+ * bytes of padding, the frame, zeros to a multiple of 8. */
+static size_t put_record(unsigned char *p, const void *frame, uint32_t len, uint16_t npoints)
+{
+    memcpy(p, &len, 4);
+    memcpy(p + 4, &npoints, 2);
+    memset(p + 6, 0, 2);
+    memcpy(p + 8, frame, len);
+    size_t n = (8 + len + 7) & ~(size_t)7;
+    memset(p + 8 + len, 0, n - 8 - len);
+    return n;
+}
+
+static void test_undecodable_frame_counted(void **state)
+{
+    struct fx *f = *state;
+    /* An outbox left by "another version": one good frame, one that this
+     * decoder refuses. */
+    open_outbox(f);
+    struct pt_frame fr = {0};
+    fr.agent_id = 1;
+    fr.epoch = 1;
+    fr.seq = 1;
+    fr.ts_ns = 77;
+    fr.interval_ms = 1000;
+    fr.nparts = 1;
+    fr.id = (struct pt_ident){PT_STR("ns"), PT_STR("m"), PT_STR("vm"), PT_STR("aws"), PT_STR("h")};
+    fr.meas = meas;
+    fr.nmeas = 1;
+    uint8_t frame[PT_WIRE_MAX_FRAME];
+    size_t len;
+    assert_int_equal(pt_wire_encode(&fr, NULL, frame, sizeof frame, &len), 0);
+    static unsigned char batch[2 * (PT_WIRE_MAX_FRAME + 16)];
+    size_t used = put_record(batch, frame, (uint32_t)len, 1);
+    static const unsigned char junk[] = {0x93, 0xc1, 0xc1, 0xc1};
+    used += put_record(batch + used, junk, sizeof junk, 6);
+    assert_int_equal(coll_outbox_append(f->ob, batch, used, 2, 7, 1, NULL), 0);
+    start(f, true);
+    WAIT_FOR(f, N(f->stats.frames_dropped_store) == 1);
+    WAIT_FOR(f, atomic_load(&f->stats.outbox_batches) == 0);
+    assert_int_equal(N(f->stats.points_dropped_store), 6);
+    assert_int_equal(N(f->stats.frames_written), 1);
+    assert_stored_in_order(f, 77, 77);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_error_drops_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_into_outbox_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_outbox_shutdown_drops_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_undecodable_frame_counted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
