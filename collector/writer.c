@@ -1,4 +1,12 @@
-/* Batches accepted frames and writes them to the store on its own thread. */
+/* Batches accepted frames and writes them to the store on its own thread;
+ * spills what the store cannot take yet to the outbox on another.
+ *
+ * Order invariant: the outbox holds batches older than every batch in the
+ * queue. The spiller only ever moves the queue's head to the outbox's tail;
+ * the writer takes from the queue only when the outbox is empty and no
+ * append is under way (spill_busy), and otherwise replays the outbox's
+ * head. A queued batch the writer holds (inflight) is older than the
+ * queue, so the spiller copies it first. */
 #include "writer.h"
 #include "pt/err.h"
 #include "pt/log.h"
@@ -48,7 +56,7 @@ struct coll_writer {
     pthread_t thread;
     struct pt_complain c_full, c_store, c_outage, c_spill;
 
-    /* The outbox and the spiller thread (all under lock). */
+    /* The outbox and the spiller thread (under lock, up to rng). */
     struct coll_outbox *ob;
     pthread_t spill_thread;
     pthread_cond_t spill_cond; /* wakes the spiller */
@@ -63,7 +71,9 @@ struct coll_writer {
     uint64_t inflight_id;      /* ... as this record */
     int64_t outage_mono, outage_wall, last_error_ns;
     char last_error[256];
-    uint64_t rng;
+
+    /* Writer thread only, or atomic. */
+    uint64_t rng;                            /* back-off jitter */
     _Atomic uint64_t big_frames, big_points; /* batches larger than the outbox */
     /* Batches counted as dropped by a full outbox while the writer was
      * writing them, and then stored after all: not lost, so not counted. */
