@@ -8,7 +8,8 @@ every point is there exactly once with its values.
 How: the same datagrams also go to a control pantalad on the embedded store
 (see test_outbox.py). Every series of every VM is read back through both
 daemons' query API (raw points) and must be identical: same timestamps, same
-values; the control holds accepted frames x 6 points.
+values; the control holds accepted frames x 6 points, and so does InfluxDB
+by its own count (InfluxQL COUNT).
 
 PT_INFLUX_STOP chooses how InfluxDB is stopped: "sigstop" (default: the
 process freezes, requests hang until pantalad's timeout, like a network
@@ -133,6 +134,15 @@ class InfluxOutbox(Outbox):
                 self.assert_same_values(got, want, "%s/%s" % (a["vm"], mname))
                 total += sum(len({t for (t, _) in s}) for s in want.values())
         self.assertEqual(total, acc * MEAS_PER_FRAME)
+        # and counted by InfluxDB itself, not through pantalad's read path:
+        # per measurement, the largest per-field count is its point count
+        res = self.influx.query("SELECT COUNT(*) FROM /.*/", db="pantala")
+        in_influx = 0
+        for s in res["results"][0]["series"]:
+            counts = [v for c, v in zip(s["columns"], s["values"][0])
+                      if c.startswith("count_") and v is not None]
+            in_influx += max(counts)
+        self.assertEqual(in_influx, acc * MEAS_PER_FRAME)
 
 
 if __name__ == "__main__":
