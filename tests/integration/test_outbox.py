@@ -181,7 +181,9 @@ class StoreLock:
         self.con.close()
 
 
-class Outbox(unittest.TestCase):
+class Harness(unittest.TestCase):
+    """Daemons, the relay, the load generator and the checks; no tests."""
+
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="pt-outbox-")
         self.daemons = []
@@ -273,8 +275,9 @@ class Outbox(unittest.TestCase):
         for reason in ("queue_full", "store_error", "shutdown", "outbox_full", "outbox_corrupt"):
             self.assertEqual(m['pantala_points_dropped_total{reason="%s"}' % reason], 0, reason)
 
-    # ------------------------------------------------------------------ tests
 
+
+class Outbox(Harness):
     def test_outage_replayed_in_full(self):
         """The store is blocked for OUTAGE_S while frames stream; afterwards
         every point is there exactly once, with its values."""

@@ -25,13 +25,13 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
-from test_outbox import MEAS_PER_FRAME, Daemon, Outbox  # noqa: E402
+from test_outbox import MEAS_PER_FRAME, Daemon, Harness  # noqa: E402
 
 OUTAGE_S = float(os.environ.get("PT_INFLUX_OUTAGE_S", "15"))
 MODE = os.environ.get("PT_INFLUX_STOP", "sigstop")
 
 
-class InfluxOutbox(Outbox):
+class InfluxOutbox(Harness):
     def setUp(self):
         super().setUp()
         self.influx = None
@@ -146,4 +146,4 @@ class InfluxOutbox(Outbox):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2, defaultTest="InfluxOutbox.test_influx_outage")
+    unittest.main(verbosity=2)
