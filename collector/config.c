@@ -1,5 +1,6 @@
 /* pantalad configuration: every key, its default and its bounds. */
 #include "config.h"
+#include "outbox.h"
 #include "pt/err.h"
 #include "pt/log.h"
 #include "pt/time.h"
@@ -133,6 +134,9 @@ int coll_config_load(struct coll_config *cfg, const char *path)
                                200 * PT_NS_PER_MS, &cfg->flush_ns)) ||
         (rc = pt_conf_duration(c, "writer.drain", PT_NS_PER_SEC, 3600 * PT_NS_PER_SEC,
                                30 * PT_NS_PER_SEC, &cfg->drain_ns)) ||
+        (rc = pt_conf_str(c, "outbox.dir", NULL, &cfg->outbox_dir)) ||
+        (rc = pt_conf_int(c, "outbox.max_bytes", 0, INT64_C(1) << 50, INT64_C(1) << 30,
+                          &cfg->outbox_max_bytes)) ||
         (rc = pt_conf_str(c, "log.level", "info", &level)) ||
         (rc = pt_conf_str(c, "log.file", NULL, &cfg->log_file)) || (rc = load_alerting(cfg)))
         return rc;
@@ -141,6 +145,13 @@ int coll_config_load(struct coll_config *cfg, const char *path)
     if (cfg->log_level < 0)
         return pt_conf_fail(c, "log.level", "expected \"error\", \"warn\", \"info\" or \"debug\"");
     if (!cfg->data_dir[0]) return pt_conf_fail(c, "data_dir", "must not be empty");
+    if (cfg->outbox_max_bytes && cfg->outbox_max_bytes < COLL_OUTBOX_MIN_BYTES)
+        return pt_conf_fail(c, "outbox.max_bytes",
+                            "must be 0 (no outbox: a full write queue drops) or at least %d",
+                            COLL_OUTBOX_MIN_BYTES);
+    if (cfg->outbox_dir && !cfg->outbox_dir[0])
+        return pt_conf_fail(c, "outbox.dir",
+                            "must not be empty (leave it out for data_dir/outbox)");
     for (size_t i = 0; i < cfg->ntokens; i++)
         if (strstr(cfg->tokens[i], "CHANGE-ME"))
             return pt_conf_fail(c, "api.tokens",

@@ -38,6 +38,10 @@ struct coll_config {
     int64_t batch_frames;  /* frames per batch */
     int64_t flush_ns;      /* a partial batch is handed over after this */
     int64_t drain_ns;      /* shutdown: how long to keep writing queued batches */
+
+    const char *outbox_dir;   /* NULL: data_dir/outbox */
+    int64_t outbox_max_bytes; /* 0: no outbox */
+
     int log_level;
     const char *log_file;
     /* provisioning over SSH (POST /api/v1/provision) */

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "ingest/ingest.h"
 #include "provision.h"
+#include "outbox.h"
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
@@ -68,6 +69,12 @@ static const char usage[] =
     "  alerting.flap.changes, .window  hold a series changing state more often (6, 10m)\n"
     "  alerting.tick      timers: for, repeat, absence, windows   (100ms)\n"
     "  alerting.external_url  base of links in events       (http://<listen.http>)\n"
+    "  writer.drain       at shutdown, keep writing queued data  (30s; the rest goes\n"
+    "                     to the outbox)\n"
+    "  outbox.max_bytes   on-disk outbox for batches the store cannot take yet\n"
+    "                     (1073741824; 0 = none: a full queue drops)\n"
+    "  outbox.dir         where its segment files go            (data_dir/outbox;\n"
+    "                     a relative path is relative to data_dir)\n"
     "  log.level          error | warn | info | debug           (info)\n"
     "  log.file           log to this file instead of stderr\n"
     "  provisioning.enabled     POST /api/v1/provision               (true)\n"
@@ -88,6 +95,7 @@ struct daemon {
     const struct store_ops *ops;
     struct store *store;
     struct coll_registry *reg;
+    struct coll_outbox *outbox;
     struct coll_writer *writer;
     struct coll_ingest ingest;
     struct coll_api *api;
@@ -231,6 +239,24 @@ static int start(struct daemon *d)
         PT_ERROR("pantalad", "%s", err);
         return rc;
     }
+    if (c->outbox_max_bytes > 0) {
+        char obdir[PATH_MAX];
+        if (c->outbox_dir && c->outbox_dir[0] == '/')
+            snprintf(obdir, sizeof obdir, "%s", c->outbox_dir);
+        else if (c->outbox_dir) /* relative: to data_dir, like sqlite:file.db */
+            snprintf(obdir, sizeof obdir, "%s/%s", c->data_dir, c->outbox_dir);
+        else
+            snprintf(obdir, sizeof obdir, "%s/outbox", c->data_dir);
+        struct coll_outbox_opts oo = {obdir, (uint64_t)c->outbox_max_bytes, 0};
+        if ((rc = coll_outbox_open(&d->outbox, &oo, err, sizeof err))) {
+            PT_ERROR("pantalad", "%s", err);
+            return rc;
+        }
+        atomic_store(&d->stats.outbox_max_bytes, c->outbox_max_bytes);
+    } else {
+        PT_WARN("pantalad", "outbox.max_bytes is 0: no outbox, batches the store cannot take "
+                            "in time are dropped (counted)");
+    }
     struct coll_writer_opts wo = {
         .queue_batches = (size_t)c->queue_batches,
         .batch_frames = (size_t)c->batch_frames,
@@ -238,6 +264,7 @@ static int start(struct daemon *d)
         .retention_ns = c->retention_ns,
         .persist_ns = 5 * PT_NS_PER_SEC,
         .drain_ns = c->drain_ns,
+        .outbox = d->outbox,
     };
     if ((rc = coll_writer_start(&d->writer, d->ops, d->store, d->reg, &d->stats, &wo))) {
         PT_ERROR("pantalad", "cannot start the writer thread: %s", pt_strerror(rc));
@@ -279,6 +306,7 @@ static int start(struct daemon *d)
         .ops = d->ops,
         .store = d->store,
         .stats = &d->stats,
+        .writer = d->writer,
         .tokens = c->tokens,
         .ntokens = c->ntokens,
         .udp_host = c->udp_host,
@@ -337,6 +365,8 @@ static void stop(struct daemon *d)
         coll_writer_stop(d->writer); /* drains what was accepted */
         d->writer = NULL;
     }
+    coll_outbox_close(d->outbox); /* what it holds is replayed at the next start */
+    d->outbox = NULL;
     coll_ingest_close(&d->ingest);
     alert_engine_close(d->alerts); /* after the API and ingest: nothing calls it any more */
     d->alerts = NULL;
@@ -350,9 +380,13 @@ static void stop(struct daemon *d)
                        wr = atomic_load(&d->stats.frames_written),
                        dq = atomic_load(&d->stats.frames_dropped_queue),
                        ds = atomic_load(&d->stats.frames_dropped_store) +
-                            atomic_load(&d->stats.frames_dropped_shutdown);
-    PT_INFO("pantalad", "stopped: %llu frames accepted, %llu written, %llu dropped", acc, wr,
-            dq + ds);
+                            atomic_load(&d->stats.frames_dropped_shutdown) +
+                            atomic_load(&d->stats.frames_dropped_outbox) +
+                            atomic_load(&d->stats.frames_dropped_corrupt);
+    long long ob = (long long)atomic_load(&d->stats.outbox_frames);
+    PT_INFO("pantalad",
+            "stopped: %llu frames accepted, %llu written, %llu dropped, %lld in the outbox", acc,
+            wr, dq + ds, ob);
 }
 
 int main(int argc, char **argv)

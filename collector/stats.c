@@ -194,20 +194,55 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
               "# TYPE pantala_points_dropped_total counter\n"
               "pantala_points_dropped_total{reason=\"queue_full\"} %llu\n"
               "pantala_points_dropped_total{reason=\"store_error\"} %llu\n"
-              "pantala_points_dropped_total{reason=\"shutdown\"} %llu\n",
+              "pantala_points_dropped_total{reason=\"shutdown\"} %llu\n"
+              "pantala_points_dropped_total{reason=\"outbox_full\"} %llu\n"
+              "pantala_points_dropped_total{reason=\"outbox_corrupt\"} %llu\n",
               LOAD(s->points_dropped_queue), LOAD(s->points_dropped_store),
-              LOAD(s->points_dropped_shutdown));
+              LOAD(s->points_dropped_shutdown), LOAD(s->points_dropped_outbox),
+              LOAD(s->points_dropped_corrupt));
     tb_printf(&b,
               "# HELP pantala_frames_dropped_total Accepted frames that were not stored, by "
               "reason.\n# TYPE pantala_frames_dropped_total counter\n"
               "pantala_frames_dropped_total{reason=\"queue_full\"} %llu\n"
               "pantala_frames_dropped_total{reason=\"store_error\"} %llu\n"
-              "pantala_frames_dropped_total{reason=\"shutdown\"} %llu\n",
+              "pantala_frames_dropped_total{reason=\"shutdown\"} %llu\n"
+              "pantala_frames_dropped_total{reason=\"outbox_full\"} %llu\n"
+              "pantala_frames_dropped_total{reason=\"outbox_corrupt\"} %llu\n",
               LOAD(s->frames_dropped_queue), LOAD(s->frames_dropped_store),
-              LOAD(s->frames_dropped_shutdown));
+              LOAD(s->frames_dropped_shutdown), LOAD(s->frames_dropped_outbox),
+              LOAD(s->frames_dropped_corrupt));
     counter(&b, "pantala_store_errors_total", "Failed store writes.", LOAD(s->store_errors));
     counter(&b, "pantala_store_retention_deleted_total", "Points deleted by retention.",
             LOAD(s->store_retention_deleted));
+    gauge(&b, "pantala_store_healthy", "1 when the last store write succeeded, 0 during an outage.",
+          (long long)atomic_load(&s->store_healthy));
+    gauge(&b, "pantala_outbox_bytes", "Bytes of the on-disk outbox (segment files).",
+          (long long)atomic_load(&s->outbox_bytes));
+    gauge(&b, "pantala_outbox_max_bytes", "outbox.max_bytes (0: no outbox).",
+          (long long)atomic_load(&s->outbox_max_bytes));
+    gauge(&b, "pantala_outbox_batches", "Batches waiting in the outbox.",
+          (long long)atomic_load(&s->outbox_batches));
+    gauge(&b, "pantala_outbox_frames", "Frames waiting in the outbox.",
+          (long long)atomic_load(&s->outbox_frames));
+    int64_t oldest = atomic_load(&s->outbox_oldest_ns);
+    tb_printf(&b,
+              "# HELP pantala_outbox_oldest_age_seconds Age of the oldest batch in the outbox "
+              "(0 when empty).\n# TYPE pantala_outbox_oldest_age_seconds gauge\n"
+              "pantala_outbox_oldest_age_seconds %.3f\n",
+              oldest > 0 && pt_now_ns() > oldest ? (double)(pt_now_ns() - oldest) / 1e9 : 0.0);
+    counter(&b, "pantala_outbox_spilled_batches_total", "Batches written to the outbox.",
+            LOAD(s->outbox_spilled_batches));
+    counter(&b, "pantala_outbox_spilled_frames_total", "Frames written to the outbox.",
+            LOAD(s->outbox_spilled_frames));
+    counter(&b, "pantala_outbox_replayed_batches_total",
+            "Batches written from the outbox to the store.", LOAD(s->outbox_replayed_batches));
+    counter(&b, "pantala_outbox_replayed_frames_total",
+            "Frames written from the outbox to the store.", LOAD(s->outbox_replayed_frames));
+    counter(&b, "pantala_outbox_dropped_bytes_total",
+            "Bytes of the oldest segments deleted because the outbox was full.",
+            LOAD(s->outbox_dropped_bytes));
+    counter(&b, "pantala_outbox_corrupt_bytes_total",
+            "Torn or damaged outbox bytes found and removed.", LOAD(s->outbox_corrupt_bytes));
     tb_printf(&b,
               "# HELP pantala_store_points_refused_total Points a store server did not keep, by "
               "reason.\n# TYPE pantala_store_points_refused_total counter\n"

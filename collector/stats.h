@@ -52,6 +52,15 @@ struct coll_stats {
     _Atomic uint64_t frames_dropped_store, points_dropped_store, store_errors;
     _Atomic uint64_t frames_dropped_shutdown, points_dropped_shutdown;
     _Atomic uint64_t store_retention_deleted;
+    /* The outbox (writer.c, outbox.c). */
+    _Atomic uint64_t frames_dropped_outbox, points_dropped_outbox;   /* outbox full */
+    _Atomic uint64_t frames_dropped_corrupt, points_dropped_corrupt; /* damaged on disk */
+    _Atomic uint64_t outbox_dropped_bytes, outbox_corrupt_bytes;
+    _Atomic uint64_t outbox_spilled_batches, outbox_spilled_frames;
+    _Atomic uint64_t outbox_replayed_batches, outbox_replayed_frames;
+    _Atomic int64_t outbox_bytes, outbox_max_bytes, outbox_batches, outbox_frames;
+    _Atomic int64_t outbox_oldest_ns; /* wall clock of the oldest batch; 0 when empty */
+    _Atomic int64_t store_healthy;    /* 0 while store writes fail */
     /* Server backends: points the server refused (HTTP 4xx; the write then
      * fails and counts in store_errors too), and points line protocol cannot
      * carry (skipped, the rest of the batch is stored). */

@@ -1,4 +1,12 @@
-/* Batches accepted frames and writes them to the store on its own thread. */
+/* Batches accepted frames and writes them to the store on its own thread;
+ * spills what the store cannot take yet to the outbox on another.
+ *
+ * Order invariant: the outbox holds batches older than every batch in the
+ * queue. The spiller only ever moves the queue's head to the outbox's tail;
+ * the writer takes from the queue only when the outbox is empty and no
+ * append is under way (spill_busy), and otherwise replays the outbox's
+ * head. A queued batch the writer holds (inflight) is older than the
+ * queue, so the spiller copies it first. */
 #include "writer.h"
 #include "pt/err.h"
 #include "pt/log.h"
@@ -6,19 +14,24 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RECORD_HDR      8 /* u32 length, u16 points, u16 padding */
 #define RETAIN_FREE     4 /* spare batches kept for reuse */
 #define RETENTION_EVERY (600 * PT_NS_PER_SEC)
+#define SYNC_EVERY      (50 * PT_NS_PER_MS) /* outbox appends are synced in groups this long */
 
 struct batch {
     struct batch *next;
     size_t nframes, npoints, used, cap;
-    int64_t born_ns; /* monotonic time of the first frame */
+    int64_t born_ns;      /* monotonic time of the first frame */
+    int64_t born_wall_ns; /* the same on the wall clock, kept in the outbox */
     unsigned char *data;
-    struct coll_frame_ref *refs; /* one per frame (batch_frames of room) */
+    /* (agent, epoch, seq) of each frame, batch_frames of room: what a
+     * dropped batch makes the registry forget (coll_registry_forget()). */
+    struct coll_frame_ref *refs;
 };
 
 struct coll_writer {
@@ -30,7 +43,11 @@ struct coll_writer {
 
     struct batch *cur; /* ingest thread only */
 
-    pthread_mutex_t lock; /* guards everything below */
+    /* Guards everything below. The ingest thread takes it (hand_over), so
+     * it is never held across disk I/O: outbox calls that may read or
+     * write are made with it released (coll_outbox_records() and
+     * coll_outbox_sync_soon() do not touch the disk). */
+    pthread_mutex_t lock;
     pthread_cond_t cond;
     struct batch *head, *tail; /* queue */
     size_t depth;
@@ -40,7 +57,32 @@ struct coll_writer {
     int64_t drain_deadline; /* monotonic; set with stopping */
 
     pthread_t thread;
-    struct pt_complain c_full, c_store;
+    struct pt_complain c_full, c_store, c_outage, c_spill;
+
+    /* The outbox and the spiller thread (under lock, up to rng). */
+    struct coll_outbox *ob;
+    pthread_t spill_thread;
+    pthread_cond_t spill_cond; /* wakes the spiller */
+    size_t spill_at;           /* queue depth that starts spilling */
+    bool spill_started, spill_stop;
+    bool spill_busy;           /* an append to the outbox is under way */
+    int64_t spill_pause_until; /* monotonic; after a failed append */
+    bool outage;               /* the store fails: spill everything */
+    struct batch *inflight;    /* the queued batch the writer is writing */
+    bool inflight_on_disk;     /* the spiller copied it to the outbox ... */
+    bool inflight_unspillable; /* (it is larger than the whole outbox) */
+    uint64_t inflight_id;      /* ... as this record */
+    int64_t outage_mono, outage_wall, last_error_ns;
+    char last_error[256];
+
+    /* Writer thread only, or atomic. */
+    uint64_t rng;                            /* back-off jitter */
+    _Atomic uint64_t big_frames, big_points; /* batches larger than the outbox */
+    /* Batches counted as dropped by a full outbox while the writer was
+     * writing them, and then stored after all: not lost, so not counted. */
+    _Atomic uint64_t rescued_frames, rescued_points;
+    uint64_t replayed_run;              /* batches replayed since the outbox was last empty */
+    int64_t attempt_mono, attempt_wall; /* when the last write attempt began */
 
     /* writer thread scratch */
     struct pt_wire_dec *dec;
@@ -53,6 +95,13 @@ struct coll_writer {
         size_t tag, field, id;
     } * idx; /* where each point's tags, fields and identity start */
     size_t cap_pts, cap_meas, cap_tags, cap_fields, cap_ids, cap_idx;
+    /* (agent, epoch, seq) of the frames decode_batch() decoded: durable
+     * once the store took them (acks, coll_registry_durable()). Taken from
+     * the frames themselves, so batches replayed from the outbox have them
+     * too. */
+    struct coll_frame_ref *drefs;
+    size_t ndrefs, cap_drefs;
+    size_t bad_frames, bad_points; /* of the last decode_batch() */
 };
 
 static size_t batch_bytes(const struct coll_writer *w)
@@ -88,7 +137,7 @@ static struct batch *batch_get(struct coll_writer *w)
     }
     b->next = NULL;
     b->nframes = b->npoints = b->used = 0;
-    b->born_ns = 0;
+    b->born_ns = b->born_wall_ns = 0;
     return b;
 }
 
@@ -130,16 +179,18 @@ static void hand_over(struct coll_writer *w)
         w->depth++;
         atomic_store(&w->stats->queue_depth, (int64_t)w->depth);
         pthread_cond_signal(&w->cond);
+        if (w->ob && (w->depth >= w->spill_at || w->outage)) pthread_cond_signal(&w->spill_cond);
     }
     pthread_mutex_unlock(&w->lock);
     if (full) {
-        coll_registry_forget(w->reg, b->refs, b->nframes);
+        coll_registry_forget(w->reg, b->refs, b->nframes); /* the agents resend them */
         atomic_fetch_add(&w->stats->frames_dropped_queue, b->nframes);
         atomic_fetch_add(&w->stats->points_dropped_queue, b->npoints);
         pt_complain(&w->c_full, PT_LOG_ERROR, "writer",
                     "write queue full (%zu batches): dropped %zu frames / %zu points; the store "
-                    "is slower than ingest",
-                    w->o.queue_batches, b->nframes, b->npoints);
+                    "is slower than ingest%s",
+                    w->o.queue_batches, b->nframes, b->npoints,
+                    w->ob ? " and the outbox cannot take batches fast enough" : "");
         b->nframes = b->npoints = b->used = 0; /* reuse it */
         b->born_ns = 0;
         return;
@@ -179,7 +230,10 @@ void coll_writer_add(struct coll_writer *w, const void *frame, size_t len, uint1
     memcpy(p + RECORD_HDR, frame, len);
     b->used += rec;
     b->refs[b->nframes] = ref ? *ref : (struct coll_frame_ref){0, 0, 0};
-    if (b->nframes++ == 0) b->born_ns = pt_mono_ns();
+    if (b->nframes++ == 0) {
+        b->born_ns = pt_mono_ns();
+        b->born_wall_ns = pt_now_ns();
+    }
     b->npoints += npoints;
     if (b->nframes >= w->o.batch_frames) hand_over(w);
 }
@@ -212,15 +266,38 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
 {
     size_t npts = 0, ntags = 0, nfields = 0, nids = 0;
     GROW(w->ids, w->cap_ids, b->nframes);
+    GROW(w->drefs, w->cap_drefs, b->nframes);
+    w->ndrefs = 0;
     size_t off = 0;
     struct pt_frame f;
+    w->bad_frames = w->bad_points = 0;
     for (size_t k = 0; k < b->nframes; k++) {
         uint32_t len;
+        uint16_t np;
+        /* A batch read back from the outbox passed its CRC, but check
+         * anyway: a wrong count must not read past the data. */
+        if (off + RECORD_HDR > b->used) {
+            w->bad_frames += b->nframes - k; /* their points are unknown */
+            break;
+        }
         memcpy(&len, b->data + off, 4);
+        if (len > b->used - off - RECORD_HDR) {
+            w->bad_frames += b->nframes - k;
+            break;
+        }
         const unsigned char *frame = b->data + off + RECORD_HDR;
+        memcpy(&np, b->data + off + 4, 2);
         off += record_size(len);
-        if (pt_wire_decode(w->dec, frame, len, &f) != 0) continue; /* cannot happen: checked */
+        /* Frames were checked on arrival, but one replayed from the outbox
+         * meets this pantalad's decoder (after an upgrade, say): count
+         * what it refuses, never skip it silently. */
+        if (pt_wire_decode(w->dec, frame, len, &f) != 0) {
+            w->bad_frames++;
+            w->bad_points += np;
+            continue;
+        }
         w->ids[nids] = f.id;
+        w->drefs[w->ndrefs++] = (struct coll_frame_ref){f.agent_id, f.epoch, f.seq};
         for (size_t m = 0; m < f.nmeas; m++) {
             const struct pt_meas *src = &f.meas[m];
             GROW(w->pts, w->cap_pts, npts + 1);
@@ -252,50 +329,6 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
     return (long)npts;
 }
 
-static void write_batch(struct coll_writer *w, struct batch *b)
-{
-    long n = decode_batch(w, b);
-    if (n < 0) {
-        coll_registry_forget(w->reg, b->refs, b->nframes);
-        atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes);
-        atomic_fetch_add(&w->stats->points_dropped_store, b->npoints);
-        pt_complain(&w->c_store, PT_LOG_ERROR, "writer", "out of memory decoding a batch");
-        return;
-    }
-    static const int64_t backoff_ms[] = {100, 500, 2000};
-    int rc = 0;
-    for (size_t attempt = 0;; attempt++) {
-        int64_t t0 = pt_mono_ns();
-        rc = w->ops->write_batch(w->store, w->pts, (size_t)n);
-        double secs = (double)(pt_mono_ns() - t0) / 1e9;
-        if (rc == 0) {
-            coll_hist_observe(&w->stats->write_seconds, secs);
-            coll_hist_observe(&w->stats->batch_points, (double)n);
-            atomic_fetch_add(&w->stats->points_written, (uint64_t)n);
-            atomic_fetch_add(&w->stats->frames_written, b->nframes);
-            atomic_fetch_add(&w->stats->batches_written, 1);
-            coll_registry_durable(w->reg, b->refs, b->nframes); /* now they may be acked */
-            pt_complain_release(&w->c_store, "writer", "store writes succeed again");
-            return;
-        }
-        atomic_fetch_add(&w->stats->store_errors, 1);
-        /* An invalid point can never be stored: retrying cannot help. */
-        bool permanent = rc == -EINVAL || rc == PT_E_LIMIT;
-        if (permanent || attempt >= sizeof backoff_ms / sizeof backoff_ms[0]) break;
-        PT_WARN("writer", "store write of %ld points failed (%s); retrying in %lld ms", n,
-                pt_strerror(rc), (long long)backoff_ms[attempt]);
-        struct timespec ts = {0, (long)(backoff_ms[attempt] % 1000) * 1000000L};
-        ts.tv_sec = backoff_ms[attempt] / 1000;
-        nanosleep(&ts, NULL);
-    }
-    coll_registry_forget(w->reg, b->refs, b->nframes);
-    atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes);
-    atomic_fetch_add(&w->stats->points_dropped_store, (uint64_t)n);
-    pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
-                "store write failed after retries (%s): dropped %ld points of %zu frames",
-                pt_strerror(rc), n, b->nframes);
-}
-
 static void chores(struct coll_writer *w, int64_t *next_persist, int64_t *next_retention)
 {
     int64_t now = pt_mono_ns();
@@ -318,44 +351,502 @@ static void chores(struct coll_writer *w, int64_t *next_persist, int64_t *next_r
     }
 }
 
-static void *writer_main(void *arg)
+/* ---- store writes ------------------------------------------------------- */
+
+static bool is_permanent(int rc)
+{
+    return rc == -EINVAL || rc == PT_E_LIMIT; /* an invalid point: retrying cannot help */
+}
+
+static void note_error(struct coll_writer *w, int rc, long npoints)
+{
+    pthread_mutex_lock(&w->lock);
+    snprintf(w->last_error, sizeof w->last_error, "%s: write of %ld points failed: %s",
+             w->ops->name, npoints, pt_strerror(rc));
+    w->last_error_ns = w->attempt_wall; /* when the failed attempt began */
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Decodes and writes one batch, once. Returns 0, or the store's error
+ * (counted and remembered for the API). An undecodable batch (out of
+ * memory) is reported as -ENOMEM, which the caller treats as transient. */
+static int write_once(struct coll_writer *w, struct batch *b)
+{
+    long n = decode_batch(w, b);
+    if (n < 0) {
+        pt_complain(&w->c_store, PT_LOG_ERROR, "writer", "out of memory decoding a batch");
+        return (int)n;
+    }
+    int64_t t0 = pt_mono_ns();
+    w->attempt_mono = t0;
+    w->attempt_wall = pt_now_ns();
+    int rc = w->ops->write_batch(w->store, w->pts, (size_t)n);
+    double secs = (double)(pt_mono_ns() - t0) / 1e9;
+    if (w->bad_frames && (rc == 0 || is_permanent(rc))) { /* once, not per retry */
+        atomic_fetch_add(&w->stats->frames_dropped_store, w->bad_frames);
+        atomic_fetch_add(&w->stats->points_dropped_store, w->bad_points);
+        pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
+                    "%zu frames of a batch no longer decode (damaged, or from another pantalad "
+                    "version): dropped them and their %zu points",
+                    w->bad_frames, w->bad_points);
+    }
+    if (rc == 0) {
+        coll_hist_observe(&w->stats->write_seconds, secs);
+        coll_hist_observe(&w->stats->batch_points, (double)n);
+        atomic_fetch_add(&w->stats->points_written, (uint64_t)n);
+        atomic_fetch_add(&w->stats->frames_written, b->nframes - w->bad_frames);
+        atomic_fetch_add(&w->stats->batches_written, 1);
+        coll_registry_durable(w->reg, w->drefs, w->ndrefs); /* now they may be acked */
+        return 0;
+    }
+    atomic_fetch_add(&w->stats->store_errors, 1);
+    note_error(w, rc, n);
+    if (is_permanent(rc)) {
+        /* Splitting the batch to isolate the bad point is not worth it: the
+         * decoder already refuses what the stores refuse, so this is a bug
+         * or a backend limit, and the whole batch is dropped (counted). */
+        coll_registry_forget(w->reg, w->drefs, w->ndrefs); /* the agents resend them */
+        atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes - w->bad_frames);
+        atomic_fetch_add(&w->stats->points_dropped_store, (uint64_t)n);
+        pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
+                    "the store refused a batch for good (%s): dropped %ld points of %zu frames",
+                    pt_strerror(rc), n, b->nframes);
+    }
+    return rc;
+}
+
+/* Records a transient failure: the first one of an outage is logged (and
+ * then at a slowing rate) and turns spilling on. */
+static void outage_begin(struct coll_writer *w, int rc)
+{
+    pthread_mutex_lock(&w->lock);
+    bool first = !w->outage;
+    if (first) {
+        /* From the start of the failed attempt: a store that hangs (a
+         * lock, a timeout) is out from then on. */
+        w->outage = true;
+        w->outage_mono = w->attempt_mono ? w->attempt_mono : pt_mono_ns();
+        w->outage_wall = w->attempt_wall ? w->attempt_wall : pt_now_ns();
+        pthread_cond_signal(&w->spill_cond);
+    }
+    atomic_store(&w->stats->store_healthy, 0);
+    pthread_mutex_unlock(&w->lock);
+    pt_complain(&w->c_outage, PT_LOG_ERROR, "writer",
+                "store write failed (%s): %s and retrying with back-off", pt_strerror(rc),
+                w->ob ? "keeping batches in the outbox" : "holding the batch (no outbox)");
+}
+
+static void outage_end(struct coll_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool was = w->outage;
+    int64_t since = w->outage_mono;
+    w->outage = false;
+    w->outage_wall = 0;
+    atomic_store(&w->stats->store_healthy, 1);
+    pthread_mutex_unlock(&w->lock);
+    if (!was) return;
+    uint64_t left = w->ob ? coll_outbox_records(w->ob) : 0;
+    PT_INFO("writer", "store is back after %.1f s, replaying %llu batches from the outbox",
+            (double)(pt_mono_ns() - since) / 1e9, (unsigned long long)left);
+    w->c_outage = (struct pt_complain)PT_COMPLAIN_INIT;
+}
+
+/* Sleeps the back-off before retry number attempt (0-based): 100 ms
+ * doubling to 5 s, +-25 % jitter so many collectors do not retry at once.
+ * Returns early when the writer is told to stop, and waits only 100 ms
+ * once it is stopping. */
+static void backoff(struct coll_writer *w, unsigned attempt)
+{
+    int64_t ms = 100;
+    for (unsigned i = 0; i < attempt && ms < 5000; i++) ms *= 2;
+    if (ms > 5000) ms = 5000;
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 7;
+    w->rng ^= w->rng << 17;
+    ms = ms * 3 / 4 + (int64_t)(w->rng % (uint64_t)(ms / 2 + 1));
+    pthread_mutex_lock(&w->lock);
+    if (w->stopping) ms = 100; /* still retrying until the drain deadline, but not for long */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t until = (int64_t)ts.tv_sec * PT_NS_PER_SEC + ts.tv_nsec + ms * PT_NS_PER_MS;
+    ts.tv_sec = (time_t)(until / PT_NS_PER_SEC);
+    ts.tv_nsec = (long)(until % PT_NS_PER_SEC);
+    while (!w->stopping && pthread_cond_timedwait(&w->cond, &w->lock, &ts) != ETIMEDOUT) {}
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- the outbox ------------------------------------------------------- */
+
+/* Copies the outbox's state into the /metrics counters. */
+static void outbox_stats(struct coll_writer *w)
+{
+    struct coll_outbox_info i;
+    coll_outbox_info(w->ob, &i);
+    struct coll_stats *s = w->stats;
+    atomic_store(&s->outbox_bytes, (int64_t)i.bytes);
+    atomic_store(&s->outbox_batches, (int64_t)i.records);
+    atomic_store(&s->outbox_frames, (int64_t)i.frames);
+    atomic_store(&s->outbox_oldest_ns, i.oldest_born_ns);
+    atomic_store(&s->frames_dropped_outbox,
+                 i.dropped_frames + atomic_load(&w->big_frames) - atomic_load(&w->rescued_frames));
+    atomic_store(&s->points_dropped_outbox,
+                 i.dropped_points + atomic_load(&w->big_points) - atomic_load(&w->rescued_points));
+    atomic_store(&s->frames_dropped_corrupt, i.corrupt_frames);
+    atomic_store(&s->points_dropped_corrupt, i.corrupt_points);
+    atomic_store(&s->outbox_dropped_bytes, i.dropped_bytes);
+    atomic_store(&s->outbox_corrupt_bytes, i.corrupt_bytes);
+}
+
+/* Appends b to the outbox. Called with w->lock held and spill_busy set by
+ * the caller; the lock is dropped during the disk write. A batch that can
+ * never fit (PT_E_LIMIT) is counted as dropped (reason outbox_full). */
+static int spill_locked(struct coll_writer *w, struct batch *b, uint64_t *id)
+{
+    pthread_mutex_unlock(&w->lock);
+    int rc = coll_outbox_append(w->ob, b->data, b->used, (uint32_t)b->nframes, (uint32_t)b->npoints,
+                                b->born_wall_ns, id);
+    if (rc == 0) {
+        atomic_fetch_add(&w->stats->outbox_spilled_batches, 1);
+        atomic_fetch_add(&w->stats->outbox_spilled_frames, b->nframes);
+        pt_complain_release(&w->c_spill, "writer", "the outbox takes batches again");
+    } else if (rc == PT_E_LIMIT) {
+        atomic_fetch_add(&w->big_frames, b->nframes);
+        atomic_fetch_add(&w->big_points, b->npoints);
+        pt_complain(&w->c_spill, PT_LOG_ERROR, "writer",
+                    "a batch of %zu bytes can never fit the outbox (outbox.max_bytes too "
+                    "small): DROPPED %zu frames / %zu points",
+                    b->used, b->nframes, b->npoints);
+    } else {
+        pt_complain(&w->c_spill, PT_LOG_ERROR, "writer",
+                    "cannot write to the outbox (%s): batches stay in memory while there is "
+                    "room",
+                    pt_strerror(rc));
+    }
+    outbox_stats(w);
+    pthread_mutex_lock(&w->lock);
+    return rc;
+}
+
+static bool spill_wanted(struct coll_writer *w)
+{
+    if (!w->ob || w->spill_busy || !w->head) return false;
+    if (w->spill_pause_until && pt_mono_ns() < w->spill_pause_until) return false;
+    return w->outage || w->depth >= w->spill_at;
+}
+
+/* The spiller thread: moves the oldest queued batches to the outbox while
+ * the queue is above its high-water mark or the store fails. A batch the
+ * writer is writing at that moment is older than the queue, so it is
+ * copied first (it stays with the writer; see write_queued()). Appends are
+ * synced in groups, SYNC_EVERY after the first unsynced one, by the
+ * outbox's own thread, so a slow fdatasync never holds up spilling. */
+static void *spill_main(void *arg)
 {
     struct coll_writer *w = arg;
-    int64_t next_persist = pt_mono_ns() + w->o.persist_ns, next_retention = 0;
+    int64_t unsynced_since = 0; /* monotonic time of the first append not synced, or 0 */
+    pthread_mutex_lock(&w->lock);
     for (;;) {
-        pthread_mutex_lock(&w->lock);
-        while (!w->head && !w->stopping) {
+        if (!w->spill_stop && !spill_wanted(w)) {
+            int64_t now = pt_mono_ns();
+            if (unsynced_since && now - unsynced_since >= SYNC_EVERY) {
+                coll_outbox_sync_soon(w->ob); /* never waits for the disk */
+                unsynced_since = 0;
+                continue;
+            }
+            /* Wait for work, or until the group of appends is due for its
+             * sync; at most a second (that also ends a pause after a
+             * failed append). */
+            int64_t until = unsynced_since ? unsynced_since + SYNC_EVERY : now + PT_NS_PER_SEC;
+            int64_t left = until - now;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1;
-            if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT) break;
+            int64_t abs_ns = (int64_t)ts.tv_sec * PT_NS_PER_SEC + ts.tv_nsec + left;
+            ts.tv_sec = (time_t)(abs_ns / PT_NS_PER_SEC);
+            ts.tv_nsec = (long)(abs_ns % PT_NS_PER_SEC);
+            pthread_cond_timedwait(&w->spill_cond, &w->lock, &ts);
+            continue;
         }
-        struct batch *b = w->head;
-        if (b) {
+        if (w->spill_stop) break;
+        struct batch *b, *done = NULL;
+        bool infl = w->inflight && !w->inflight_on_disk && !w->inflight_unspillable;
+        if (infl) {
+            b = w->inflight;
+        } else {
+            b = w->head;
             w->head = b->next;
             if (!w->head) w->tail = NULL;
             w->depth--;
             atomic_store(&w->stats->queue_depth, (int64_t)w->depth);
         }
-        int stop = w->stopping && !b;
-        bool late = w->stopping && pt_mono_ns() > w->drain_deadline;
-        size_t left = w->depth;
+        w->spill_busy = true;
+        uint64_t id = 0;
+        int rc = spill_locked(w, b, &id);
+        w->spill_busy = false;
+        if (rc == 0) {
+            if (!unsynced_since) unsynced_since = pt_mono_ns();
+            if (infl) {
+                w->inflight_on_disk = true;
+                w->inflight_id = id;
+            } else {
+                done = b;
+            }
+        } else if (rc == PT_E_LIMIT) {
+            if (infl)
+                w->inflight_unspillable = true; /* the writer keeps it; spill the rest */
+            else
+                done = b; /* counted as dropped */
+        } else {
+            if (!infl) { /* the disk fails: put the batch back, try again in a while */
+                b->next = w->head;
+                w->head = b;
+                if (!w->tail) w->tail = b;
+                w->depth++;
+                atomic_store(&w->stats->queue_depth, (int64_t)w->depth);
+            }
+            w->spill_pause_until = pt_mono_ns() + PT_NS_PER_SEC;
+        }
+        if (done) {
+            pthread_mutex_unlock(&w->lock);
+            batch_put(w, done);
+            pthread_mutex_lock(&w->lock);
+        }
+        pthread_cond_broadcast(&w->cond); /* the writer may wait for spill_busy */
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (unsynced_since) coll_outbox_sync(w->ob);
+    return NULL;
+}
+
+/* ---- the writer thread -------------------------------------------------- */
+
+/* Writes the oldest outbox record to the store; pops it when it is stored
+ * (or refused for good). */
+static void replay_one(struct coll_writer *w, unsigned *attempt)
+{
+    struct coll_outbox_rec r;
+    if (coll_outbox_peek(w->ob, &r)) {
+        outbox_stats(w); /* it found only damage, now counted */
+        return;
+    }
+    struct batch v = {.data = (unsigned char *)(uintptr_t)r.data,
+                      .nframes = r.nframes,
+                      .npoints = r.npoints,
+                      .used = r.len,
+                      .cap = r.len};
+    int rc = write_once(w, &v);
+    if (rc != 0 && !is_permanent(rc)) {
+        outage_begin(w, rc);
+        backoff(w, (*attempt)++);
+        return;
+    }
+    if (coll_outbox_pop(w->ob, r.id) == -ENOENT && rc == 0) {
+        /* A full outbox dropped (and counted) it while it was written. */
+        atomic_fetch_add(&w->rescued_frames, r.nframes);
+        atomic_fetch_add(&w->rescued_points, r.npoints);
+    }
+    if (rc == 0) {
+        atomic_fetch_add(&w->stats->outbox_replayed_batches, 1);
+        atomic_fetch_add(&w->stats->outbox_replayed_frames, r.nframes);
+        w->replayed_run++;
+        outage_end(w);
+        *attempt = 0;
+    }
+    outbox_stats(w);
+    if (coll_outbox_records(w->ob) == 0 && w->replayed_run) {
+        PT_INFO("writer",
+                "outbox replayed: %llu batches written to the store, the outbox is "
+                "empty again",
+                (unsigned long long)w->replayed_run);
+        w->replayed_run = 0;
+    }
+}
+
+/* Writes a batch taken from the queue (w->inflight). On a transient
+ * failure it goes to the outbox and the writer carries on from there; the
+ * spiller may have copied it already (then it is the outbox's head record,
+ * as nothing was in the outbox when the writer took it from the queue).
+ * Without a usable outbox it is retried here. */
+static void write_queued(struct coll_writer *w, struct batch *b, unsigned *attempt)
+{
+    for (;;) {
+        int rc = write_once(w, b);
+        pthread_mutex_lock(&w->lock);
+        while (w->spill_busy) pthread_cond_wait(&w->cond, &w->lock);
+        bool on_disk = w->inflight_on_disk;
+        uint64_t id = w->inflight_id;
+        if (rc == 0 || is_permanent(rc)) w->inflight = NULL;
         pthread_mutex_unlock(&w->lock);
-        if (b && late) {
-            coll_registry_forget(w->reg, b->refs, b->nframes);
+        if (rc == 0 || is_permanent(rc)) {
+            if (on_disk) { /* already stored: remove the copy */
+                if (coll_outbox_pop(w->ob, id) == -ENOENT && rc == 0) {
+                    /* A full outbox dropped (and counted) the copy. */
+                    atomic_fetch_add(&w->rescued_frames, b->nframes);
+                    atomic_fetch_add(&w->rescued_points, b->npoints);
+                }
+                outbox_stats(w);
+            }
+            if (rc == 0) {
+                outage_end(w);
+                *attempt = 0;
+            }
+            break;
+        }
+        outage_begin(w, rc);
+        bool keep = true, synced = false;
+        pthread_mutex_lock(&w->lock);
+        while (w->spill_busy) pthread_cond_wait(&w->cond, &w->lock);
+        if (w->inflight_on_disk) {
+            keep = false;
+        } else if (w->ob && !w->inflight_unspillable) {
+            w->spill_busy = true;
+            uint64_t nid;
+            int src = spill_locked(w, b, &nid);
+            w->spill_busy = false;
+            pthread_cond_broadcast(&w->cond);
+            if (src == 0) keep = false, synced = true;
+        }
+        bool late = w->stopping && pt_mono_ns() > w->drain_deadline;
+        if (!keep || late) w->inflight = NULL;
+        pthread_mutex_unlock(&w->lock);
+        if (synced) coll_outbox_sync_soon(w->ob);
+        if (!keep) break;
+        if (late) {
             atomic_fetch_add(&w->stats->frames_dropped_shutdown, b->nframes);
             atomic_fetch_add(&w->stats->points_dropped_shutdown, b->npoints);
-            pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
-                        "shutdown: the store did not take the queue in time; dropping %zu "
-                        "queued batches",
-                        left + 1);
-            batch_put(w, b);
+            PT_ERROR("writer", "shutdown: the store still fails; dropped %zu frames / %zu points",
+                     b->nframes, b->npoints);
+            break;
+        }
+        backoff(w, (*attempt)++);
+    }
+    batch_put(w, b);
+}
+
+/* Shutdown with the outbox: writes every queued batch to it, in order.
+ * Called with w->lock held. */
+static void final_spill(struct coll_writer *w, const char *why)
+{
+    size_t n = 0, frames = 0, lost = 0;
+    while (w->spill_busy) pthread_cond_wait(&w->cond, &w->lock);
+    struct batch *b;
+    while ((b = w->head)) {
+        w->head = b->next;
+        if (!w->head) w->tail = NULL;
+        w->depth--;
+        w->spill_busy = true;
+        uint64_t id;
+        int rc = spill_locked(w, b, &id);
+        w->spill_busy = false;
+        if (rc == 0) {
+            n++;
+            frames += b->nframes;
+        } else {
+            lost += b->nframes;
+            if (rc != PT_E_LIMIT) { /* PT_E_LIMIT was counted as outbox_full */
+                atomic_fetch_add(&w->stats->frames_dropped_shutdown, b->nframes);
+                atomic_fetch_add(&w->stats->points_dropped_shutdown, b->npoints);
+            }
+        }
+        pthread_mutex_unlock(&w->lock);
+        batch_put(w, b);
+        pthread_mutex_lock(&w->lock);
+    }
+    atomic_store(&w->stats->queue_depth, 0);
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    coll_outbox_sync(w->ob);
+    outbox_stats(w);
+    uint64_t total = coll_outbox_records(w->ob);
+    if (n || total)
+        PT_INFO("writer",
+                "shutdown (%s): wrote %zu queued batches (%zu frames) to the outbox, which now "
+                "holds %llu batches; they are written to the store at the next start",
+                why, n, frames, (unsigned long long)total);
+    if (lost)
+        PT_ERROR("writer", "shutdown: %zu frames could not be written to the outbox: DROPPED",
+                 lost);
+    pthread_mutex_lock(&w->lock);
+}
+
+/* Shutdown without an outbox, after the deadline: counts what is left. */
+static void final_drop(struct coll_writer *w)
+{
+    size_t n = 0;
+    struct batch *b;
+    while ((b = w->head)) {
+        w->head = b->next;
+        if (!w->head) w->tail = NULL;
+        w->depth--;
+        n++;
+        atomic_fetch_add(&w->stats->frames_dropped_shutdown, b->nframes);
+        atomic_fetch_add(&w->stats->points_dropped_shutdown, b->npoints);
+        pthread_mutex_unlock(&w->lock);
+        batch_put(w, b);
+        pthread_mutex_lock(&w->lock);
+    }
+    atomic_store(&w->stats->queue_depth, 0);
+    if (n)
+        PT_ERROR("writer",
+                 "shutdown: the store did not take the queue in time; dropped %zu queued "
+                 "batches (no outbox configured)",
+                 n);
+}
+
+static void *writer_main(void *arg)
+{
+    struct coll_writer *w = arg;
+    int64_t next_persist = pt_mono_ns() + w->o.persist_ns, next_retention = 0;
+    unsigned attempt = 0;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+            bool pending = w->ob && (w->spill_busy || coll_outbox_records(w->ob) > 0);
+            if (w->head || pending || w->stopping) break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += 1; /* chores run at least once a second */
+            if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT) break;
+        }
+        bool from_ob = w->ob && coll_outbox_records(w->ob) > 0;
+        if (w->stopping) {
+            bool late = pt_mono_ns() > w->drain_deadline;
+            if (w->ob && (late || w->outage || from_ob)) {
+                /* Nothing is lost by stopping now: what is queued goes to
+                 * the outbox behind what is there already. */
+                final_spill(w, late        ? "drain deadline"
+                               : w->outage ? "store failing"
+                                           : "outbox not empty");
+                pthread_mutex_unlock(&w->lock);
+                break;
+            }
+            if (!w->ob && late) {
+                final_drop(w);
+                pthread_mutex_unlock(&w->lock);
+                break;
+            }
+        }
+        if (!from_ob && w->spill_busy) { /* wait for it: it may be the oldest batch */
+            pthread_cond_wait(&w->cond, &w->lock);
+            pthread_mutex_unlock(&w->lock);
             continue;
         }
-        if (b) {
-            write_batch(w, b);
-            batch_put(w, b);
+        struct batch *b = NULL;
+        if (!from_ob && w->head) {
+            b = w->head;
+            w->head = b->next;
+            if (!w->head) w->tail = NULL;
+            w->depth--;
+            atomic_store(&w->stats->queue_depth, (int64_t)w->depth);
+            w->inflight = b;
+            w->inflight_on_disk = w->inflight_unspillable = false;
         }
+        bool stop = w->stopping && !b && !from_ob && !w->head;
+        pthread_mutex_unlock(&w->lock);
+        if (from_ob)
+            replay_one(w, &attempt);
+        else if (b)
+            write_queued(w, b, &attempt);
         chores(w, &next_persist, &next_retention);
         if (stop) break;
     }
@@ -376,6 +867,9 @@ int coll_writer_start(struct coll_writer **out, const struct store_ops *ops, str
     w->store = store;
     w->reg = reg;
     w->stats = stats;
+    w->ob = o->outbox;
+    w->spill_at = o->queue_batches / 2 ? o->queue_batches / 2 : 1;
+    w->rng = (uint64_t)pt_now_ns() | 1;
     w->dec = pt_wire_dec_new();
     if (!w->dec) {
         free(w);
@@ -385,18 +879,50 @@ int coll_writer_start(struct coll_writer **out, const struct store_ops *ops, str
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->cond, &ca);
+    pthread_cond_init(&w->spill_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&w->lock, NULL);
     atomic_store(&stats->queue_capacity, (int64_t)o->queue_batches);
+    atomic_store(&stats->store_healthy, 1);
+    if (w->ob) outbox_stats(w);
     int rc = pthread_create(&w->thread, NULL, writer_main, w);
+    if (rc == 0 && w->ob) {
+        rc = pthread_create(&w->spill_thread, NULL, spill_main, w);
+        if (rc) {
+            pthread_mutex_lock(&w->lock);
+            w->stopping = 1;
+            pthread_cond_signal(&w->cond);
+            pthread_mutex_unlock(&w->lock);
+            pthread_join(w->thread, NULL);
+        } else {
+            w->spill_started = true;
+            pthread_setname_np(w->spill_thread, "pt-spill");
+        }
+    }
     if (rc) {
         pt_wire_dec_free(w->dec);
+        pthread_cond_destroy(&w->cond);
+        pthread_cond_destroy(&w->spill_cond);
+        pthread_mutex_destroy(&w->lock);
         free(w);
         return -rc;
     }
     pthread_setname_np(w->thread, "pt-writer"); /* shows in top -H, ps -L */
     *out = w;
     return 0;
+}
+
+void coll_writer_status(struct coll_writer *w, struct coll_writer_status *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&w->lock);
+    st->healthy = !w->outage;
+    st->outage_since_ns = w->outage ? w->outage_wall : 0;
+    st->last_error_ns = w->last_error_ns;
+    snprintf(st->last_error, sizeof st->last_error, "%s", w->last_error);
+    st->queue_depth = w->depth;
+    st->queue_capacity = w->o.queue_batches;
+    pthread_mutex_unlock(&w->lock);
 }
 
 void coll_writer_stop(struct coll_writer *w)
@@ -421,11 +947,20 @@ void coll_writer_stop(struct coll_writer *w)
     w->stopping = 1;
     w->drain_deadline = pt_mono_ns() + w->o.drain_ns;
     if (w->depth)
-        PT_INFO("writer", "writing %zu queued batches before exiting (at most %llds)", w->depth,
-                (long long)(w->o.drain_ns / PT_NS_PER_SEC));
-    pthread_cond_signal(&w->cond);
+        PT_INFO("writer", "writing %zu queued batches before exiting (at most %llds%s)", w->depth,
+                (long long)(w->o.drain_ns / PT_NS_PER_SEC),
+                w->ob ? "; then the rest goes to the outbox" : "");
+    pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
+    if (w->spill_started) {
+        pthread_mutex_lock(&w->lock);
+        w->spill_stop = true;
+        pthread_cond_signal(&w->spill_cond);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->spill_thread, NULL);
+        outbox_stats(w);
+    }
     batch_free(w->cur);
     while (w->spare) {
         struct batch *n = w->spare->next;
@@ -438,8 +973,10 @@ void coll_writer_stop(struct coll_writer *w)
     free(w->tags);
     free(w->fields);
     free(w->ids);
+    free(w->drefs);
     free(w->idx);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->spill_cond);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }

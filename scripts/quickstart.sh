@@ -92,6 +92,17 @@ with os.fdopen(fd, "w") as f:
     f.write("\n")
 PY
 fi
+# The ports may differ from the last run: point the agent at this one.
+python3 - "$DEMO/agent.json" "127.0.0.1:$UDP_PORT" <<'PY'
+import json, sys
+with open(sys.argv[1]) as f:
+    cfg = json.load(f)
+if cfg.get("collector") != sys.argv[2]:
+    cfg["collector"] = sys.argv[2]
+    with open(sys.argv[1], "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+PY
 nohup "$ROOT/build/agent/pantala-agent" --config "$DEMO/agent.json" \
   >>"$DEMO/agent.log" 2>&1 &
 echo $! > "$DEMO/pantala-agent.pid"

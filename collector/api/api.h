@@ -11,12 +11,14 @@
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
+#include "writer.h"
 
 struct coll_api_ctx {
     struct coll_registry *reg;
     const struct store_ops *ops;
     struct store *store;
     struct coll_stats *stats;
+    struct coll_writer *writer; /* for GET /api/v1/store; may be NULL */
     const char *const *tokens;
     size_t ntokens;
     const char *udp_host; /* as configured; 0.0.0.0 means "ask the Host header" */

@@ -79,5 +79,6 @@ void api_silences_item(struct api_req *rq, struct api_resp *rs, const char *id);
 void api_alerts_active(struct api_req *rq, struct api_resp *rs);
 void api_alerts_history(struct api_req *rq, struct api_resp *rs);
 void api_prometheus(struct api_req *rq, struct api_resp *rs);
+void api_store(struct api_req *rq, struct api_resp *rs);
 
 #endif

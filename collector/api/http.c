@@ -157,6 +157,10 @@ static void route(struct api_req *rq, struct api_resp *rs)
         return;
     }
     if (n >= 2 && seg_is(rq, 0, "api") && seg_is(rq, 1, "v1")) {
+        if (n == 3 && seg_is(rq, 2, "store")) {
+            if (method_is(rq, rs, "GET")) api_store(rq, rs);
+            return;
+        }
         if (n == 3 && seg_is(rq, 2, "agents")) {
             if (method_is(rq, rs, "GET, POST")) api_agents_collection(rq, rs);
             return;

@@ -255,6 +255,37 @@ class Provision(unittest.TestCase):
         self.assertFalse(os.path.exists(prefix), "prefix removed")
         self.assertEqual(self.agents("tgz-1"), [])
 
+    def test_1b_ssh_agent(self):
+        """No --key: the keys of a running ssh-agent are used."""
+        if not shutil.which("ssh-agent") or not shutil.which("ssh-add"):
+            self.skipTest("ssh-agent/ssh-add not installed (openssh-client)")
+        sock = os.path.join(self.dir, "agent.sock")
+        agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(50):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            env = dict(os.environ, SSH_AUTH_SOCK=sock)
+            r = run("ssh-add", os.path.join(self.dir, "id"), env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            prefix = os.path.join(self.home, "viaagent")
+            cmd = [CLI, "status", "--host", "127.0.0.1", "--port", str(self.port), "--user",
+                   self.user, "--known-hosts", self.known_hosts, "--accept-new", "--api",
+                   self.api, "--token-file", self.token_file, "--ns", "prov", "--mcis", "m1",
+                   "--vm", "sa-1", "--prefix", prefix]
+            r = run(*cmd, env=env)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertRegex(r.stdout, r"sa-1.*ok.*not installed")
+            # Without an agent and without --key: a clear error.
+            env.pop("SSH_AUTH_SOCK")
+            r = run(*cmd, env=env)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no --key given and no ssh-agent reachable", r.stdout)
+        finally:
+            agent.terminate()
+            agent.wait()
+
     def test_2_host_key_mismatch(self):
         kh = os.path.join(self.dir, "kh_mismatch")
         with open(os.path.join(self.dir, "otherhostkey.pub")) as f:

@@ -271,6 +271,24 @@ def test_deb_install(deb):
         pid = open("/run/pantala-agent.pid").read().strip()
         user = run("ps", "-o", "user=", "-p", pid).stdout.strip()
         check(user == "pantala-agent", "runs as pantala-agent: %r" % user)
+
+        # An upgrade keeps the configuration (content, mode, owner) and the user.
+        with open("/etc/pantala/agent.json") as f:
+            conf = f.read()
+        up = os.path.join(os.path.dirname(deb), "upgrade")
+        r = run("cpack", "-G", "DEB", "--config", os.path.join(BUILD, "CPackConfig.cmake"), "-B",
+                up, "-D", "CPACK_PACKAGE_VERSION=99.0.0")
+        newer = glob.glob(os.path.join(up, "pantala-agent_99.0.0_*.deb"))
+        if check(len(newer) == 1, "an upgrade package: %s" % r.stdout[-500:]):
+            r = run("dpkg", "-i", newer[0])
+            check(r.returncode == 0, "dpkg -i (upgrade): " + r.stderr)
+            v = run("dpkg-query", "-W", "-f", "${Version}", "pantala-agent").stdout
+            check(v == "99.0.0", "upgraded to 99.0.0: %r" % v)
+            st = os.stat("/etc/pantala/agent.json")
+            with open("/etc/pantala/agent.json") as f:
+                check(f.read() == conf, "the upgrade kept the configuration")
+            check(st.st_mode & 0o777 == 0o600 and pwd.getpwuid(st.st_uid).pw_name == "pantala-agent",
+                  "still 0600, owned by pantala-agent")
     finally:
         r = run("dpkg", "--purge", "pantala-agent")
     check(r.returncode == 0, "dpkg --purge: " + r.stderr)

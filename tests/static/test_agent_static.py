@@ -103,7 +103,12 @@ def meminfo_total():
 
 def test_once():
     # No environment at all: no PATH, no LD_LIBRARY_PATH, no locale.
-    r = subprocess.run([AGENT, "--once", "--json"], capture_output=True, text=True, timeout=20, env={})
+    # An empty configuration, not /etc/pantala/agent.json of an installed agent.
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        cfg.write("{}\n")
+        cfg.flush()
+        r = subprocess.run([AGENT, "--once", "--json", "--config", cfg.name], capture_output=True,
+                           text=True, timeout=20, env={})
     check(r.returncode == 0, "--once exits 0: " + r.stderr)
     s = json.loads(r.stdout)
     meas = {m["name"]: m["fields"] for m in s["measurements"]}

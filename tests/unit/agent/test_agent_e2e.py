@@ -102,7 +102,20 @@ def check(cond, what):
         raise AssertionError(what)
 
 
+# --once without --config reads /etc/pantala/agent.json when it exists (a
+# machine with the agent installed): give it an empty configuration instead,
+# so the tests see the defaults on every machine.
+EMPTY_CONFIG = None
+
+
 def run(*args, **kw):
+    global EMPTY_CONFIG
+    if "--once" in args and "--config" not in args:
+        if EMPTY_CONFIG is None:
+            fd, EMPTY_CONFIG = tempfile.mkstemp(suffix=".json")
+            os.write(fd, b"{}\n")
+            os.close(fd)
+        args = args + ("--config", EMPTY_CONFIG)
     return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=20, **kw)
 
 

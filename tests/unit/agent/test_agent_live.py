@@ -44,7 +44,11 @@ def run(*args):
 
 
 def once():
-    r = run(AGENT, "--once", "--json")
+    # An empty configuration: not /etc/pantala/agent.json of an installed agent.
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as cfg:
+        cfg.write("{}\n")
+        cfg.flush()
+        r = run(AGENT, "--once", "--json", "--config", cfg.name)
     check(r.returncode == 0, "--once exits 0: %s" % r.stderr)
     return json.loads(r.stdout)["measurements"]
 

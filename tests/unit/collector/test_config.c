@@ -55,6 +55,8 @@ static void test_defaults(void **state)
     assert_true(cfg.retention_1h_ns == 400 * 86400 * PT_NS_PER_SEC);
     assert_true(cfg.max_age_ns == 2 * 3600 * PT_NS_PER_SEC);
     assert_false(cfg.insecure);
+    assert_true(cfg.outbox_max_bytes == INT64_C(1) << 30);
+    assert_null(cfg.outbox_dir);
     coll_config_close(&cfg);
 }
 
@@ -137,6 +139,22 @@ static void test_names(void **state)
     assert_true(coll_name_valid(long_name, 128));
 }
 
+static void test_outbox_keys(void **state)
+{
+    (void)state;
+    struct coll_config cfg;
+    assert_int_equal(load_text(&cfg, "{\"api\": {\"tokens\": [\"0123456789abcdef0123\"]},"
+                                     "\"outbox\": {\"max_bytes\": 0, \"dir\": \"/srv/ob\"}}"),
+                     0);
+    assert_true(cfg.outbox_max_bytes == 0); /* no outbox */
+    assert_string_equal(cfg.outbox_dir, "/srv/ob");
+    coll_config_close(&cfg);
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"outbox\": {\"max_bytes\": 1000}}",
+           "\"outbox.max_bytes\"", "at least 262144");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"outbox\": {\"dir\": \"\"}}",
+           "\"outbox.dir\"", "must not be empty");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_alerting),
+        cmocka_unit_test(test_outbox_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -193,7 +193,7 @@ static size_t expect(const struct ser *s, int64_t from, int64_t to, int64_t step
     while (i < s->n && s->p[i].ts < from) i++;
     while (i < s->n && s->p[i].ts < to) {
         int64_t bk = floor_to(s->p[i].ts, step);
-        double mn[NF], mx[NF], sum[NF], last[NF];
+        double mn[NF] = {0}, mx[NF] = {0}, sum[NF] = {0}, last[NF] = {0};
         size_t cnt[NF] = {0};
         for (; i < s->n && s->p[i].ts < to && floor_to(s->p[i].ts, step) == bk; i++)
             for (int k = 0; k < NF; k++) {
