@@ -78,6 +78,12 @@ struct coll_outbox {
     /* nrec for readers that must not wait for the lock, which is held
      * during disk reads and writes (coll_outbox_records()). */
     _Atomic uint64_t nrec_pub;
+    /* Every record appended with an id up to this is on disk (synced):
+     * coll_outbox_synced(). One sync at a time (sync_run), so a sync that
+     * finds nothing left to do cannot claim what another one is still
+     * syncing. */
+    _Atomic uint64_t synced_id;
+    pthread_mutex_t sync_run;
 };
 
 /* ---- little-endian fields ------------------------------------------------ */
@@ -336,6 +342,7 @@ int coll_outbox_open(struct coll_outbox **out, const struct coll_outbox_opts *o,
     ob->next_id = 1;
     pthread_mutex_init(&ob->lock, NULL);
     pthread_mutex_init(&ob->sync_lock, NULL);
+    pthread_mutex_init(&ob->sync_run, NULL);
     pthread_cond_init(&ob->sync_cond, NULL);
     if (mkdir(ob->dir, 0750) && errno != EEXIST) {
         int e = errno;
@@ -553,10 +560,13 @@ int coll_outbox_sync(struct coll_outbox *ob)
 {
     int fds[64], nfd = 0, rc = 0;
     bool more = true, dir;
+    uint64_t upto = 0;
+    pthread_mutex_lock(&ob->sync_run);
     while (more) {
         more = false;
         nfd = 0;
         pthread_mutex_lock(&ob->lock);
+        if (!upto) upto = ob->next_id - 1; /* appended so far: written, to be synced */
         for (struct seg *s = ob->head; s; s = s->next) {
             if (!s->dirty) continue;
             if (nfd == (int)(sizeof fds / sizeof fds[0])) {
@@ -586,8 +596,15 @@ int coll_outbox_sync(struct coll_outbox *ob)
             }
         }
     }
+    if (!rc && upto > atomic_load(&ob->synced_id)) atomic_store(&ob->synced_id, upto);
+    pthread_mutex_unlock(&ob->sync_run);
     if (rc) PT_ERROR("outbox", "sync of %s failed: %s", ob->dir, pt_strerror(rc));
     return rc;
+}
+
+uint64_t coll_outbox_synced(struct coll_outbox *ob)
+{
+    return atomic_load(&ob->synced_id);
 }
 
 static void *sync_main(void *arg)
@@ -755,6 +772,7 @@ void coll_outbox_close(struct coll_outbox *ob)
     free(ob->buf);
     pthread_cond_destroy(&ob->sync_cond);
     pthread_mutex_destroy(&ob->sync_lock);
+    pthread_mutex_destroy(&ob->sync_run);
     pthread_mutex_destroy(&ob->lock);
     free(ob);
 }

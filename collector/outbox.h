@@ -64,6 +64,9 @@ int coll_outbox_append(struct coll_outbox *ob, const void *data, size_t len, uin
 /* Makes every append so far durable (fdatasync of the written segments and
  * of the directory when a segment was created). */
 int coll_outbox_sync(struct coll_outbox *ob);
+/* Every record with an id up to the value returned is durable (appended
+ * and synced); 0 before the first sync. Lock-free. */
+uint64_t coll_outbox_synced(struct coll_outbox *ob);
 /* Asks for a sync and returns at once: a thread of the outbox (started on
  * first use) does it, so an appender never waits for the disk's flush. */
 void coll_outbox_sync_soon(struct coll_outbox *ob);

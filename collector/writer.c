@@ -34,6 +34,15 @@ struct batch {
     struct coll_frame_ref *refs;
 };
 
+/* Frames written to the outbox, waiting for its sync: then they are durable
+ * and may be acknowledged (coll_registry_durable()). */
+struct spilled {
+    struct spilled *next;
+    uint64_t id; /* the outbox record */
+    size_t n;
+    struct coll_frame_ref refs[];
+};
+
 struct coll_writer {
     struct coll_writer_opts o;
     const struct store_ops *ops;
@@ -65,13 +74,14 @@ struct coll_writer {
     pthread_cond_t spill_cond; /* wakes the spiller */
     size_t spill_at;           /* queue depth that starts spilling */
     bool spill_started, spill_stop;
-    bool spill_busy;           /* an append to the outbox is under way */
-    int64_t spill_pause_until; /* monotonic; after a failed append */
-    bool outage;               /* the store fails: spill everything */
-    struct batch *inflight;    /* the queued batch the writer is writing */
-    bool inflight_on_disk;     /* the spiller copied it to the outbox ... */
-    bool inflight_unspillable; /* (it is larger than the whole outbox) */
-    uint64_t inflight_id;      /* ... as this record */
+    bool spill_busy;                   /* an append to the outbox is under way */
+    int64_t spill_pause_until;         /* monotonic; after a failed append */
+    bool outage;                       /* the store fails: spill everything */
+    struct batch *inflight;            /* the queued batch the writer is writing */
+    struct spilled *sp_head, *sp_tail; /* spilled, not yet known synced, oldest first */
+    bool inflight_on_disk;             /* the spiller copied it to the outbox ... */
+    bool inflight_unspillable;         /* (it is larger than the whole outbox) */
+    uint64_t inflight_id;              /* ... as this record */
     int64_t outage_mono, outage_wall, last_error_ns;
     char last_error[256];
 
@@ -506,6 +516,15 @@ static int spill_locked(struct coll_writer *w, struct batch *b, uint64_t *id)
     pthread_mutex_unlock(&w->lock);
     int rc = coll_outbox_append(w->ob, b->data, b->used, (uint32_t)b->nframes, (uint32_t)b->npoints,
                                 b->born_wall_ns, id);
+    /* Its frames become durable with the outbox's next sync: remember
+     * them (without memory they are acknowledged when replayed instead). */
+    struct spilled *sp = NULL;
+    if (rc == 0 && (sp = malloc(sizeof *sp + b->nframes * sizeof sp->refs[0]))) {
+        sp->next = NULL;
+        sp->id = *id;
+        sp->n = b->nframes;
+        memcpy(sp->refs, b->refs, b->nframes * sizeof sp->refs[0]);
+    }
     if (rc == 0) {
         atomic_fetch_add(&w->stats->outbox_spilled_batches, 1);
         atomic_fetch_add(&w->stats->outbox_spilled_frames, b->nframes);
@@ -525,7 +544,39 @@ static int spill_locked(struct coll_writer *w, struct batch *b, uint64_t *id)
     }
     outbox_stats(w);
     pthread_mutex_lock(&w->lock);
+    if (sp) {
+        if (w->sp_tail)
+            w->sp_tail->next = sp;
+        else
+            w->sp_head = sp;
+        w->sp_tail = sp;
+    }
     return rc;
+}
+
+/* Spiller thread, w->lock held (dropped meanwhile): the spilled frames the
+ * outbox has synced are durable; tells the registry, so agents get their
+ * acks while the store is still down. */
+static void spilled_durable(struct coll_writer *w)
+{
+    uint64_t synced = coll_outbox_synced(w->ob);
+    struct spilled *done = NULL, **tail = &done;
+    while (w->sp_head && w->sp_head->id <= synced) {
+        *tail = w->sp_head;
+        tail = &w->sp_head->next;
+        w->sp_head = w->sp_head->next;
+        *tail = NULL;
+    }
+    if (!w->sp_head) w->sp_tail = NULL;
+    if (!done) return;
+    pthread_mutex_unlock(&w->lock);
+    while (done) {
+        struct spilled *n = done->next;
+        coll_registry_durable(w->reg, done->refs, done->n);
+        free(done);
+        done = n;
+    }
+    pthread_mutex_lock(&w->lock);
 }
 
 static bool spill_wanted(struct coll_writer *w)
@@ -547,6 +598,7 @@ static void *spill_main(void *arg)
     int64_t unsynced_since = 0; /* monotonic time of the first append not synced, or 0 */
     pthread_mutex_lock(&w->lock);
     for (;;) {
+        if (w->sp_head) spilled_durable(w);
         if (!w->spill_stop && !spill_wanted(w)) {
             int64_t now = pt_mono_ns();
             if (unsynced_since && now - unsynced_since >= SYNC_EVERY) {
@@ -558,6 +610,7 @@ static void *spill_main(void *arg)
              * sync; at most a second (that also ends a pause after a
              * failed append). */
             int64_t until = unsynced_since ? unsynced_since + SYNC_EVERY : now + PT_NS_PER_SEC;
+            if (w->sp_head && until > now + SYNC_EVERY) until = now + SYNC_EVERY; /* acks due */
             int64_t left = until - now;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -974,6 +1027,11 @@ void coll_writer_stop(struct coll_writer *w)
     free(w->fields);
     free(w->ids);
     free(w->drefs);
+    while (w->sp_head) { /* never acknowledged: the agents resend them */
+        struct spilled *n = w->sp_head->next;
+        free(w->sp_head);
+        w->sp_head = n;
+    }
     free(w->idx);
     pthread_cond_destroy(&w->cond);
     pthread_cond_destroy(&w->spill_cond);

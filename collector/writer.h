@@ -20,8 +20,9 @@
  * replayed from the outbox, is reported to the registry as durable, frame
  * by frame (coll_registry_durable(): only then may agents get an ack for
  * them); a batch dropped instead is reported lost (coll_registry_forget()),
- * so the agents' resends are taken. Batches waiting in the outbox are
- * acknowledged once replayed into the store.
+ * so the agents' resends are taken. A batch spilled to the outbox is
+ * reported durable once the outbox has synced it (coll_outbox_synced(),
+ * checked by the spiller), while the store may still be down.
  *
  * Transient store errors are retried with capped, jittered exponential
  * back-off (100 ms doubling to 5 s); permanent ones (-EINVAL, PT_E_LIMIT:

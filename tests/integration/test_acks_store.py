@@ -90,5 +90,46 @@ class StoreFrozen(unittest.TestCase):
         self.assertEqual(want - set(got), set(), "every sample up to seq %d stored" % upto)
 
 
+    def test_acks_from_the_outbox_while_the_store_is_down(self):
+        reg = self.c.register("down-1")
+        self.agent = ac.Agent(self.tmp, reg, self.relay.port, "agent", interval="200ms",
+                              ring={"resend_after": "1s"})
+        self.agent.start()
+        aid = self.agent.id
+
+        def acks_flow():
+            k = self.relay.last_ack(aid)
+            return k and k.cum > 5
+        ac.wait_until("acks", acks_flow, 30, self.c.read_log)
+
+        self.influx.proc.kill()  # connection refused from now on
+        self.influx.proc.wait()
+        time.sleep(FREEZE)
+        upto = max(self.relay.sent_frames(aid)) - 2  # all but the newest sample
+
+        def acked_while_down():
+            k = self.relay.last_ack(aid)
+            return k and all(k.covers(s) for s in range(1, upto + 1))
+        ac.wait_until("acks of frames kept in the outbox", acked_while_down, 20,
+                      self.c.read_log)
+        m = self.c.metrics()
+        self.assertGreater(m.get("pantala_outbox_spilled_frames_total", 0), 0, m)
+        self.assertEqual(m.get("pantala_store_healthy", 0), 0)
+
+        self.influx.log.close()
+        self.influx.start()  # the same port and data directory
+        frames = self.relay.sent_frames(aid)
+        want = {f.ts for s, f in frames.items() if s <= upto and f.self_report() is not None}
+
+        def stored():
+            r = self.influx.query("SELECT frames_sent FROM agent WHERE vm_id = 'down-1'",
+                                  db="acks")
+            series = r["results"][0].get("series", [])
+            got = [row[0] for row in series[0]["values"]] if series else []
+            return got if want <= set(got) else None
+        got = ac.wait_until("the outbox replayed into InfluxDB", stored, 60, self.c.read_log)
+        self.assertEqual(len(got), len(set(got)), "no sample twice")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

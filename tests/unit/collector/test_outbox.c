@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -140,6 +141,31 @@ static void test_fifo_order_and_counts(void **state)
     assert_int_equal(i.oldest_born_ns, 0);
     assert_int_equal(i.dropped_records, 0);
     assert_int_equal(count_segments(), 0); /* consumed segments are deleted */
+    coll_outbox_close(ob);
+}
+
+/* coll_outbox_synced(): what a sync made durable (acks of spilled frames
+ * wait for it), also through the sync thread. */
+static void test_synced_ids(void **state)
+{
+    (void)state;
+    struct coll_outbox *ob = open_ob(1 << 20, 0);
+    assert_int_equal(coll_outbox_synced(ob), 0);
+    uint64_t a = append_k(ob, 1, 100), b = append_k(ob, 2, 100);
+    assert_true(coll_outbox_synced(ob) < a); /* appended, not synced */
+    assert_int_equal(coll_outbox_sync(ob), 0);
+    assert_int_equal(coll_outbox_synced(ob), b);
+    uint64_t c = append_k(ob, 3, 100);
+    assert_int_equal(coll_outbox_synced(ob), b);
+    coll_outbox_sync_soon(ob);
+    for (int i = 0; i < 500 && coll_outbox_synced(ob) < c; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(coll_outbox_synced(ob), c);
+    /* Popping does not move it back. */
+    expect_pop(ob, 1, 100);
+    assert_int_equal(coll_outbox_synced(ob), c);
     coll_outbox_close(ob);
 }
 
@@ -345,6 +371,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fifo_order_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_synced_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_roll_and_are_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_drops_oldest_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_larger_than_the_outbox, setup, teardown),
