@@ -99,6 +99,24 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.interfaces.include.n + cfg.interfaces.exclude.n, 0);
     assert_int_equal(cfg.log_level, PT_LOG_INFO);
     assert_string_equal(cfg.log_file, "");
+    assert_int_equal(cfg.ring_bytes, 1024 * 1024); /* acknowledged delivery is on */
+    assert_int_equal(cfg.resend_rate, 50);
+    assert_int_equal(cfg.resend_after_ns, 2 * PT_NS_PER_SEC);
+}
+
+static void test_ring_keys(void **state)
+{
+    (void)state;
+    struct agent_config cfg;
+    char err[1024] = "";
+    int rc = parse(&cfg,
+                   "{\"ns\": \"a\", \"mcis\": \"b\", \"vm\": \"c\", \"ring\": {\"bytes\": 0, "
+                   "\"resend_rate\": 500, \"resend_after\": \"750ms\"}}",
+                   true, err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_int_equal(cfg.ring_bytes, 0); /* no ring: frames are sent once */
+    assert_int_equal(cfg.resend_rate, 500);
+    assert_int_equal(cfg.resend_after_ns, 750 * PT_NS_PER_MS);
 }
 
 static void test_derived_id(void **state)
@@ -141,6 +159,13 @@ static void test_errors(void **state)
                  "agent.json:2: key \"interval\": expected a duration from 100ms to 1h");
     expect_error("{" ID ",\n\"interval\": \"2h\"}", true,
                  "agent.json:2: key \"interval\": expected a duration from 100ms to 1h");
+    expect_error("{" ID ",\n\"ring\": {\"bytes\": 4096}}", true,
+                 "agent.json:2: key \"ring.bytes\": expected 0 (no ring) or at least 65536 bytes");
+    expect_error("{" ID ",\n\"ring\": {\"resend_rate\": 0}}", true,
+                 "agent.json:2: key \"ring.resend_rate\": expected an integer from 1 to 100000, "
+                 "got 0");
+    expect_error("{" ID ",\n\"ring\": {\"resend_after\": \"10ms\"}}", true,
+                 "agent.json:2: key \"ring.resend_after\": expected a duration from 100ms to 10m");
     expect_error("{" ID ",\n\"collector\": \"collector.example\"}", true,
                  "agent.json:2: key \"collector\": expected \"host:port\", such as "
                  "\"10.0.0.5:8094\"");
@@ -250,7 +275,7 @@ int main(void)
         cmocka_unit_test(test_every_key),  cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_derived_id), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_key_errors), cmocka_unit_test(test_once_needs_no_identity),
-        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_files),      cmocka_unit_test(test_ring_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
