@@ -46,7 +46,7 @@ static const char usage[] =
     "  ingest.max_future  newest sample timestamp accepted      (5m)\n"
     "  ingest.rcvbuf      UDP receive buffer in bytes            (33554432)\n"
     "  store.url          metric store                          (sqlite: = data_dir/metrics.db)\n"
-    "                     or influxdb:http://host:8086/db[?rp=&batch=&timeout=&gzip=]\n"
+    "                     or influxdb:http://host:8086/db[?rp=&batch=&parallel=&timeout=&gzip=]\n"
     "                     or victoriametrics:http://host:8428[/insert/<tenant>][?batch=...]\n"
     "  store.read_url     VictoriaMetrics cluster: the vmselect .../select/<tenant>/prometheus\n"
     "  store.user         InfluxDB / VictoriaMetrics basic auth user (none)\n"

@@ -40,8 +40,10 @@ struct store {
     int64_t retention_ns;
     bool ready; /* database and retention policy known to exist */
     struct lp_buf buf;
-    size_t *cuts; /* end offset of each request's part of buf */
-    size_t ncuts, cutcap;
+    struct sh_pool pool;   /* the writer's parallel requests */
+    size_t parallel;       /* requests in flight at most */
+    struct sh_part *parts; /* the requests of one batch, slices of buf */
+    size_t ncuts, cutcap, cut_end;
     struct pt_complain complain, c_unwritable;
     _Atomic uint64_t *refused, *unwritable;
     char *user, *password;
@@ -246,58 +248,51 @@ static uint64_t dropped_of(const char *msg, uint64_t whole)
     return n && n <= whole ? n : whole;
 }
 
-/* Posts buf[from, to) (npts points). 0, -EINVAL (refused: counted, never
- * retried) or a transient code. */
-static int ix_post(struct store *s, size_t from, size_t to, size_t npts)
+/* What the answer to one request means: 0, -EINVAL (refused: counted,
+ * never retried) or a transient code. */
+static int ix_judge(struct store *s, const struct sh_part *pt)
 {
-    struct sh_resp r;
-    char err[512] = "";
-    int rc = sh_request(&s->w, s->write_url.p, s->buf.p + from, to - from, "text/plain", s->gzip,
-                        &r, err, sizeof err);
-    if (rc) {
-        pt_complain(&s->complain, PT_LOG_ERROR, "store", "influxdb: write: %s", err);
-        return rc == -EINVAL ? -EIO : rc; /* a bad URL is not the points' fault */
+    if (pt->rc) {
+        pt_complain(&s->complain, PT_LOG_ERROR, "store", "influxdb: write: %s", pt->msg);
+        return pt->rc == -EINVAL ? -EIO : pt->rc; /* a bad URL is not the points' fault */
     }
-    long st = r.status;
-    if (st == 204 || st == 200) {
-        free(r.body);
-        return 0;
-    }
-    char msg[320];
-    sh_resp_message(&r, msg, sizeof msg);
-    free(r.body);
+    long st = pt->status;
+    if (st == 204 || st == 200) return 0;
     if (st == 401 || st == 403) {
         pt_complain(&s->complain, PT_LOG_ERROR, "store",
                     "influxdb: write refused (HTTP %ld, check store.user/store.password): %s", st,
-                    msg);
+                    pt->msg);
         return -EACCES;
     }
     if (st == 404) { /* database dropped under us: create it again, then retry */
-        pt_complain(&s->complain, PT_LOG_ERROR, "store", "influxdb: write: HTTP 404: %s", msg);
+        pt_complain(&s->complain, PT_LOG_ERROR, "store", "influxdb: write: HTTP 404: %s", pt->msg);
         s->ready = false;
         return -ENOENT;
     }
     if (st >= 400 && st < 500) {
-        uint64_t lost = dropped_of(msg, npts);
+        uint64_t lost = dropped_of(pt->msg, pt->npts);
         count(s->refused, lost);
         PT_ERROR("store", "influxdb: server refused %" PRIu64 " of %zu points (HTTP %ld): %s", lost,
-                 npts, st, msg);
+                 pt->npts, st, pt->msg);
         return -EINVAL;
     }
-    pt_complain(&s->complain, PT_LOG_ERROR, "store", "influxdb: write: HTTP %ld: %s", st, msg);
+    pt_complain(&s->complain, PT_LOG_ERROR, "store", "influxdb: write: HTTP %ld: %s", st, pt->msg);
     return -EIO;
 }
 
-static int cut(struct store *s)
+/* Ends a request at the current end of buf. */
+static int cut(struct store *s, size_t npts)
 {
     if (s->ncuts == s->cutcap) {
         size_t cap = s->cutcap ? s->cutcap * 2 : 64;
-        size_t *p = realloc(s->cuts, cap * sizeof *p);
+        struct sh_part *p = realloc(s->parts, cap * sizeof *p);
         if (!p) return -ENOMEM;
-        s->cuts = p;
+        s->parts = p;
         s->cutcap = cap;
     }
-    s->cuts[s->ncuts++] = s->buf.len;
+    size_t from = s->ncuts ? s->cut_end : 0;
+    s->parts[s->ncuts++] = (struct sh_part){.body = NULL, .len = s->buf.len - from, .npts = npts};
+    s->cut_end = s->buf.len;
     return 0;
 }
 
@@ -310,11 +305,16 @@ static int ix_write_batch(struct store *s, const struct store_point *pts, size_t
      * Whatever fails here is worth a retry. */
     if (!s->ready && (rc = ix_ensure(s, &s->w))) return rc == PT_E_STORE ? -EIO : rc;
     /* Encode everything first: an invalid point refuses the batch before
-     * anything of it is sent (store.h: all or none). */
+     * anything of it is sent (store.h: all or none). Requests hold `batch`
+     * points, fewer when that leaves the parallel connections idle (but not
+     * under SH_MIN_REQUEST). */
+    size_t per = (n + s->parallel - 1) / s->parallel;
+    if (per < SH_MIN_REQUEST) per = SH_MIN_REQUEST;
+    if (per > s->batch) per = s->batch;
     s->buf.len = 0;
     s->ncuts = 0;
+    s->cut_end = 0;
     size_t inreq = 0, skipped = 0;
-    size_t *counts = NULL;
     for (size_t i = 0; i < n; i++) {
         size_t nv;
         rc = lp_point(&s->buf, LP_INFLUX, &pts[i], &nv);
@@ -331,32 +331,38 @@ static int ix_write_batch(struct store *s, const struct store_point *pts, size_t
         if (rc) {
             pt_complain(&s->complain, PT_LOG_ERROR, "store",
                         "influxdb: batch refused: point %zu is invalid (%s)", i, pt_strerror(rc));
-            return rc == -ENOMEM ? rc : (rc == -EINVAL ? rc : PT_E_LIMIT);
+            return rc == -ENOMEM || rc == -EINVAL ? rc : PT_E_LIMIT;
         }
-        if (++inreq == s->batch) {
-            if ((rc = cut(s))) return rc;
+        if (++inreq == per) {
+            if ((rc = cut(s, inreq))) return rc;
             inreq = 0;
         }
     }
-    if (inreq && (rc = cut(s))) return rc;
+    if (inreq && (rc = cut(s, inreq))) return rc;
     count(s->unwritable, skipped);
-    bool refused = false;
     size_t from = 0;
-    (void)counts;
     for (size_t i = 0; i < s->ncuts; i++) {
-        size_t npts = i + 1 < s->ncuts || inreq == 0 ? s->batch : inreq;
-        rc = ix_post(s, from, s->cuts[i], npts);
-        /* A refused request does not stop the others: their points are fine.
-         * A transient failure does: the writer retries the whole batch, and
-         * points sent again replace themselves (same series and time). */
+        s->parts[i].body = s->buf.p + from;
+        from += s->parts[i].len;
+    }
+    if ((rc = sh_pool_post(&s->pool, s->write_url.p, s->parts, s->ncuts, "text/plain", s->gzip)))
+        return rc;
+    /* A refused request does not stop the others: their points are fine.
+     * A transient failure makes the writer retry the whole batch, and points
+     * sent again replace themselves (same series and time). */
+    bool refused = false;
+    int transient = 0;
+    for (size_t i = 0; i < s->ncuts; i++) {
+        rc = ix_judge(s, &s->parts[i]);
         if (rc == -EINVAL)
             refused = true;
-        else if (rc)
-            return rc;
-        from = s->cuts[i];
+        else if (rc && !transient)
+            transient = rc;
     }
-    if (!refused) pt_complain_release(&s->complain, "store", "influxdb: writes succeed again");
-    return refused ? -EINVAL : 0;
+    if (transient) return transient; /* retried whole: what was stored replaces itself */
+    if (refused) return -EINVAL;
+    pt_complain_release(&s->complain, "store", "influxdb: writes succeed again");
+    return 0;
 }
 
 /* ---- schema discovery --------------------------------------------------------------- */
@@ -841,8 +847,9 @@ static void ix_close(struct store *s)
 {
     if (!s) return;
     sh_client_close(&s->w);
+    sh_pool_close(&s->pool);
     lp_buf_free(&s->buf);
-    free(s->cuts);
+    free(s->parts);
     sh_str_free(&s->write_url);
     sh_str_free(&s->query_url);
     free(s->user);
@@ -862,7 +869,7 @@ static int ix_open(const struct store_conf *conf, struct store **out, char *err,
     if (!conf) return -EINVAL;
     struct store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    static const char *const known[] = {"rp", "batch", "timeout", "gzip", NULL};
+    static const char *const known[] = {"rp", "batch", "parallel", "timeout", "gzip", NULL};
     int rc = sh_url_parse(conf->url, "influxdb", &s->u, err, errlen);
     if (rc || (rc = sh_params_known(&s->u, known, err, errlen))) goto fail;
     /* The database is the last path segment: http://host:8086/pantala. */
@@ -888,6 +895,14 @@ static int ix_open(const struct store_conf *conf, struct store **out, char *err,
         unsigned long b = strtoul(v, &end, 10);
         if (*end || b < 1 || b > IX_BATCH_MAX) goto badparam;
         s->batch = b;
+    }
+    s->parallel = SH_PARALLEL_DEFAULT;
+    if ((rc = sh_param(&s->u, "parallel", v, sizeof v)) < 0) goto badparam;
+    if (rc == 1) {
+        char *end;
+        unsigned long p = strtoul(v, &end, 10);
+        if (*end || p < 1 || p > SH_MAX_PARALLEL) goto badparam;
+        s->parallel = p;
     }
     if ((rc = sh_param(&s->u, "timeout", v, sizeof v)) < 0) goto badparam;
     if (rc == 1 && (timeout = sh_duration(v)) < 1000000) goto badparam;
@@ -925,6 +940,7 @@ static int ix_open(const struct store_conf *conf, struct store **out, char *err,
         goto fail;
     }
     sh_client_init(&s->w, &s->wconf);
+    sh_pool_init(&s->pool, &s->wconf, s->parallel);
     /* Create the database now when the server is up; when it is not, the
      * first write tries again (pantalad starts before its store does). */
     if ((rc = ix_ensure(s, &s->w))) {
@@ -937,14 +953,16 @@ static int ix_open(const struct store_conf *conf, struct store **out, char *err,
         PT_WARN("store", "influxdb: %s not reachable yet (%s); writes will retry", s->u.base,
                 pt_strerror(rc));
     }
-    PT_INFO("store", "influxdb: %s database \"%s\"%s%s, %zu points per request%s", s->u.base, s->db,
-            s->rp[0] ? " retention policy " : "", s->rp, s->batch, s->gzip ? ", gzip" : "");
+    PT_INFO("store", "influxdb: %s database \"%s\"%s%s, %zu points per request, %zu in parallel%s",
+            s->u.base, s->db, s->rp[0] ? " retention policy " : "", s->rp, s->batch, s->parallel,
+            s->gzip ? ", gzip" : "");
     *out = s;
     return 0;
 badparam:
     snprintf(err, errlen,
-             "store URL '%s': bad parameter (rp=<name>, batch=1..%d, timeout=<n>s|ms, gzip=0|1)",
-             conf->url, IX_BATCH_MAX);
+             "store URL '%s': bad parameter (rp=<name>, batch=1..%d, parallel=1..%d, "
+             "timeout=<n>s|ms, gzip=0|1)",
+             conf->url, IX_BATCH_MAX, SH_MAX_PARALLEL);
     rc = PT_E_CONFIG;
 fail:
     if (!err[0]) snprintf(err, errlen, "store %s: %s", conf->url, pt_strerror(rc));

@@ -523,7 +523,7 @@ int rs_finish(struct rs_set *set, struct store_result *out)
     for (size_t i = 0; i < set->n; i++)
         for (size_t c = 0; c < set->s[i].ncols; c++)
             if (col_sort(&set->s[i].cols[c])) return -ENOMEM;
-    qsort(set->s, set->n, sizeof *set->s, cmp_series);
+    if (set->n > 1) qsort(set->s, set->n, sizeof *set->s, cmp_series);
     if (set->n && !(out->series = calloc(set->n, sizeof *out->series))) return -ENOMEM;
     size_t values = 0;
     int rc = 0;

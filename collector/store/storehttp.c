@@ -177,50 +177,63 @@ static int curl_code(CURLcode cc)
     }
 }
 
+/* Sets the options every request shares on h. */
+static void easy_setup(CURL *h, const struct sh_conf *conf, const char *url, struct sink *k,
+                       char *cterr)
+{
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(conf->timeout_ns / 1000000));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(conf->timeout_ns / 1000000));
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, k);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cterr);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip answers when offered */
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (conf->user && conf->user[0]) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERNAME, conf->user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, conf->password ? conf->password : "");
+    }
+}
+
+/* Sets a POST body; *hdr gets the headers to free after the transfer. */
+static void easy_post(CURL *h, const void *body, size_t len, const char *ctype, bool gzipped,
+                      struct curl_slist **hdr)
+{
+    char ct[128];
+    if (gzipped) *hdr = curl_slist_append(*hdr, "Content-Encoding: gzip");
+    snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "text/plain");
+    *hdr = curl_slist_append(*hdr, ct);
+    *hdr = curl_slist_append(*hdr, "Expect:"); /* no 100-continue round trip */
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdr);
+}
+
 int sh_request(struct sh_client *c, const char *url, const void *body, size_t len,
                const char *ctype, bool gzip, struct sh_resp *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (!c->curl && !(c->curl = curl_easy_init())) return -ENOMEM;
     CURL *h = c->curl;
-    curl_easy_reset(h);
     unsigned char *zbody = NULL;
     size_t zlen = 0;
     struct curl_slist *hdr = NULL;
     char cterr[CURL_ERROR_SIZE] = "";
     struct sink k = {.r = out, .max = c->conf->max_resp ? c->conf->max_resp : ((size_t)256 << 20)};
     int rc = 0;
-
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->conf->timeout_ns / 1000000));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->conf->timeout_ns / 1000000));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cterr);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip answers when offered */
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (c->conf->user && c->conf->user[0]) {
-        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->conf->user);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->conf->password ? c->conf->password : "");
-    }
+    easy_setup(h, c->conf, url, &k, cterr);
     if (body) {
         if (gzip) {
             if ((rc = gzip_body(body, len, &zbody, &zlen))) goto done;
             body = zbody;
             len = zlen;
-            hdr = curl_slist_append(hdr, "Content-Encoding: gzip");
         }
-        char ct[128];
-        snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "text/plain");
-        hdr = curl_slist_append(hdr, ct);
-        hdr = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip */
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        easy_post(h, body, len, ctype, gzip, &hdr);
     }
-    if (hdr) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     CURLcode cc = curl_easy_perform(h);
     if (k.toobig) {
         snprintf(err, errlen, "%s: answer larger than %zu bytes", url, k.max);
@@ -240,6 +253,126 @@ done:
         memset(out, 0, sizeof *out);
     }
     return rc;
+}
+
+/* ---- parallel posts ----------------------------------------------------------------- */
+
+void sh_pool_init(struct sh_pool *p, const struct sh_conf *conf, size_t parallel)
+{
+    memset(p, 0, sizeof *p);
+    p->conf = conf;
+    p->parallel = parallel < 1 ? 1 : parallel > SH_MAX_PARALLEL ? SH_MAX_PARALLEL : parallel;
+}
+
+void sh_pool_close(struct sh_pool *p)
+{
+    for (size_t i = 0; i < SH_MAX_PARALLEL; i++)
+        if (p->easy[i]) curl_easy_cleanup(p->easy[i]);
+    if (p->multi) curl_multi_cleanup(p->multi);
+    memset(p->easy, 0, sizeof p->easy);
+    p->multi = NULL;
+}
+
+/* One request in flight. */
+struct slot {
+    size_t part; /* index, or SIZE_MAX when free */
+    struct sh_resp resp;
+    struct sink sink;
+    unsigned char *zbody;
+    struct curl_slist *hdr;
+    char cterr[CURL_ERROR_SIZE];
+};
+
+static void slot_finish(struct slot *sl, CURL *h, CURLcode cc, const char *url, struct sh_part *pt)
+{
+    if (sl->sink.toobig) {
+        pt->rc = -E2BIG;
+        snprintf(pt->msg, sizeof pt->msg, "%s: answer larger than %zu bytes", url, sl->sink.max);
+    } else if (cc != CURLE_OK) {
+        pt->rc = curl_code(cc);
+        snprintf(pt->msg, sizeof pt->msg, "%s: %s", url,
+                 sl->cterr[0] ? sl->cterr : curl_easy_strerror(cc));
+    } else {
+        pt->rc = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &pt->status);
+        sh_resp_message(&sl->resp, pt->msg, sizeof pt->msg);
+    }
+    free(sl->resp.body);
+    free(sl->zbody);
+    curl_slist_free_all(sl->hdr);
+    memset(&sl->resp, 0, sizeof sl->resp);
+    sl->zbody = NULL;
+    sl->hdr = NULL;
+    sl->part = SIZE_MAX;
+}
+
+int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,
+                 const char *ctype, bool gzip)
+{
+    if (!p->multi && !(p->multi = curl_multi_init())) return -ENOMEM;
+    CURLM *m = p->multi;
+    struct slot slots[SH_MAX_PARALLEL];
+    for (size_t i = 0; i < SH_MAX_PARALLEL; i++) {
+        memset(&slots[i], 0, sizeof slots[i]);
+        slots[i].part = SIZE_MAX;
+    }
+    size_t next = 0, active = 0;
+    for (size_t i = 0; i < n; i++) {
+        parts[i].rc = -EIO;
+        parts[i].status = 0;
+        parts[i].msg[0] = '\0';
+    }
+    while (next < n || active > 0) {
+        /* Fill free slots. */
+        for (size_t i = 0; i < p->parallel && next < n; i++) {
+            struct slot *sl = &slots[i];
+            if (sl->part != SIZE_MAX) continue;
+            if (!p->easy[i] && !(p->easy[i] = curl_easy_init())) {
+                if (active == 0) return -ENOMEM;
+                break;
+            }
+            struct sh_part *pt = &parts[next];
+            const void *body = pt->body;
+            size_t len = pt->len, zlen;
+            if (gzip) {
+                if (gzip_body(pt->body, pt->len, &sl->zbody, &zlen)) {
+                    pt->rc = -ENOMEM;
+                    snprintf(pt->msg, sizeof pt->msg, "out of memory compressing a request");
+                    next++;
+                    continue;
+                }
+                body = sl->zbody;
+                len = zlen;
+            }
+            sl->sink = (struct sink){.r = &sl->resp,
+                                     .max = p->conf->max_resp ? p->conf->max_resp : (1 << 20)};
+            sl->cterr[0] = '\0';
+            easy_setup(p->easy[i], p->conf, url, &sl->sink, sl->cterr);
+            easy_post(p->easy[i], body, len, ctype, gzip, &sl->hdr);
+            curl_easy_setopt(p->easy[i], CURLOPT_PRIVATE, (void *)sl);
+            sl->part = next++;
+            curl_multi_add_handle(m, p->easy[i]);
+            active++;
+        }
+        int running = 0;
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left))) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            struct slot *sl = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+            CURLcode cc = msg->data.result;
+            CURL *h = msg->easy_handle;
+            curl_multi_remove_handle(m, h);
+            if (sl && sl->part != SIZE_MAX) {
+                slot_finish(sl, h, cc, url, &parts[sl->part]);
+                active--;
+            }
+        }
+        if (active > 0 && running > 0) curl_multi_poll(m, NULL, 0, 1000, NULL);
+    }
+    return 0;
 }
 
 void sh_resp_message(const struct sh_resp *r, char *out, size_t len)

@@ -85,3 +85,39 @@ int64_t sh_duration(const char *s);
  * which jansson refuses, is read as a real. NULL with a message in err. */
 struct json_t;
 struct json_t *sh_json_load(const char *p, size_t len, char *err, size_t errlen);
+
+/* Parallel POSTs of several bodies to one URL (the writer's requests of one
+ * batch), up to SH_MAX_PARALLEL at once over kept-alive connections: a
+ * server that waits on its disk per request (InfluxDB syncs its WAL) takes
+ * more points per second with requests in flight side by side. One pool
+ * per writer thread. */
+#define SH_MAX_PARALLEL     16
+#define SH_PARALLEL_DEFAULT 4
+#define SH_MIN_REQUEST      1000 /* points: smaller requests cost more than they overlap */
+
+struct sh_part {
+    const char *body; /* not owned */
+    size_t len;
+    size_t npts; /* the caller's count, for messages */
+    /* Results: rc 0 and the HTTP status with the server's message, or a
+     * transport code (as sh_request) with its text in msg. */
+    int rc;
+    long status;
+    char msg[320];
+};
+
+struct sh_pool {
+    const struct sh_conf *conf;
+    size_t parallel;
+    void *multi;                 /* CURLM * */
+    void *easy[SH_MAX_PARALLEL]; /* CURL *, kept for keep-alive */
+};
+
+void sh_pool_init(struct sh_pool *p, const struct sh_conf *conf, size_t parallel);
+void sh_pool_close(struct sh_pool *p);
+/* Posts every part (gzip-compressed when gzip is set, each compressed just
+ * before it is sent, while others are in flight) and fills its results.
+ * Returns 0 when every part got an answer or a transport code, <0 only when
+ * nothing could be tried (-ENOMEM). */
+int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,
+                 const char *ctype, bool gzip);

@@ -47,8 +47,10 @@ struct store {
     bool gzip;
     int64_t retention_ns;
     struct lp_buf buf;
-    size_t *cuts, *cutn;
-    size_t ncuts, cutcap;
+    struct sh_pool pool;
+    size_t parallel;
+    struct sh_part *parts;
+    size_t ncuts, cutcap, cut_end;
     struct pt_complain complain, c_unwritable;
     _Atomic uint64_t *refused, *unwritable;
     char *user, *password;
@@ -61,52 +63,47 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-static int vm_post(struct store *s, size_t from, size_t to, size_t npts)
+/* What the answer to one request means: 0, -EINVAL (refused: counted,
+ * never retried) or a transient code. */
+static int vm_judge(struct store *s, const struct sh_part *pt)
 {
-    struct sh_resp r;
-    char err[512] = "";
-    int rc = sh_request(&s->w, s->write_url.p, s->buf.p + from, to - from, "text/plain", s->gzip,
-                        &r, err, sizeof err);
-    if (rc) {
-        pt_complain(&s->complain, PT_LOG_ERROR, "store", "victoriametrics: write: %s", err);
-        return rc == -EINVAL ? -EIO : rc;
+    if (pt->rc) {
+        pt_complain(&s->complain, PT_LOG_ERROR, "store", "victoriametrics: write: %s", pt->msg);
+        return pt->rc == -EINVAL ? -EIO : pt->rc;
     }
-    long st = r.status;
-    char msg[320];
-    sh_resp_message(&r, msg, sizeof msg);
-    free(r.body);
+    long st = pt->status;
     if (st == 204 || st == 200) return 0;
     if (st == 401 || st == 403) {
         pt_complain(
             &s->complain, PT_LOG_ERROR, "store",
             "victoriametrics: write refused (HTTP %ld, check store.user/store.password): %s", st,
-            msg);
+            pt->msg);
         return -EACCES;
     }
     if (st >= 400 && st < 500) {
-        count(s->refused, npts);
-        PT_ERROR("store", "victoriametrics: server refused %zu points (HTTP %ld): %s", npts, st,
-                 msg);
+        count(s->refused, pt->npts);
+        PT_ERROR("store", "victoriametrics: server refused %zu points (HTTP %ld): %s", pt->npts, st,
+                 pt->msg);
         return -EINVAL;
     }
     pt_complain(&s->complain, PT_LOG_ERROR, "store", "victoriametrics: write: HTTP %ld: %s", st,
-                msg);
+                pt->msg);
     return -EIO;
 }
 
+/* Ends a request at the current end of buf. */
 static int cut(struct store *s, size_t npts)
 {
     if (s->ncuts == s->cutcap) {
         size_t cap = s->cutcap ? s->cutcap * 2 : 64;
-        size_t *p = realloc(s->cuts, cap * sizeof *p);
+        struct sh_part *p = realloc(s->parts, cap * sizeof *p);
         if (!p) return -ENOMEM;
-        s->cuts = p;
-        if (!(p = realloc(s->cutn, cap * sizeof *p))) return -ENOMEM;
-        s->cutn = p;
+        s->parts = p;
         s->cutcap = cap;
     }
-    s->cuts[s->ncuts] = s->buf.len;
-    s->cutn[s->ncuts++] = npts;
+    size_t from = s->ncuts ? s->cut_end : 0;
+    s->parts[s->ncuts++] = (struct sh_part){.body = NULL, .len = s->buf.len - from, .npts = npts};
+    s->cut_end = s->buf.len;
     return 0;
 }
 
@@ -114,8 +111,12 @@ static int vm_write_batch(struct store *s, const struct store_point *pts, size_t
 {
     if (n == 0) return 0;
     if (!pts) return -EINVAL;
+    size_t per = (n + s->parallel - 1) / s->parallel;
+    if (per < SH_MIN_REQUEST) per = SH_MIN_REQUEST;
+    if (per > s->batch) per = s->batch;
     s->buf.len = 0;
     s->ncuts = 0;
+    s->cut_end = 0;
     size_t inreq = 0, skipped = 0;
     int rc;
     for (size_t i = 0; i < n; i++) {
@@ -136,26 +137,33 @@ static int vm_write_batch(struct store *s, const struct store_point *pts, size_t
                         pt_strerror(rc));
             return rc == -ENOMEM || rc == -EINVAL ? rc : PT_E_LIMIT;
         }
-        if (++inreq == s->batch) {
+        if (++inreq == per) {
             if ((rc = cut(s, inreq))) return rc;
             inreq = 0;
         }
     }
     if (inreq && (rc = cut(s, inreq))) return rc;
     count(s->unwritable, skipped);
-    bool refused = false;
     size_t from = 0;
     for (size_t i = 0; i < s->ncuts; i++) {
-        rc = vm_post(s, from, s->cuts[i], s->cutn[i]);
+        s->parts[i].body = s->buf.p + from;
+        from += s->parts[i].len;
+    }
+    if ((rc = sh_pool_post(&s->pool, s->write_url.p, s->parts, s->ncuts, "text/plain", s->gzip)))
+        return rc;
+    bool refused = false;
+    int transient = 0;
+    for (size_t i = 0; i < s->ncuts; i++) {
+        rc = vm_judge(s, &s->parts[i]);
         if (rc == -EINVAL)
             refused = true;
-        else if (rc)
-            return rc;
-        from = s->cuts[i];
+        else if (rc && !transient)
+            transient = rc;
     }
-    if (!refused)
-        pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
-    return refused ? -EINVAL : 0;
+    if (transient) return transient; /* retried whole: dedup keeps one of each */
+    if (refused) return -EINVAL;
+    pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
+    return 0;
 }
 
 /* ---- PromQL text -------------------------------------------------------------------- */
@@ -640,82 +648,138 @@ static int vm_series_count(struct store *s, struct sh_client *c, const char *sel
     return 0;
 }
 
+/* A series' labels as one comparable string (keys sorted), or NULL. */
+static char *labels_key(json_t *labels)
+{
+    return json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+struct tkey {
+    char *key;
+    double t; /* seconds */
+};
+
+static int cmp_tkey(const void *a, const void *b)
+{
+    return strcmp(((const struct tkey *)a)->key, ((const struct tkey *)b)->key);
+}
+
+/* One latest entry being built, with the canonical tags it is found by. */
+struct lgroup {
+    char *canon;
+    size_t len; /* of canon, its NULs included */
+    size_t cap; /* of fields */
+};
+
 static int latest_from(const char *want, json_t *vals, json_t *times, struct store_result *out)
 {
     /* Group the fields' series by (vm, measurement, tags); a point is the
-     * fields at the newest time of the group. */
-    size_t n = json_array_size(vals);
-    if (n && !(out->latest = calloc(n, sizeof *out->latest))) return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
+     * fields at the newest time of the group. The times (tlast_over_time)
+     * are matched to the values by their labels, through a sorted array. */
+    size_t n = json_array_size(vals), nt_ = json_array_size(times), nk = 0;
+    struct tkey *tk_ = calloc(nt_ ? nt_ : 1, sizeof *tk_);
+    struct lgroup *grp = calloc(n ? n : 1, sizeof *grp);
+    int rc = tk_ && grp ? 0 : -ENOMEM;
+    if (rc == 0 && n && !(out->latest = calloc(n, sizeof *out->latest))) rc = -ENOMEM;
+    for (size_t j = 0; j < nt_ && rc == 0; j++) {
+        json_t *st = json_array_get(times, j);
+        const char *v = json_string_value(json_array_get(json_object_get(st, "value"), 1));
+        if (!v) continue;
+        if (!(tk_[nk].key = labels_key(json_object_get(st, "metric")))) rc = -ENOMEM;
+        tk_[nk++].t = strtod(v, NULL);
+    }
+    if (nk > 1) qsort(tk_, nk, sizeof *tk_, cmp_tkey);
+    for (size_t i = 0; i < n && rc == 0; i++) {
         json_t *sv = json_array_get(vals, i);
         json_t *labels = json_object_get(sv, "metric");
         const char *name = json_string_value(json_object_get(labels, "__name__"));
         char m[256];
         const char *field;
         if (!name || !split_name(name, want, m, sizeof m, &field)) continue;
-        /* The time of this series: the tlast answer with the same labels. */
-        double t = NAN;
-        for (size_t j = 0; j < json_array_size(times) && isnan(t); j++) {
-            json_t *st = json_array_get(times, j);
-            if (json_equal(json_object_get(st, "metric"), labels))
-                t = strtod(json_string_value(json_array_get(json_object_get(st, "value"), 1))
-                               ?: "nan",
-                           NULL);
+        struct tkey probe = {labels_key(labels), 0}, *hit;
+        if (!probe.key) {
+            rc = -ENOMEM;
+            break;
         }
+        hit = nk ? bsearch(&probe, tk_, nk, sizeof *tk_, cmp_tkey) : NULL;
+        free(probe.key);
         const char *v = json_string_value(json_array_get(json_object_get(sv, "value"), 1));
-        if (isnan(t) || !v) continue;
-        int64_t ts = (int64_t)llround(t * 1000.0) * MS;
+        if (!hit || !v) continue;
+        int64_t ts = (int64_t)llround(hit->t * 1000.0) * MS;
         const char *vm;
         char *tk[64], *tv[64];
         size_t nt = vm_labels(labels, &vm, tk, tv);
         if (!vm) continue;
-        char *canon = NULL;
-        {
-            /* sort tags for the canonical form */
-            for (size_t a = 1; a < nt; a++)
-                for (size_t b = a; b > 0 && strcmp(tk[b - 1], tk[b]) > 0; b--) {
-                    char *x = tk[b];
-                    tk[b] = tk[b - 1];
-                    tk[b - 1] = x;
-                    x = tv[b];
-                    tv[b] = tv[b - 1];
-                    tv[b - 1] = x;
-                }
-            canon = rs_canon(tk, tv, nt);
-            if (!canon) return -ENOMEM;
+        for (size_t a = 1; a < nt; a++) /* tags sorted by key */
+            for (size_t b = a; b > 0 && strcmp(tk[b - 1], tk[b]) > 0; b--) {
+                char *x = tk[b];
+                tk[b] = tk[b - 1];
+                tk[b - 1] = x;
+                x = tv[b];
+                tv[b] = tv[b - 1];
+                tv[b - 1] = x;
+            }
+        /* The group: same VM, measurement and canonical tags ("vm\0m\0tags"). */
+        char *c = rs_canon(tk, tv, nt);
+        size_t vl = strlen(vm), ml = strlen(m), cl = c ? strlen(c) : 0;
+        char *canon = c ? malloc(vl + ml + cl + 3) : NULL;
+        if (canon) {
+            memcpy(canon, vm, vl + 1);
+            memcpy(canon + vl + 1, m, ml + 1);
+            memcpy(canon + vl + ml + 2, c, cl + 1);
         }
+        free(c);
+        if (!canon) {
+            rc = -ENOMEM;
+            break;
+        }
+        size_t glen = vl + ml + cl + 3;
         struct store_latest *l = NULL;
-        for (size_t j = 0; j < out->nlatest && !l; j++) {
-            struct store_latest *x = &out->latest[j];
-            char *xc = rs_canon(x->tag_keys, x->tag_vals, x->ntags);
-            if (xc && strcmp(x->vm, vm) == 0 && strcmp(x->measurement, m) == 0 &&
-                strcmp(xc, canon) == 0)
-                l = x;
-            free(xc);
-        }
-        free(canon);
+        struct lgroup *g = NULL;
+        for (size_t j = 0; j < out->nlatest && !l; j++)
+            if (grp[j].len == glen && memcmp(grp[j].canon, canon, glen) == 0) {
+                l = &out->latest[j];
+                g = &grp[j];
+            }
         if (!l) {
+            g = &grp[out->nlatest];
             l = &out->latest[out->nlatest++];
+            g->canon = canon;
+            g->len = glen;
+            canon = NULL;
             l->vm = strdup(vm);
             l->measurement = strdup(m);
             l->tag_keys = calloc(nt + 1, sizeof *l->tag_keys);
             l->tag_vals = calloc(nt + 1, sizeof *l->tag_vals);
-            l->fields = calloc(n + 1, sizeof *l->fields);
-            if (!l->vm || !l->measurement || !l->tag_keys || !l->tag_vals || !l->fields)
-                return -ENOMEM;
-            for (size_t j = 0; j < nt; j++) {
+            if (!l->vm || !l->measurement || !l->tag_keys || !l->tag_vals) {
+                rc = -ENOMEM;
+                break;
+            }
+            for (size_t j = 0; j < nt && rc == 0; j++) {
                 l->tag_keys[j] = strdup(tk[j]);
                 l->tag_vals[j] = strdup(tv[j]);
                 l->ntags++;
-                if (!l->tag_keys[j] || !l->tag_vals[j]) return -ENOMEM;
+                if (!l->tag_keys[j] || !l->tag_vals[j]) rc = -ENOMEM;
             }
             l->ts_ns = ts;
         }
+        free(canon);
+        if (rc) break;
         if (ts < l->ts_ns) continue;
         if (ts > l->ts_ns) { /* a newer point: the older fields go */
             for (size_t j = 0; j < l->nfields; j++) free((char *)l->fields[j].key.p);
             l->nfields = 0;
             l->ts_ns = ts;
+        }
+        if (l->nfields == g->cap) {
+            size_t cap = g->cap ? g->cap * 2 : 8;
+            struct pt_field *f = realloc(l->fields, cap * sizeof *f);
+            if (!f) {
+                rc = -ENOMEM;
+                break;
+            }
+            l->fields = f;
+            g->cap = cap;
         }
         struct pt_field *d = &l->fields[l->nfields];
         double dv = strtod(v, NULL);
@@ -730,11 +794,18 @@ static int latest_from(const char *want, json_t *vals, json_t *times, struct sto
             d->type = PT_F_FLOAT;
             d->v.f = dv;
         }
-        if (!(d->key.p = strdup(field))) return -ENOMEM;
+        if (!(d->key.p = strdup(field))) {
+            rc = -ENOMEM;
+            break;
+        }
         d->key.len = (uint32_t)strlen(field);
         l->nfields++;
     }
-    return 0;
+    for (size_t j = 0; j < nk; j++) free(tk_[j].key);
+    free(tk_);
+    for (size_t j = 0; grp && j < n; j++) free(grp[j].canon);
+    free(grp);
+    return rc;
 }
 
 static int vm_latest(struct store *s, const char *ns, const char *mcis, const char *vm,
@@ -794,9 +865,9 @@ static void vm_close(struct store *s)
 {
     if (!s) return;
     sh_client_close(&s->w);
+    sh_pool_close(&s->pool);
     lp_buf_free(&s->buf);
-    free(s->cuts);
-    free(s->cutn);
+    free(s->parts);
     sh_str_free(&s->write_url);
     sh_str_free(&s->read_base);
     free(s->user);
@@ -816,7 +887,7 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
     if (!conf) return -EINVAL;
     struct store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    static const char *const known[] = {"batch", "timeout", "gzip", NULL};
+    static const char *const known[] = {"batch", "parallel", "timeout", "gzip", NULL};
     int rc = sh_url_parse(conf->url, "victoriametrics", &s->u, err, errlen);
     if (rc || (rc = sh_params_known(&s->u, known, err, errlen))) goto fail;
     char v[64];
@@ -829,6 +900,14 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
         unsigned long b = strtoul(v, &end, 10);
         if (*end || b < 1 || b > VM_BATCH_MAX) goto badparam;
         s->batch = b;
+    }
+    s->parallel = SH_PARALLEL_DEFAULT;
+    if ((rc = sh_param(&s->u, "parallel", v, sizeof v)) < 0) goto badparam;
+    if (rc == 1) {
+        char *end;
+        unsigned long p = strtoul(v, &end, 10);
+        if (*end || p < 1 || p > SH_MAX_PARALLEL) goto badparam;
+        s->parallel = p;
     }
     if ((rc = sh_param(&s->u, "timeout", v, sizeof v)) < 0) goto badparam;
     if (rc == 1 && (timeout = sh_duration(v)) < 1000000) goto badparam;
@@ -875,13 +954,16 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
     s->qconf = (struct sh_conf){s->user, s->password, timeout, VM_QUERY_MAX};
     s->buf.max = VM_BODY_MAX;
     sh_client_init(&s->w, &s->wconf);
+    sh_pool_init(&s->pool, &s->wconf, s->parallel);
     PT_INFO("store", "victoriametrics: writes to %s, reads from %s, %zu points per request%s",
             s->write_url.p, s->read_base.p, s->batch, s->gzip ? ", gzip" : "");
     *out = s;
     return 0;
 badparam:
-    snprintf(err, errlen, "store URL '%s': bad parameter (batch=1..%d, timeout=<n>s|ms, gzip=0|1)",
-             conf->url, VM_BATCH_MAX);
+    snprintf(err, errlen,
+             "store URL '%s': bad parameter (batch=1..%d, parallel=1..%d, timeout=<n>s|ms, "
+             "gzip=0|1)",
+             conf->url, VM_BATCH_MAX, SH_MAX_PARALLEL);
     rc = PT_E_CONFIG;
 fail:
     if (!err[0]) snprintf(err, errlen, "store %s: %s", conf->url, pt_strerror(rc));

@@ -139,12 +139,13 @@ class Victoria(Server):
 
     name = "victoria-metrics"
 
-    def start(self, extra=()):
+    def start(self, extra=(), dedup=True):
         return self._start([VICTORIA, "-storageDataPath=" + os.path.join(self.dir, "data"),
                             "-httpListenAddr=127.0.0.1:%d" % self.port,
                             "-retentionPeriod=100y", "-search.latencyOffset=0",
-                            "-dedup.minScrapeInterval=1ms",
-                            "-loggerLevel=ERROR"] + list(extra), "/health")
+                            "-loggerLevel=ERROR"]
+                           + (["-dedup.minScrapeInterval=1ms"] if dedup else []) + list(extra),
+                           "/health")
 
     def flush(self):
         """Makes points written so far visible to queries at once."""

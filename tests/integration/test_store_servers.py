@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -523,6 +524,110 @@ class StoreServers(unittest.TestCase):
                             "from": T0, "to": T0 + S, "step": 0}])
         self.assertEqual(r[0]["series"][0]["vals"], [[1.0]])
         self.assertEqual(r[1]["series"][0]["vals"], [[3.25]])
+        # Why docs/storage.md requires the flag: without it, twice.
+        with Victoria().start(dedup=False) as plain:
+            url = "victoriametrics:%s" % plain.url
+            run_tool(url, [{"op": "write", "points": [p]}, {"op": "write", "points": [p]}])
+            plain.flush()
+            r = run_tool(url, [{"op": "query", "ns": "n", "mcis": "dup", "vm": "v",
+                                "measurement": "x", "from": T0, "to": T0 + S, "step": S,
+                                "agg": "count"}])
+            self.assertEqual(r[0]["series"][0]["vals"], [[2.0]])
+
+
+PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
+AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
+API_TOKEN = "store-servers-test-token-0123456789"
+
+
+class EndToEnd(unittest.TestCase):
+    """pantalad on each server backend with a real agent: what the agent
+    sends comes back through the HTTP API, and /metrics has the counters."""
+
+    def run_daemon(self, store_url):
+        d = tempfile.mkdtemp(prefix="pt-e2e-")
+        udp, http_port = free_port(), free_port()
+        conf = os.path.join(d, "pantalad.json")
+        with open(conf, "w") as f:
+            json.dump({"data_dir": os.path.join(d, "data"),
+                       "listen": {"udp": "127.0.0.1:%d" % udp, "http": "127.0.0.1:%d" % http_port},
+                       "api": {"tokens": [API_TOKEN]}, "writer": {"flush": "100ms"},
+                       "store": {"url": store_url}}, f)
+        log = open(os.path.join(d, "pantalad.log"), "wb")
+        daemon = subprocess.Popen([PANTALAD, "--config", conf], stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: (daemon.terminate(), daemon.wait(10), log.close()))
+        api = "http://127.0.0.1:%d" % http_port
+
+        def call(method, path, body=None):
+            req = urllib.request.Request(api + path, method=method,
+                                         data=json.dumps(body).encode() if body else None,
+                                         headers={"Authorization": "Bearer " + API_TOKEN})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    text = r.read().decode()
+                    return r.status, json.loads(text) if text.startswith(("{", "[")) else text
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if call("GET", "/metrics")[0] == 200:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            self.assertIsNone(daemon.poll(), "pantalad exited")
+            self.assertLess(time.monotonic(), deadline, "pantalad did not start")
+            time.sleep(0.1)
+        status, body = call("POST", "/api/v1/agents", {"ns": "ns01", "mcis": "e2e", "vm": "vm-1"})
+        self.assertEqual(status, 201, body)
+        aconf = dict(body["agent_config"], interval="1s")
+        apath = os.path.join(d, "agent.json")
+        with open(apath, "w") as f:
+            json.dump(aconf, f)
+        os.chmod(apath, 0o600)
+        alog = open(os.path.join(d, "agent.log"), "wb")
+        agent = subprocess.Popen([AGENT, "--config", apath], stdout=alog, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: (agent.terminate(), agent.wait(10), alog.close()))
+        return call
+
+    def check(self, call, flush=None):
+        vm = "/api/v1/ns/ns01/mcis/e2e/vm/vm-1"
+        deadline = time.monotonic() + 30
+        while True:
+            if flush:
+                flush()
+            status, body = call("GET", vm + "/metrics/cpu?fields=cpu_utilization&from=now-5m")
+            if status == 200 and body["series"] and len(body["series"][0]["values"]) >= 2:
+                break
+            self.assertLess(time.monotonic(), deadline, "no cpu samples: %r" % (body,))
+            time.sleep(0.3)
+        for t, v in body["series"][0]["values"]:
+            self.assertTrue(0.0 <= v <= 100.0)
+        status, body = call("GET", vm + "/latest")
+        self.assertEqual(status, 200, body)
+        by = {m["name"]: m["fields"] for m in body["measurements"]}
+        with open("/proc/meminfo") as f:
+            total = int(next(l for l in f if l.startswith("MemTotal:")).split()[1]) * 1024
+        self.assertEqual(by["memory"]["mem_total"], total)
+        self.assertIsInstance(by["memory"]["mem_total"], int)
+        self.assertEqual(by["cpu"]["cpu_num"], os.cpu_count())
+        status, text = call("GET", "/metrics")
+        self.assertIn('pantala_store_points_refused_total{reason="server_4xx"} 0', text)
+        self.assertIn('pantala_store_points_refused_total{reason="unwritable"} 0', text)
+        self.assertIn("pantala_store_errors_total 0", text)
+
+    def test_influxdb(self):
+        with Influx().start() as srv:
+            self.check(self.run_daemon("influxdb:%s/pantala?rp=week" % srv.url))
+            # The retention policy was created with store.retention (30 d).
+            rps = srv.query('SHOW RETENTION POLICIES ON "pantala"')
+            self.assertIn(["week", "720h0m0s"],
+                          [r[:2] for r in rps["results"][0]["series"][0]["values"]])
+
+    def test_victoriametrics(self):
+        with Victoria().start() as srv:
+            self.check(self.run_daemon("victoriametrics:%s" % srv.url), flush=srv.flush)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,12 +136,67 @@ static void test_numbers(void **state)
     struct pt_meas m = {PT_STR("n"), NULL, f, 0, 5};
     struct pt_ident id = {PT_STR("n"), PT_STR("m"), PT_STR("v"), {NULL, 0}, {NULL, 0}};
     int rc;
-    /* 17 significant digits read back bit-exact; an unsigned value past
-     * INT64_MAX becomes a float (InfluxDB 1.x has no "u"). */
+    /* The fewest digits that read back bit-exact (0.1, not
+     * 0.10000000000000001); an unsigned value past INT64_MAX becomes a
+     * float (InfluxDB 1.x has no "u"). */
     assert_string_equal(
         line(LP_INFLUX, &id, &m, 0, &rc),
-        "n,ns_id=n,mcis_id=m,vm_id=v a=0.10000000000000001,b=1.0000000000000001e+300,"
+        "n,ns_id=n,mcis_id=m,vm_id=v a=0.1,b=1.0000000000000001e+300,"
         "c=-9223372036854775808i,d=9223372036854775807i,e=1.8446744073709552e+19 0\n");
+}
+
+/* Every finite double comes back bit-exact from its text: values with a
+ * few decimals (the fast path), random bit patterns (the %.17g path), and
+ * the edges between them. */
+static void test_float_round_trip(void **state)
+{
+    (void)state;
+    struct pt_ident id = {PT_STR("n"), PT_STR("m"), PT_STR("v"), {NULL, 0}, {NULL, 0}};
+    uint64_t x = 88172645463325252u; /* xorshift64 */
+    const double fixed[] = {0.0,
+                            -0.0,
+                            0.3,
+                            -0.3,
+                            1e-5,
+                            123456.789,
+                            9007199254740991.0,
+                            9007199254740993.0,
+                            4503599627370497.5,
+                            1e15,
+                            9e15,
+                            1e16,
+                            0.000000001,
+                            1.5e-10,
+                            2.2250738585072014e-308,
+                            4.9e-324,
+                            1.7976931348623157e308};
+    for (size_t i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        if (i < sizeof fixed / sizeof fixed[0])
+            v = fixed[i];
+        else if (i % 3 == 0)
+            v = (double)(int64_t)(x % 2000000001) / 100.0 - 1e7; /* two decimals */
+        else if (i % 3 == 1)
+            v = (double)(x >> 11) / 9007199254740992.0 * 1e3; /* random mantissa */
+        else
+            memcpy(&v, &x, sizeof v); /* any bit pattern */
+        if (!isfinite(v)) continue;
+        struct pt_field f[] = {ffloat("a", v)};
+        struct pt_meas m = {PT_STR("n"), NULL, f, 0, 1};
+        int rc;
+        const char *l = line(LP_INFLUX, &id, &m, 0, &rc);
+        assert_non_null(l);
+        const char *a = strstr(l, " a=");
+        assert_non_null(a);
+        char *end;
+        double back = strtod(a + 3, &end);
+        assert_int_equal(*end, ' ');
+        if (memcmp(&back, &v, sizeof v) != 0)
+            fail_msg("%.17g printed as %.*s", v, (int)(end - a - 3), a + 3);
+    }
 }
 
 static void test_refused_and_skipped(void **state)
@@ -197,9 +253,10 @@ static void test_ceiling(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_basic_line),          cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_backslash),           cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_refused_and_skipped), cmocka_unit_test(test_ceiling),
+        cmocka_unit_test(test_basic_line),       cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_backslash),        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_float_round_trip), cmocka_unit_test(test_refused_and_skipped),
+        cmocka_unit_test(test_ceiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
