@@ -10,6 +10,13 @@ void agent_cpu_init(struct agent_cpu *c)
     memset(c, 0, sizeof *c);
 }
 
+/* part of total in percent, multiplied before dividing so that all of
+ * total is exactly 100 (100.0 / 3 * 3 is 100.00000000000001). */
+static double pct_of(uint64_t total, uint64_t part)
+{
+    return (double)part * 100.0 / (double)total;
+}
+
 /* Appends the 11 percentage fields for the interval a..b to out (which has
  * room for cap fields), or nothing. */
 static void cpu_percentages(const struct agent_cpu_raw *a, const struct agent_cpu_raw *b,
@@ -33,20 +40,19 @@ static void cpu_percentages(const struct agent_cpu_raw *a, const struct agent_cp
     /* Guest time is inside user and nice, so it is not added again. */
     uint64_t total = user + nice + system + idle + iowait + irq + softirq + steal;
     if (total == 0) return; /* less than a tick: no basis for a percentage */
-    double pct = 100.0 / (double)total;
 
     /* 100 - idle% - iowait%, from the integers so it is never below 0. */
-    agent_pm_float(out, cap, "cpu_utilization", (double)(total - idle - iowait) * pct);
-    agent_pm_float(out, cap, "cpu_user", (double)(user - guest) * pct);
-    agent_pm_float(out, cap, "cpu_nice", (double)(nice - guest_nice) * pct);
-    agent_pm_float(out, cap, "cpu_system", (double)system * pct);
-    agent_pm_float(out, cap, "cpu_idle", (double)idle * pct);
-    agent_pm_float(out, cap, "cpu_iowait", (double)iowait * pct);
-    agent_pm_float(out, cap, "cpu_hintr", (double)irq * pct);
-    agent_pm_float(out, cap, "cpu_sintr", (double)softirq * pct);
-    agent_pm_float(out, cap, "cpu_steal", (double)steal * pct);
-    agent_pm_float(out, cap, "cpu_guest", (double)guest * pct);
-    agent_pm_float(out, cap, "cpu_guest_nice", (double)guest_nice * pct);
+    agent_pm_float(out, cap, "cpu_utilization", pct_of(total, total - idle - iowait));
+    agent_pm_float(out, cap, "cpu_user", pct_of(total, user - guest));
+    agent_pm_float(out, cap, "cpu_nice", pct_of(total, nice - guest_nice));
+    agent_pm_float(out, cap, "cpu_system", pct_of(total, system));
+    agent_pm_float(out, cap, "cpu_idle", pct_of(total, idle));
+    agent_pm_float(out, cap, "cpu_iowait", pct_of(total, iowait));
+    agent_pm_float(out, cap, "cpu_hintr", pct_of(total, irq));
+    agent_pm_float(out, cap, "cpu_sintr", pct_of(total, softirq));
+    agent_pm_float(out, cap, "cpu_steal", pct_of(total, steal));
+    agent_pm_float(out, cap, "cpu_guest", pct_of(total, guest));
+    agent_pm_float(out, cap, "cpu_guest_nice", pct_of(total, guest_nice));
 }
 
 void agent_cpu_update(struct agent_cpu *c, const struct agent_cpu_raw *cur, int64_t mono_ns,

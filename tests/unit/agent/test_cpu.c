@@ -178,6 +178,25 @@ static void test_no_tick_no_time(void **state)
     assert_no_field(&m.m, "contexts");
 }
 
+static void test_fully_busy_is_100(void **state)
+{
+    struct agent_cpu c;
+    struct agent_cpu_raw raw;
+    struct agent_meas m;
+    agent_cpu_init(&c);
+    read_ok("base", "t0", &raw);
+    agent_cpu_update(&c, &raw, T0_NS, &m);
+    /* Three ticks, all of them user: exactly 100, not 100.00000000000001
+     * (which 100.0 / 3 * 3 would give), and exactly 0 idle. */
+    raw.user += 3;
+    agent_cpu_update(&c, &raw, T0_NS + PT_NS_PER_SEC / 10, &m);
+    const struct pt_field *u = agent_meas_find(&m.m, "cpu_utilization");
+    assert_non_null(u);
+    assert_true(u->v.f == 100.0);
+    assert_true(agent_meas_find(&m.m, "cpu_user")->v.f == 100.0);
+    assert_true(agent_meas_find(&m.m, "cpu_idle")->v.f == 0.0);
+}
+
 static void test_old_kernel(void **state)
 {
     struct agent_cpu_raw r;
@@ -301,12 +320,12 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_base),        cmocka_unit_test(test_first_reading_has_no_rates),
-        cmocka_unit_test(test_two_readings),     cmocka_unit_test(test_counter_backwards),
-        cmocka_unit_test(test_iowait_backwards), cmocka_unit_test(test_no_tick_no_time),
-        cmocka_unit_test(test_old_kernel),       cmocka_unit_test(test_big_host),
-        cmocka_unit_test(test_errors),           cmocka_unit_test(test_per_cpu),
-        cmocka_unit_test(test_per_cpu_capacity),
+        cmocka_unit_test(test_read_base),         cmocka_unit_test(test_first_reading_has_no_rates),
+        cmocka_unit_test(test_two_readings),      cmocka_unit_test(test_counter_backwards),
+        cmocka_unit_test(test_iowait_backwards),  cmocka_unit_test(test_no_tick_no_time),
+        cmocka_unit_test(test_fully_busy_is_100), cmocka_unit_test(test_old_kernel),
+        cmocka_unit_test(test_big_host),          cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_per_cpu),           cmocka_unit_test(test_per_cpu_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
