@@ -23,9 +23,9 @@ enum alert_level {
 };
 
 enum alert_status {
-    ALERT_FIRING = 0,   /* entered or still in warning/critical (repeat) */
-    ALERT_RESOLVED,     /* back to ok */
-    ALERT_FLAPPING,     /* held: changed state too often, reported once */
+    ALERT_FIRING = 0, /* entered or still in warning/critical (repeat) */
+    ALERT_RESOLVED,   /* back to ok */
+    ALERT_FLAPPING,   /* held: changed state too often, reported once */
 };
 
 struct alert_kv {
@@ -39,16 +39,17 @@ struct alert_event {
     const char *rule;        /* rule name */
     const char *fingerprint; /* 16 hex digits identifying the alert series (rule + labels) */
     enum alert_status status;
-    enum alert_level level;      /* for RESOLVED: the level it was at */
-    const struct alert_kv *labels; /* alertname, ns, mcis, vm (each VM), severity, rule labels, tags */
+    enum alert_level level; /* for RESOLVED: the level it was at */
+    const struct alert_kv
+        *labels; /* alertname, ns, mcis, vm (each VM), severity, rule labels, tags */
     size_t nlabels;
     const struct alert_kv *annotations; /* templated already */
     size_t nannotations;
-    double value;         /* the value that caused the change (NaN for absence) */
-    double threshold;     /* of the level's condition (NaN when none) */
-    int64_t starts_at_ns; /* when the alert series started firing */
-    int64_t ends_at_ns;   /* when it resolved; 0 while firing */
-    int64_t at_ns;        /* when this event was generated */
+    double value;              /* the value that caused the change (NaN for absence) */
+    double threshold;          /* of the level's condition (NaN when none) */
+    int64_t starts_at_ns;      /* when the alert series started firing */
+    int64_t ends_at_ns;        /* when it resolved; 0 while firing */
+    int64_t at_ns;             /* when this event was generated */
     const char *generator_url; /* link to the rule in the API, may be NULL */
 };
 
@@ -56,11 +57,11 @@ struct alert_event {
  * JSON settings (URL, secret, recipients, ... per type; the notify side
  * validates them). */
 enum alert_handler_type {
-    ALERT_H_WEBHOOK = 0,       /* generic JSON, X-Pantala-Signature */
-    ALERT_H_AM_WEBHOOK,        /* Alertmanager-compatible webhook payload */
-    ALERT_H_ALERTMANAGER,      /* Alertmanager's POST /api/v2/alerts */
-    ALERT_H_SLACK,             /* Slack incoming webhook */
-    ALERT_H_EMAIL,             /* SMTP via libcurl */
+    ALERT_H_WEBHOOK = 0,  /* generic JSON, X-Pantala-Signature */
+    ALERT_H_AM_WEBHOOK,   /* Alertmanager-compatible webhook payload */
+    ALERT_H_ALERTMANAGER, /* Alertmanager's POST /api/v2/alerts */
+    ALERT_H_SLACK,        /* Slack incoming webhook */
+    ALERT_H_EMAIL,        /* SMTP via libcurl */
 };
 
 struct alert_handler {
