@@ -5,7 +5,7 @@
  * ever spliced into InfluxQL as is. docs/storage.md ("InfluxDB") has the
  * URL, the mapping and what is computed where.
  *
- * Threads: the writer thread owns s->w and s->buf; each query() and
+ * Threads: the writer thread owns s->w and s->writes; each query() and
  * latest() call makes its own curl handle, so readers share nothing. */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,12 +38,10 @@ struct store {
     size_t batch;
     bool gzip;
     int64_t retention_ns;
-    bool ready; /* database and retention policy known to exist */
-    struct lp_buf buf;
-    struct sh_pool pool;   /* the writer's parallel requests */
-    size_t parallel;       /* requests in flight at most */
-    struct sh_part *parts; /* the requests of one batch, slices of buf */
-    size_t ncuts, cutcap, cut_end;
+    bool ready;              /* database and retention policy known to exist */
+    struct rs_writes writes; /* one batch's requests */
+    struct sh_pool pool;     /* the writer's parallel requests */
+    size_t parallel;         /* requests in flight at most */
     struct pt_complain complain, c_unwritable;
     _Atomic uint64_t *refused, *unwritable;
     char *user, *password;
@@ -281,20 +279,13 @@ static int ix_judge(struct store *s, const struct sh_part *pt)
 }
 
 /* Ends a request at the current end of buf. */
-static int cut(struct store *s, size_t npts)
-{
-    if (s->ncuts == s->cutcap) {
-        size_t cap = s->cutcap ? s->cutcap * 2 : 64;
-        struct sh_part *p = realloc(s->parts, cap * sizeof *p);
-        if (!p) return -ENOMEM;
-        s->parts = p;
-        s->cutcap = cap;
-    }
-    size_t from = s->ncuts ? s->cut_end : 0;
-    s->parts[s->ncuts++] = (struct sh_part){.body = NULL, .len = s->buf.len - from, .npts = npts};
-    s->cut_end = s->buf.len;
-    return 0;
-}
+static const struct rs_write_ops ix_write_ops = {
+    .name = "influxdb",
+    .dialect = LP_INFLUX,
+    .unwritable = "a name or tag has a backslash before ',', ' ', '=' or at its end, which "
+                  "InfluxDB 1.x line protocol cannot carry",
+    .judge = ix_judge,
+};
 
 static int ix_write_batch(struct store *s, const struct store_point *pts, size_t n)
 {
@@ -304,63 +295,11 @@ static int ix_write_batch(struct store *s, const struct store_point *pts, size_t
     /* Not ready: the server was down at open, or the database was dropped.
      * Whatever fails here is worth a retry. */
     if (!s->ready && (rc = ix_ensure(s, &s->w))) return rc == PT_E_STORE ? -EIO : rc;
-    /* Encode everything first: an invalid point refuses the batch before
-     * anything of it is sent (store.h: all or none). Requests hold `batch`
-     * points, fewer when that leaves the parallel connections idle (but not
-     * under SH_MIN_REQUEST). */
-    size_t per = (n + s->parallel - 1) / s->parallel;
-    if (per < SH_MIN_REQUEST) per = SH_MIN_REQUEST;
-    if (per > s->batch) per = s->batch;
-    s->buf.len = 0;
-    s->ncuts = 0;
-    s->cut_end = 0;
-    size_t inreq = 0, skipped = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t nv;
-        rc = lp_point(&s->buf, LP_INFLUX, &pts[i], &nv);
-        if (rc == LP_SKIPPED) continue;
-        if (rc == -ERANGE) {
-            skipped++;
-            pt_complain(&s->c_unwritable, PT_LOG_WARN, "store",
-                        "influxdb: point %zu (measurement %.*s) skipped: a name or tag has a "
-                        "backslash before ',', ' ', '=' or at its end, which InfluxDB 1.x line "
-                        "protocol cannot carry",
-                        i, (int)pts[i].m->name.len, pts[i].m->name.p);
-            continue;
-        }
-        if (rc) {
-            pt_complain(&s->complain, PT_LOG_ERROR, "store",
-                        "influxdb: batch refused: point %zu is invalid (%s)", i, pt_strerror(rc));
-            return rc == -ENOMEM || rc == -EINVAL ? rc : PT_E_LIMIT;
-        }
-        if (++inreq == per) {
-            if ((rc = cut(s, inreq))) return rc;
-            inreq = 0;
-        }
-    }
-    if (inreq && (rc = cut(s, inreq))) return rc;
+    size_t skipped;
+    rc = rs_write(s, &ix_write_ops, &s->writes, &s->pool, s->write_url.p, s->gzip, s->batch,
+                  s->parallel, pts, n, &s->c_unwritable, &s->complain, &skipped);
     count(s->unwritable, skipped);
-    size_t from = 0;
-    for (size_t i = 0; i < s->ncuts; i++) {
-        s->parts[i].body = s->buf.p + from;
-        from += s->parts[i].len;
-    }
-    if ((rc = sh_pool_post(&s->pool, s->write_url.p, s->parts, s->ncuts, "text/plain", s->gzip)))
-        return rc;
-    /* A refused request does not stop the others: their points are fine.
-     * A transient failure makes the writer retry the whole batch, and points
-     * sent again replace themselves (same series and time). */
-    bool refused = false;
-    int transient = 0;
-    for (size_t i = 0; i < s->ncuts; i++) {
-        rc = ix_judge(s, &s->parts[i]);
-        if (rc == -EINVAL)
-            refused = true;
-        else if (rc && !transient)
-            transient = rc;
-    }
-    if (transient) return transient; /* retried whole: what was stored replaces itself */
-    if (refused) return -EINVAL;
+    if (rc) return rc;
     pt_complain_release(&s->complain, "store", "influxdb: writes succeed again");
     return 0;
 }
@@ -848,8 +787,7 @@ static void ix_close(struct store *s)
     if (!s) return;
     sh_client_close(&s->w);
     sh_pool_close(&s->pool);
-    lp_buf_free(&s->buf);
-    free(s->parts);
+    rs_writes_free(&s->writes);
     sh_str_free(&s->write_url);
     sh_str_free(&s->query_url);
     free(s->user);
@@ -921,7 +859,7 @@ static int ix_open(const struct store_conf *conf, struct store **out, char *err,
     }
     s->wconf = (struct sh_conf){s->user, s->password, timeout, 1 << 20};
     s->qconf = (struct sh_conf){s->user, s->password, timeout, IX_QUERY_MAX};
-    s->buf.max = IX_BODY_MAX;
+    s->writes.buf.max = IX_BODY_MAX;
     char *edb = sh_escape(s->db), *erp = sh_escape(s->rp);
     if (edb && erp) {
         sh_str_addf(&s->write_url, "%s/write?precision=ns&db=", s->u.base);

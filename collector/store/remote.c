@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pt/catalog.h"
+#include "pt/err.h"
 #include "store/lineproto.h"
 #include "store/store_int.h"
 
@@ -562,4 +563,86 @@ static int cmp_latest(const void *pa, const void *pb)
 void rs_latest_sort(struct store_result *r)
 {
     if (r->nlatest > 1) qsort(r->latest, r->nlatest, sizeof *r->latest, cmp_latest);
+}
+
+/* ---- the write path of the server backends ------------------------------ */
+
+void rs_writes_free(struct rs_writes *w)
+{
+    lp_buf_free(&w->buf);
+    free(w->parts);
+    memset(w, 0, sizeof *w);
+}
+
+/* Closes the request holding the points encoded since the last cut. */
+static int rs_cut(struct rs_writes *w, size_t npts)
+{
+    if (w->nparts == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        struct sh_part *p = realloc(w->parts, cap * sizeof *p);
+        if (!p) return -ENOMEM;
+        w->parts = p;
+        w->cap = cap;
+    }
+    size_t from = w->nparts ? w->cut_end : 0;
+    w->parts[w->nparts++] = (struct sh_part){.body = NULL, .len = w->buf.len - from, .npts = npts};
+    w->cut_end = w->buf.len;
+    return 0;
+}
+
+int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
+             struct sh_pool *pool, const char *url, bool gzip, size_t batch, size_t parallel,
+             const struct store_point *pts, size_t n, struct pt_complain *c_unwritable,
+             struct pt_complain *complain, size_t *skipped)
+{
+    *skipped = 0;
+    size_t per = (n + parallel - 1) / parallel;
+    if (per < SH_MIN_REQUEST) per = SH_MIN_REQUEST;
+    if (per > batch) per = batch;
+    w->buf.len = 0;
+    w->nparts = 0;
+    w->cut_end = 0;
+    size_t inreq = 0;
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        size_t nv;
+        rc = lp_point(&w->buf, ops->dialect, &pts[i], &nv);
+        if (rc == LP_SKIPPED) continue;
+        if (rc == -ERANGE) {
+            (*skipped)++;
+            pt_complain(c_unwritable, PT_LOG_WARN, "store",
+                        "%s: point %zu (measurement %.*s) skipped: %s", ops->name, i,
+                        (int)pts[i].m->name.len, pts[i].m->name.p, ops->unwritable);
+            continue;
+        }
+        if (rc) {
+            pt_complain(complain, PT_LOG_ERROR, "store",
+                        "%s: batch refused: point %zu is invalid (%s)", ops->name, i,
+                        pt_strerror(rc));
+            return rc == -ENOMEM || rc == -EINVAL ? rc : PT_E_LIMIT;
+        }
+        if (++inreq == per) {
+            if ((rc = rs_cut(w, inreq))) return rc;
+            inreq = 0;
+        }
+    }
+    if (inreq && (rc = rs_cut(w, inreq))) return rc;
+    size_t from = 0;
+    for (size_t i = 0; i < w->nparts; i++) {
+        w->parts[i].body = w->buf.p + from;
+        from += w->parts[i].len;
+    }
+    if ((rc = sh_pool_post(pool, url, w->parts, w->nparts, "text/plain", gzip))) return rc;
+    /* A refused request does not stop the others: their points are fine. */
+    bool refused = false;
+    int transient = 0;
+    for (size_t i = 0; i < w->nparts; i++) {
+        rc = ops->judge(s, &w->parts[i]);
+        if (rc == -EINVAL)
+            refused = true;
+        else if (rc && !transient)
+            transient = rc;
+    }
+    if (transient) return transient;
+    return refused ? -EINVAL : 0;
 }

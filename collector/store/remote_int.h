@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pt/log.h"
+#include "store/lineproto.h"
 #include "store/store.h"
+#include "store/storehttp.h"
 
 struct rs_col {
     int64_t *ts;
@@ -82,5 +85,40 @@ char *rs_canon(char *const *tk, char *const *tv, size_t n);
 /* Whether k is one of the identity tags (ns_id, mcis_id, vm_id, csp_type,
  * host) that the line protocol adds to every point. */
 bool rs_ident_key(const char *k);
+
+/* ---- the write path of the server backends ------------------------------ */
+
+/* One batch's line protocol, cut into requests for sh_pool_post(). The
+ * buffers are kept from batch to batch. */
+struct rs_writes {
+    struct lp_buf buf;
+    struct sh_part *parts; /* slices of buf */
+    size_t nparts, cap, cut_end;
+};
+void rs_writes_free(struct rs_writes *w);
+
+/* What differs between the server backends' writes. */
+struct rs_write_ops {
+    const char *name; /* "influxdb", for messages */
+    enum lp_dialect dialect;
+    const char *unwritable; /* why a point may be impossible to write here */
+    /* The verdict on one request's answer: 0, -EINVAL (the server refused
+     * its points for good, counted and logged by judge), or a transient
+     * error. */
+    int (*judge)(struct store *s, const struct sh_part *part);
+};
+
+/* Writes n points: all are encoded first, so an invalid point refuses the
+ * whole batch before anything is sent (store.h: all or none); points the
+ * dialect cannot carry are skipped, logged through c_unwritable and counted
+ * in *skipped. Requests hold at most batch points, fewer when that leaves
+ * some of the parallel connections idle (but not under SH_MIN_REQUEST), and
+ * are posted in parallel on pool. A transient failure of any request is
+ * returned, and the writer retries the batch whole (points sent again
+ * replace themselves); else a refused request gives -EINVAL; else 0. */
+int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
+             struct sh_pool *pool, const char *url, bool gzip, size_t batch, size_t parallel,
+             const struct store_point *pts, size_t n, struct pt_complain *c_unwritable,
+             struct pt_complain *complain, size_t *skipped);
 
 #endif

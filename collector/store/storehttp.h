@@ -62,8 +62,6 @@ void sh_str_free(struct sh_str *s);
 /* The server's error text: a JSON {"error":"..."} or the body, cut to fit. */
 void sh_resp_message(const struct sh_resp *r, char *out, size_t len);
 
-#endif
-
 /* URL set-up shared by the server backends. A store URL is
  * "<scheme>:<http(s) URL>[?k=v&k=v]"; these split off the parameters. */
 struct sh_url {
@@ -121,3 +119,5 @@ void sh_pool_close(struct sh_pool *p);
  * nothing could be tried (-ENOMEM). */
 int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,
                  const char *ctype, bool gzip);
+
+#endif

@@ -9,7 +9,7 @@
  * quoted and escaped (pq_str). docs/storage.md ("VictoriaMetrics") has the
  * URL forms, the server flags it needs and the bucket arithmetic.
  *
- * Threads: as influxdb.c, the writer owns s->w and s->buf; every read call
+ * Threads: as influxdb.c, the writer owns s->w and s->writes; every read call
  * makes its own curl handle. */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,11 +46,9 @@ struct store {
     size_t batch;
     bool gzip;
     int64_t retention_ns;
-    struct lp_buf buf;
+    struct rs_writes writes; /* one batch's requests */
     struct sh_pool pool;
     size_t parallel;
-    struct sh_part *parts;
-    size_t ncuts, cutcap, cut_end;
     struct pt_complain complain, c_unwritable;
     _Atomic uint64_t *refused, *unwritable;
     char *user, *password;
@@ -92,76 +90,24 @@ static int vm_judge(struct store *s, const struct sh_part *pt)
 }
 
 /* Ends a request at the current end of buf. */
-static int cut(struct store *s, size_t npts)
-{
-    if (s->ncuts == s->cutcap) {
-        size_t cap = s->cutcap ? s->cutcap * 2 : 64;
-        struct sh_part *p = realloc(s->parts, cap * sizeof *p);
-        if (!p) return -ENOMEM;
-        s->parts = p;
-        s->cutcap = cap;
-    }
-    size_t from = s->ncuts ? s->cut_end : 0;
-    s->parts[s->ncuts++] = (struct sh_part){.body = NULL, .len = s->buf.len - from, .npts = npts};
-    s->cut_end = s->buf.len;
-    return 0;
-}
+static const struct rs_write_ops vm_write_ops = {
+    .name = "victoriametrics",
+    .dialect = LP_VICTORIA,
+    .unwritable = "a field name has a '\"', which VictoriaMetrics' line protocol parser cannot "
+                  "carry",
+    .judge = vm_judge,
+};
 
 static int vm_write_batch(struct store *s, const struct store_point *pts, size_t n)
 {
     if (n == 0) return 0;
     if (!pts) return -EINVAL;
-    size_t per = (n + s->parallel - 1) / s->parallel;
-    if (per < SH_MIN_REQUEST) per = SH_MIN_REQUEST;
-    if (per > s->batch) per = s->batch;
-    s->buf.len = 0;
-    s->ncuts = 0;
-    s->cut_end = 0;
-    size_t inreq = 0, skipped = 0;
-    int rc;
-    for (size_t i = 0; i < n; i++) {
-        size_t nv;
-        rc = lp_point(&s->buf, LP_VICTORIA, &pts[i], &nv);
-        if (rc == LP_SKIPPED) continue;
-        if (rc == -ERANGE) {
-            skipped++;
-            pt_complain(&s->c_unwritable, PT_LOG_WARN, "store",
-                        "victoriametrics: point %zu (measurement %.*s) skipped: a field name has "
-                        "a '\"', which VictoriaMetrics' line protocol parser cannot carry",
-                        i, (int)pts[i].m->name.len, pts[i].m->name.p);
-            continue;
-        }
-        if (rc) {
-            pt_complain(&s->complain, PT_LOG_ERROR, "store",
-                        "victoriametrics: batch refused: point %zu is invalid (%s)", i,
-                        pt_strerror(rc));
-            return rc == -ENOMEM || rc == -EINVAL ? rc : PT_E_LIMIT;
-        }
-        if (++inreq == per) {
-            if ((rc = cut(s, inreq))) return rc;
-            inreq = 0;
-        }
-    }
-    if (inreq && (rc = cut(s, inreq))) return rc;
+    /* A transient failure retries the batch whole: dedup keeps one of each. */
+    size_t skipped;
+    int rc = rs_write(s, &vm_write_ops, &s->writes, &s->pool, s->write_url.p, s->gzip, s->batch,
+                      s->parallel, pts, n, &s->c_unwritable, &s->complain, &skipped);
     count(s->unwritable, skipped);
-    size_t from = 0;
-    for (size_t i = 0; i < s->ncuts; i++) {
-        s->parts[i].body = s->buf.p + from;
-        from += s->parts[i].len;
-    }
-    if ((rc = sh_pool_post(&s->pool, s->write_url.p, s->parts, s->ncuts, "text/plain", s->gzip)))
-        return rc;
-    bool refused = false;
-    int transient = 0;
-    for (size_t i = 0; i < s->ncuts; i++) {
-        rc = vm_judge(s, &s->parts[i]);
-        if (rc == -EINVAL)
-            refused = true;
-        else if (rc && !transient)
-            transient = rc;
-    }
-    if (transient) return transient; /* retried whole: dedup keeps one of each */
-    if (refused) return -EINVAL;
+    if (rc) return rc;
     pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
     return 0;
 }
@@ -866,8 +812,7 @@ static void vm_close(struct store *s)
     if (!s) return;
     sh_client_close(&s->w);
     sh_pool_close(&s->pool);
-    lp_buf_free(&s->buf);
-    free(s->parts);
+    rs_writes_free(&s->writes);
     sh_str_free(&s->write_url);
     sh_str_free(&s->read_base);
     free(s->user);
@@ -952,7 +897,7 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
     }
     s->wconf = (struct sh_conf){s->user, s->password, timeout, 1 << 20};
     s->qconf = (struct sh_conf){s->user, s->password, timeout, VM_QUERY_MAX};
-    s->buf.max = VM_BODY_MAX;
+    s->writes.buf.max = VM_BODY_MAX;
     sh_client_init(&s->w, &s->wconf);
     sh_pool_init(&s->pool, &s->wconf, s->parallel);
     PT_INFO("store", "victoriametrics: writes to %s, reads from %s, %zu points per request%s",
