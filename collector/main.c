@@ -1,5 +1,6 @@
 /* pantalad: the Pantala collector daemon. Wires config, store, registry,
  * writer, UDP ingest and the HTTP API together and runs the libuv loop. */
+#include "agentless/poller.h"
 #include "api/api.h"
 #include "config.h"
 #include "ingest/ingest.h"
@@ -62,9 +63,17 @@ static const char usage[] =
     "  provisioning.collector   host:port the VMs send to (else per request)\n"
     "  provisioning.accept_new  trust unknown host keys              (false)\n"
     "  provisioning.parallel    hosts at once per job                (8)\n"
+    "  agentless.enabled      poll cloud monitoring APIs (/api/v1/targets) (true)\n"
+    "  agentless.key_file     seals targets' credentials, 0600   (data_dir/agentless.key)\n"
+    "  agentless.workers      polls running at once                 (4)\n"
+    "  agentless.rate_limit   polls per second per driver           (5)\n"
+    "  agentless.rate_limits  per-driver overrides, {\"aws\": 10}\n"
+    "  agentless.max_backoff  longest wait after failures           (15m)\n"
+    "  agentless.queue        fetched frames waiting for the writer (4096)\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
-    "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md.\n";
+    "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md,\n"
+    "docs/drivers.md (agentless targets).\n";
 
 struct daemon {
     struct coll_config cfg;
@@ -76,6 +85,7 @@ struct daemon {
     struct coll_ingest ingest;
     struct coll_api *api;
     struct coll_prov *prov;
+    struct agl *agl;
     uv_loop_t *loop;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -92,6 +102,7 @@ static void on_signal(uv_signal_t *s, int signum)
     struct daemon *d = s->data;
     PT_INFO("pantalad", "received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     coll_ingest_stop(&d->ingest);
+    agl_stop_loop(d->agl);
     uv_timer_stop(&d->tick);
     uv_close((uv_handle_t *)&d->tick, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -110,6 +121,38 @@ static int mkdir_p(const char *path)
     }
     if (mkdir(buf, 0750) && errno != EEXIST) return -errno;
     return 0;
+}
+
+/* The agentless poller: targets.db and the credentials' key file in
+ * data_dir (or agentless.key_file); its frames go to the writer. */
+static int start_agentless(struct daemon *d)
+{
+    struct coll_config *c = &d->cfg;
+    char db[PATH_MAX], key[PATH_MAX], err[512] = "";
+    snprintf(db, sizeof db, "%s/targets.db", c->data_dir);
+    snprintf(key, sizeof key, "%s/agentless.key", c->data_dir);
+    struct agl_rate rates[sizeof c->agl_rates / sizeof c->agl_rates[0]];
+    for (size_t i = 0; i < c->nagl_rates; i++) {
+        snprintf(rates[i].driver, sizeof rates[i].driver, "%s", c->agl_rates[i].driver);
+        rates[i].per_s = c->agl_rates[i].per_s;
+    }
+    struct agl_opts o = {
+        .db_path = db,
+        .key_file = c->agl_key_file ? c->agl_key_file : key,
+        .workers = (int)c->agl_workers,
+        .rate_per_s = (int)c->agl_rate,
+        .rates = rates,
+        .nrates = c->nagl_rates,
+        .max_backoff_ns = c->agl_max_backoff_ns,
+        .queue_frames = (size_t)c->agl_queue,
+        .writer = d->writer,
+        .stats = &d->stats,
+        /* ALERTING HOOK: .feed = alert_engine_feed-compatible function,
+         * .feed_ctx = the engine (wired once alerting is in main). */
+    };
+    int rc = agl_open(&d->agl, d->loop, &o, err, sizeof err);
+    if (rc) PT_ERROR("pantalad", "%s", err);
+    return rc;
 }
 
 static int start(struct daemon *d)
@@ -179,6 +222,7 @@ static int start(struct daemon *d)
             return rc;
         }
     }
+    if (c->agl_enabled && (rc = start_agentless(d))) return rc;
     struct coll_api_ctx actx = {
         .reg = d->reg,
         .ops = d->ops,
@@ -190,6 +234,7 @@ static int start(struct daemon *d)
         .udp_port = (uint16_t)coll_ingest_port(&d->ingest),
         .start_ns = d->stats.start_ns,
         .prov = d->prov,
+        .agl = d->agl,
     };
     if ((rc = coll_api_start(&d->api, &actx, c->http_host, c->http_port, err, sizeof err))) {
         PT_ERROR("pantalad", "%s", err);
@@ -230,6 +275,8 @@ static void stop(struct daemon *d)
     d->api = NULL;
     coll_prov_close(d->prov); /* waits for running provisioning jobs */
     d->prov = NULL;
+    agl_close(d->agl); /* before the writer: its last frames are handed over */
+    d->agl = NULL;
     if (d->writer) {
         coll_writer_stop(d->writer); /* drains what was accepted */
         d->writer = NULL;
@@ -311,6 +358,7 @@ int main(int argc, char **argv)
     if (rc) {
         /* Close whatever handles did open, then the rest. */
         coll_ingest_stop(&d.ingest);
+        agl_stop_loop(d.agl);
         if (uv_is_active((uv_handle_t *)&d.tick)) uv_close((uv_handle_t *)&d.tick, NULL);
         uv_run(d.loop, UV_RUN_NOWAIT);
     }

@@ -65,5 +65,8 @@ void api_healthz(struct api_req *rq, struct api_resp *rs);
 void api_provision_collection(struct api_req *rq, struct api_resp *rs);
 void api_provision_item(struct api_req *rq, struct api_resp *rs, const char *id);
 void api_prometheus(struct api_req *rq, struct api_resp *rs);
+void api_targets_collection(struct api_req *rq, struct api_resp *rs);
+void api_targets_item(struct api_req *rq, struct api_resp *rs, const char *id);
+void api_targets_poll(struct api_req *rq, struct api_resp *rs, const char *id);
 
 #endif
