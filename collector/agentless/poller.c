@@ -237,14 +237,15 @@ static int queue_frame(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas,
         a->qtail = q;
         a->qlen++;
     }
-    pthread_mutex_unlock(&a->qlock);
-    if (full) {
-        free(q);
-        atomic_fetch_add(&a->o.stats->agl_points_dropped_queue, nmeas);
+    if (full) /* under qlock: workers complain concurrently */
         pt_complain(&a->c_queue, PT_LOG_ERROR, LOG,
                     "hand-over queue full (%zu frames): dropped %u points fetched from a cloud; "
                     "the loop thread or the writer is behind",
                     a->o.queue_frames, (unsigned)nmeas);
+    pthread_mutex_unlock(&a->qlock);
+    if (full) {
+        free(q);
+        atomic_fetch_add(&a->o.stats->agl_points_dropped_queue, nmeas);
         return 0; /* the rest of the poll may still fit */
     }
     atomic_fetch_add(&a->o.stats->agl_frames, 1);
@@ -348,9 +349,13 @@ static void poll_one(struct agl *a, struct entry *e, int64_t hw_s, struct poll_o
     memset(po, 0, sizeof *po);
     po->newest_s = hw_s;
     if ((po->rc = ensure_driver(a, e, po))) return;
-    int64_t to = pt_now_ns() / PT_NS_PER_SEC;
+    /* Whole periods only, aligned as the clouds align their buckets; the
+     * period in progress is left for a later poll (its value would still
+     * change). The look-back re-reads late data; the store replaces the
+     * points it already has. */
+    int64_t per = e->t.period_s, to = pt_now_ns() / PT_NS_PER_SEC / per * per;
     struct drv_query q = {.metrics = DRV_MASK_ALL,
-                          .from = to - e->t.lookback_s,
+                          .from = (to - e->t.lookback_s) / per * per,
                           .to = to,
                           .period_s = (int)e->t.period_s};
     struct drv_result r;
