@@ -451,15 +451,21 @@ static void finish(struct agl *a, struct entry *e, const struct poll_out *po, in
         e->next_ns = now + wait;
     }
     e->backoff_ns = wait;
-    char next[48] = "not until the target is updated or POST .../poll";
-    if (wait) snprintf(next, sizeof next, "next poll in %llds", (long long)(wait / PT_NS_PER_SEC));
+    char next[48], detail[256] = "";
+    if (wait)
+        snprintf(next, sizeof next, "next poll in %llds", (long long)(wait / PT_NS_PER_SEC));
+    else
+        snprintf(next, sizeof next, "stopped until updated or polled");
+    /* The provider's own words, for a support ticket: [HTTP, code, request id]. */
+    const struct drv_error *pe = &po->err;
+    if (pe->http_status || pe->provider_code[0] || pe->request_id[0])
+        snprintf(detail, sizeof detail, " [HTTP %d%s%s%s%s]", pe->http_status,
+                 pe->provider_code[0] ? ", code " : "", pe->provider_code,
+                 pe->request_id[0] ? ", request id " : "", pe->request_id);
     pt_complain(&e->complain, needs_operator(po->kind) ? PT_LOG_ERROR : PT_LOG_WARN, LOG,
-                "target %lld (%s/%s/%s, %s %s): %s: %s%s%s%s%s [HTTP %d]; %s", (long long)e->t.id,
-                e->t.ns, e->t.mcis, e->t.vm, e->t.driver, e->t.instance,
-                coll_agl_err_names[po->kind], po->err.message,
-                po->err.provider_code[0] ? " (provider code " : "", po->err.provider_code,
-                po->err.request_id[0] ? ", request id " : "", po->err.request_id,
-                po->err.http_status, next);
+                "target %lld (%s/%s/%s, %s %s): %s: %s%s; %s", (long long)e->t.id, e->t.ns,
+                e->t.mcis, e->t.vm, e->t.driver, e->t.instance, coll_agl_err_names[po->kind],
+                pe->message, detail, next);
 }
 
 /* ---- workers ------------------------------------------------------------- */

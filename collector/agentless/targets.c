@@ -339,7 +339,7 @@ int agl_db_open(struct agl_db **out, const char *path, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(d->db,
                           "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;"
-                          "CREATE TABLE IF NOT EXISTS targets(id INTEGER PRIMARY KEY,"
+                          "CREATE TABLE IF NOT EXISTS targets(id INTEGER PRIMARY KEY AUTOINCREMENT,"
                           " conf TEXT NOT NULL, cred BLOB, created INTEGER NOT NULL,"
                           " updated INTEGER NOT NULL)",
                           NULL, NULL, NULL);

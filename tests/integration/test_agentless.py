@@ -296,6 +296,10 @@ class Agentless(unittest.TestCase):
         self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % t["id"])[0], 204)
         self.assertEqual(self.req("GET", "/api/v1/targets/%d" % t["id"])[0], 404)
         self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % t["id"])[0], 404)
+        # A deleted target's id is never given to another.
+        n = self.create(self.target("vm-f", interval="1h"))
+        self.assertGreater(n["id"], t["id"])
+        self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % n["id"])[0], 204)
         self.assertEqual(self.req("PATCH", "/api/v1/targets/1")[0], 405)
 
     def test_9_restart_and_wrong_key(self):
