@@ -428,8 +428,12 @@ int agl_db_next_id(struct agl_db *db, int64_t *id)
 {
     sqlite3_stmt *st;
     pthread_mutex_lock(&db->lock);
-    int rc =
-        sqlite3_prepare_v2(db->db, "SELECT coalesce(max(id), 0) + 1 FROM targets", -1, &st, NULL);
+    /* Ids are never reused: AUTOINCREMENT's sqlite_sequence remembers the
+     * largest id ever stored, so a deleted target's id stays retired. */
+    int rc = sqlite3_prepare_v2(db->db,
+                                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name ="
+                                " 'targets'), 0), coalesce((SELECT max(id) FROM targets), 0)) + 1",
+                                -1, &st, NULL);
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         *id = sqlite3_column_int64(st, 0);
     else
