@@ -306,6 +306,10 @@ class Agentless(unittest.TestCase):
         t = self.create(self.target("vm-e"))
         self.wait_status(t["id"], lambda s: s["state"] == "ok", "a poll before the restart")
         type(self).stop_daemon()
+        # A clean exit: workers joined, fetched frames handed over, nothing
+        # leaked (the sanitizer build's LeakSanitizer would fail the exit).
+        self.assertEqual(self.daemon.returncode, 0, self.read_log()[-3000:])
+        self.assertNotIn("Sanitizer", self.read_log())
         type(self).start_daemon()
         j = self.wait_status(t["id"], lambda s: s["state"] == "ok", "a poll after the restart")
         self.assertEqual(j["vm"], "vm-e")
