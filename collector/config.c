@@ -74,6 +74,11 @@ static int load_agentless(struct pt_conf *c, struct coll_config *cfg)
         return rc;
     if (cfg->agl_key_file && cfg->agl_key_file[0] != '/')
         return pt_conf_fail(c, "agentless.key_file", "expected an absolute path");
+    /* Checked in depth (drivers, credentials files) when the poller opens. */
+    cfg->agl_targets = pt_conf_json(c, "agentless.targets");
+    if (cfg->agl_targets && !json_is_array(cfg->agl_targets))
+        return pt_conf_fail(c, "agentless.targets",
+                            "expected an array of targets (docs/drivers.md)");
     json_t *rl = pt_conf_json(c, "agentless.rate_limits");
     if (rl && !json_is_object(rl))
         return pt_conf_fail(c, "agentless.rate_limits",

@@ -48,6 +48,7 @@ struct coll_config {
         int per_s;
     } agl_rates[16]; /* agentless.rate_limits overrides */
     size_t nagl_rates;
+    const json_t *agl_targets; /* agentless.targets (array), NULL when absent */
 };
 
 /* Loads path (which must exist) into cfg, filling defaults. On error returns

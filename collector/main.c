@@ -70,6 +70,7 @@ static const char usage[] =
     "  agentless.rate_limits    per-driver overrides, e.g. {\"aws\": 10}\n"
     "  agentless.max_backoff    longest wait after failures           (15m)\n"
     "  agentless.queue          fetched frames waiting for the writer (4096)\n"
+    "  agentless.targets        targets defined here, credentials in credentials_file\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
     "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md,\n"
@@ -145,6 +146,7 @@ static int start_agentless(struct daemon *d)
         .nrates = c->nagl_rates,
         .max_backoff_ns = c->agl_max_backoff_ns,
         .queue_frames = (size_t)c->agl_queue,
+        .config_targets = c->agl_targets,
         .writer = d->writer,
         .stats = &d->stats,
         /* ALERTING HOOK: .feed = alert_engine_feed-compatible function,

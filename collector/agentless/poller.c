@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cred.h"
@@ -544,6 +545,149 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ---- agentless.targets ---------------------------------------------------- */
+
+static bool is_config(const struct agl_target *t)
+{
+    const char *m = json_string_value(json_object_get(t->pub, "managed"));
+    return m && !strcmp(m, "config");
+}
+
+/* Reads a credentials file: a JSON object in a file others may not read. */
+static int read_cred_file(const char *path, json_t **out, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st)) {
+        snprintf(err, errlen, "credentials_file %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 007)) {
+        snprintf(err, errlen,
+                 "credentials_file %s: must be a regular file that others may not read "
+                 "(chmod 600, or 640 with the daemon's group)",
+                 path);
+        return -EPERM;
+    }
+    json_error_t je;
+    *out = json_load_file(path, 0, &je);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        snprintf(err, errlen, "credentials_file %s: line %d: %s", path, je.line,
+                 je.text[0] ? je.text : "expected a JSON object");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* One element of agentless.targets into a validated target (creds set). */
+static int config_target(const json_t *elem, struct agl_target *t, json_t **creds, char *err,
+                         size_t errlen)
+{
+    if (!json_is_object(elem)) {
+        snprintf(err, errlen, "expected an object like the body of POST /api/v1/targets");
+        return -EINVAL;
+    }
+    if (json_object_get(elem, "credentials")) {
+        snprintf(err, errlen,
+                 "credentials do not belong in the config file: put them in a "
+                 "\"credentials_file\" (mode 0600) or add the target through the API");
+        return -EINVAL;
+    }
+    json_t *obj = json_deep_copy(elem), *cf = json_object_get(obj, "credentials_file");
+    if (!obj) return -ENOMEM;
+    int rc = 0;
+    if (cf) {
+        json_t *c = NULL;
+        rc = json_is_string(cf)
+                 ? read_cred_file(json_string_value(cf), &c, err, errlen)
+                 : (snprintf(err, errlen, "credentials_file: expected a path"), -EINVAL);
+        if (!rc) json_object_set_new(obj, "credentials", c);
+        json_object_del(obj, "credentials_file");
+    }
+    char *body = rc ? NULL : json_dumps(obj, JSON_COMPACT);
+    agl_json_wipe(json_object_get(obj, "credentials"));
+    json_decref(obj);
+    if (rc) return rc;
+    if (!body) return -ENOMEM;
+    size_t n = strlen(body);
+    rc = agl_target_parse(body, n, t, creds, err, errlen);
+    agl_wipe(body, n);
+    free(body);
+    if (rc) return rc == PT_E_CONFIG ? -EINVAL : rc;
+    json_object_set_new(t->pub, "managed", json_string("config"));
+    return 0;
+}
+
+static bool same_vm(const struct agl_target *a, const struct agl_target *b)
+{
+    return !strcmp(a->ns, b->ns) && !strcmp(a->mcis, b->mcis) && !strcmp(a->vm, b->vm) &&
+           !strcmp(a->driver, b->driver);
+}
+
+static int put_target(struct agl *a, struct agl_target *t, const json_t *creds, json_t **out,
+                      char *err, size_t errlen);
+
+/* Makes targets.db hold exactly the configured targets among its config
+ * ones (at open, before the workers start). */
+static int sync_config(struct agl *a, const json_t *arr, char *err, size_t errlen)
+{
+    if (arr && !json_is_array(arr)) {
+        snprintf(err, errlen, "agentless.targets: expected an array of targets");
+        return -EINVAL;
+    }
+    size_t n = json_array_size(arr), nkept = 0;
+    int64_t *kept = calloc(n + 1, sizeof *kept);
+    if (!kept) return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct agl_target t;
+        json_t *creds = NULL, *out = NULL;
+        char msg[768] = "";
+        if ((rc = config_target(json_array_get(arr, i), &t, &creds, msg, sizeof msg))) {
+            snprintf(err, errlen, "agentless.targets[%zu]: %s", i, msg);
+            break;
+        }
+        /* The same VM through the same driver keeps its id (and history). */
+        const struct entry *old = NULL;
+        for (size_t k = 0; k < a->n && !old; k++) {
+            const struct entry *e = a->e[k];
+            bool taken = false;
+            for (size_t q = 0; q < nkept; q++) taken |= kept[q] == e->t.id;
+            if (!taken && is_config(&e->t) && same_vm(&e->t, &t)) old = e;
+        }
+        if (old) {
+            t.id = old->t.id;
+            t.created_ns = old->t.created_ns;
+        } else {
+            rc = agl_db_next_id(a->db, &t.id);
+            t.created_ns = pt_now_ns();
+        }
+        t.updated_ns = pt_now_ns();
+        int64_t id = t.id; /* put_target takes t's members */
+        if (!rc) rc = put_target(a, &t, creds, &out, msg, sizeof msg);
+        if (rc)
+            snprintf(err, errlen, "agentless.targets[%zu]: %s", i, msg);
+        else
+            kept[nkept++] = id;
+        json_decref(out);
+        agl_json_wipe(creds);
+        json_decref(creds);
+        agl_target_free(&t);
+    }
+    for (size_t k = a->n; !rc && k-- > 0;) {
+        int64_t id = a->e[k]->t.id;
+        bool keep = !is_config(&a->e[k]->t);
+        for (size_t q = 0; q < nkept; q++) keep |= kept[q] == id;
+        if (keep) continue;
+        if (agl_db_delete(a->db, id) == 0)
+            PT_INFO(LOG, "target %lld removed: no longer in agentless.targets", (long long)id);
+        entries_remove(a, k);
+    }
+    free(kept);
+    return rc;
+}
+
 /* ---- open / close -------------------------------------------------------- */
 
 int agl_open(struct agl **out, uv_loop_t *loop, const struct agl_opts *o, char *err, size_t errlen)
@@ -593,6 +737,7 @@ int agl_open(struct agl **out, uv_loop_t *loop, const struct agl_opts *o, char *
         snprintf(err, errlen, "agentless: out of memory loading targets");
         goto fail;
     }
+    if ((rc = sync_config(a, o->config_targets, err, errlen))) goto fail;
     recount(a);
     if (!(a->dec = pt_wire_dec_new())) {
         rc = -ENOMEM;
@@ -828,6 +973,14 @@ static int update_locked(struct agl *a, int64_t id, const char *body, size_t len
         json_decref(j);
         return -ENOENT;
     }
+    if (is_config(&old->t)) {
+        json_decref(j);
+        snprintf(err, errlen,
+                 "target %lld is defined in agentless.targets of the collector's "
+                 "configuration: change it there",
+                 (long long)id);
+        return -EPERM;
+    }
     if (rc) {
         json_decref(j);
         snprintf(err, errlen, "cannot open the stored credentials: %s", agl_cred_strerror(rc));
@@ -874,6 +1027,14 @@ int agl_api_update(struct agl *a, int64_t id, const char *body, size_t len, json
 int agl_api_delete(struct agl *a, int64_t id)
 {
     pthread_mutex_lock(&a->api_lock);
+    pthread_mutex_lock(&a->lock);
+    const struct entry *e = entries_find(a, id, NULL);
+    bool config = e && is_config(&e->t);
+    pthread_mutex_unlock(&a->lock);
+    if (config) {
+        pthread_mutex_unlock(&a->api_lock);
+        return -EPERM;
+    }
     int rc = agl_db_delete(a->db, id);
     if (rc == 0) {
         pthread_mutex_lock(&a->lock);

@@ -45,6 +45,11 @@ struct agl_opts {
     size_t nrates;
     int64_t max_backoff_ns; /* ceiling of failure/throttle back-off */
     size_t queue_frames;    /* frames waiting for the loop thread at most */
+    /* agentless.targets: objects like POST bodies, with "credentials_file"
+     * (a JSON file others may not read) instead of "credentials". Synced
+     * into targets.db at open: same ns/mcis/vm/driver keeps its id; config
+     * targets no longer listed are deleted. NULL: none. */
+    const json_t *config_targets;
     struct coll_writer *writer;
     struct coll_stats *stats;
     agl_feed_fn feed; /* NULL: no alerting */
@@ -64,7 +69,8 @@ void agl_close(struct agl *a);
 /* ---- for the API (routes_targets.c); thread-safe ------------------------- */
 
 /* Results: 0 with *out (a new reference), or an HTTP-ish error: -EINVAL
- * (400, message in err), -ENOENT (404), other <0 (500, message in err). */
+ * (400, message in err), -ENOENT (404), -EPERM (409: the target comes from
+ * agentless.targets), other <0 (500, message in err). */
 int agl_api_list(struct agl *a, const char *ns, const char *mcis, json_t **out);
 int agl_api_get(struct agl *a, int64_t id, json_t **out);
 int agl_api_create(struct agl *a, const char *body, size_t len, json_t **out, char *err,

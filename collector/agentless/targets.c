@@ -234,6 +234,7 @@ int agl_target_parse(const char *body, size_t len, struct agl_target *t, json_t 
     json_object_set_new(pub, "enabled", json_boolean(enabled));
     json_object_set_new(pub, "options", options ? json_deep_copy(options) : json_object());
     json_object_set_new(pub, "credentials_set", set);
+    json_object_set_new(pub, "managed", json_string("api")); /* "config": agentless.targets */
     pt_conf_close(&c);
     if (cr && !*creds) {
         json_decref(pub);

@@ -33,7 +33,8 @@ struct agl_target {
     /* The validated target without credentials, defaults filled in, plus
      * "credentials_set": the names of the credential fields given. Owned. */
     json_t *pub;
-    /* Quick access, pointing into pub. */
+    /* Quick access, pointing into pub. pub["managed"] is "api", or "config"
+     * for a target of agentless.targets (changed only by editing it). */
     const char *ns, *mcis, *vm, *csp, *driver, *instance;
     int64_t interval_s, period_s, lookback_s;
     bool enabled;

@@ -40,6 +40,11 @@ static void answer(struct api_resp *rs, int rc, int ok_status, json_t *j, const 
         api_json(rs, ok_status, j);
     } else if (rc == -EINVAL) {
         api_error(rs, 400, "bad_request", "%s", err);
+    } else if (rc == -EPERM) {
+        api_error(rs, 409, "conflict", "%s",
+                  err && err[0] ? err
+                                : "the target is defined in agentless.targets of the collector's "
+                                  "configuration: change it there");
     } else if (rc == -ENOENT) {
         api_error(rs, 404, "not_found", "no agentless target %.64s", idtext ? idtext : "");
     } else {
@@ -110,7 +115,8 @@ void api_targets_item(struct api_req *rq, struct api_resp *rs, const char *idtex
             rs->status = 204;
             return;
         }
-        answer(rs, rc, 204, NULL, "cannot delete the target from targets.db", idtext);
+        answer(rs, rc, 204, NULL, rc == -EPERM ? NULL : "cannot delete the target from targets.db",
+               idtext);
     }
 }
 

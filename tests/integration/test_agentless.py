@@ -302,6 +302,65 @@ class Agentless(unittest.TestCase):
         self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % n["id"])[0], 204)
         self.assertEqual(self.req("PATCH", "/api/v1/targets/1")[0], 405)
 
+    def write_conf(self, targets=None):
+        with open(self.conf) as f:
+            c = json.load(f)
+        if targets is None:
+            c["agentless"].pop("targets", None)
+        else:
+            c["agentless"]["targets"] = targets
+        with open(self.conf, "w") as f:
+            json.dump(c, f)
+
+    def test_8_config_targets(self):
+        creds = os.path.join(self.dir, "cb-creds.json")
+        with open(creds, "w") as f:
+            json.dump({"username": "admin", "password": SECRET}, f)
+        os.chmod(creds, 0o644)
+        t = self.target("vm-conf")
+        del t["credentials"]
+        t["credentials_file"] = creds
+        type(self).stop_daemon()
+        # A credentials file others may read: refused at start, naming it.
+        self.write_conf([t])
+        out = subprocess.run([PANTALAD, "--config", self.conf], capture_output=True, text=True,
+                             timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("agentless.targets[0]: credentials_file " + creds, out.stdout + out.stderr)
+        # Credentials inline in the config file: refused too.
+        inline = self.target("vm-conf")
+        self.write_conf([inline])
+        out = subprocess.run([PANTALAD, "--config", self.conf], capture_output=True, text=True,
+                             timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("do not belong in the config file", out.stdout + out.stderr)
+        self.assertNotIn(SECRET, out.stdout + out.stderr)
+        os.chmod(creds, 0o600)
+        self.write_conf([t])
+        type(self).start_daemon()
+        code, j, raw = self.jreq("GET", "/api/v1/targets?mcis=%s" % MCIS)
+        conf_t = [x for x in j["targets"] if x["vm"] == "vm-conf"]
+        self.assertEqual(len(conf_t), 1, raw)
+        self.assertEqual(conf_t[0]["managed"], "config")
+        self.assertEqual(sorted(conf_t[0]["credentials_set"]), ["password", "username"])
+        self.assertNotIn(SECRET, raw)
+        tid = conf_t[0]["id"]
+        self.wait_status(tid, lambda s: s["state"] == "ok", "a poll of the configured target")
+        # Changed only through the config.
+        body = self.target("vm-conf", interval="5m")
+        code, j, raw = self.jreq("PUT", "/api/v1/targets/%d" % tid, body)
+        self.assertEqual(code, 409, raw)
+        self.assertIn("agentless.targets", j["error"]["message"])
+        self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % tid)[0], 409)
+        # Restarted with the same config: same id. Without it: removed.
+        type(self).stop_daemon()
+        type(self).start_daemon()
+        self.assertEqual(self.req("GET", "/api/v1/targets/%d" % tid)[0], 200)
+        type(self).stop_daemon()
+        self.write_conf(None)
+        type(self).start_daemon()
+        self.assertEqual(self.req("GET", "/api/v1/targets/%d" % tid)[0], 404)
+
     def test_9_restart_and_wrong_key(self):
         t = self.create(self.target("vm-e"))
         self.wait_status(t["id"], lambda s: s["state"] == "ok", "a poll before the restart")
