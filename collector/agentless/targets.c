@@ -44,8 +44,12 @@ static bool region_ok(const char *s)
 static bool url_ok(const char *s)
 {
     if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) return false;
-    if (!printable(s, 1024)) return false;
-    return !strchr(s, ' ');
+    if (!printable(s, 1024) || strchr(s, ' ')) return false;
+    /* No user:password@ in the authority: it would be shown by GET and
+     * logged with errors. Credentials go in "credentials". */
+    const char *auth = strstr(s, "://") + 3;
+    size_t alen = strcspn(auth, "/?#");
+    return !memchr(auth, '@', alen);
 }
 
 /* A transport that never connects: create() must not need the network. */
@@ -175,7 +179,8 @@ int agl_target_parse(const char *body, size_t len, struct agl_target *t, json_t 
         rc = pt_conf_fail(&c, "region", "must be 1 to 64 characters of A-Z a-z 0-9 - _ .");
     if (!rc && endpoint && !url_ok(endpoint))
         rc = pt_conf_fail(&c, "endpoint",
-                          "expected an http:// or https:// URL of at most 1024 characters");
+                          "expected an http:// or https:// URL of at most 1024 characters, "
+                          "without user:password@ (credentials go in \"credentials\")");
     if (!rc && (period % PT_NS_PER_SEC || interval % PT_NS_PER_SEC || lookback % PT_NS_PER_SEC))
         rc = pt_conf_fail(&c,
                           period % PT_NS_PER_SEC     ? "period"

@@ -107,6 +107,9 @@ static void test_invalid_targets_name_the_key(void **state)
                  "\"endpoint\":\"file:///etc/passwd\"}",
                  "key \"endpoint\"");
     expect_error("{\"ns\":\"n\",\"mcis\":\"m\",\"vm\":\"v\",\"driver\":\"aws\",\"instance\":\"i\","
+                 "\"endpoint\":\"https://admin:TOPSECRET42@cw.example.com/x\"}",
+                 "user:password@");
+    expect_error("{\"ns\":\"n\",\"mcis\":\"m\",\"vm\":\"v\",\"driver\":\"aws\",\"instance\":\"i\","
                  "\"options\":{\"credentials\":{}}}",
                  "key \"options\"");
     expect_error("{\"ns\":\"n\",\"mcis\":\"m\",\"vm\":\"v\",\"driver\":\"aws\",\"instance\":\"i\","
