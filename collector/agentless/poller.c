@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,7 @@ struct agl {
     struct limit lim[MAX_LIMITS];
     size_t nlim;
     bool stopping;
+    atomic_bool stopping_flag; /* stopping, readable without the lock */
     pthread_t workers[MAX_WORKERS];
     int nworkers;
 
@@ -301,6 +303,49 @@ struct poll_out {
     int64_t newest_s;
 };
 
+/* The drivers' transport, wrapped so that a shutdown does not wait for the
+ * rest of a fetch: a driver makes several requests in a row (one per
+ * metric for some clouds), each up to its timeout_ms. */
+struct stop_http {
+    struct drv_http base;
+    struct drv_http *inner;
+    const struct agl *a;
+};
+
+static int stop_request(struct drv_http *h, const struct drv_http_req *req,
+                        struct drv_http_resp *resp, struct drv_error *err)
+{
+    struct stop_http *sh = (struct stop_http *)h;
+    if (atomic_load(&sh->a->stopping_flag)) {
+        memset(resp, 0, sizeof *resp);
+        memset(err, 0, sizeof *err);
+        err->code = DRV_E_TRANSPORT;
+        snprintf(err->message, sizeof err->message, "pantalad is shutting down");
+        return DRV_E_TRANSPORT;
+    }
+    return sh->inner->request(sh->inner, req, resp, err);
+}
+
+static void stop_free(struct drv_http *h)
+{
+    struct stop_http *sh = (struct stop_http *)h;
+    sh->inner->free(sh->inner);
+    free(sh);
+}
+
+static struct drv_http *stop_http_new(const struct agl *a)
+{
+    struct stop_http *sh = calloc(1, sizeof *sh);
+    if (!sh) return NULL;
+    if (!(sh->inner = drv_http_curl_new(0))) {
+        free(sh);
+        return NULL;
+    }
+    sh->base = (struct drv_http){stop_request, stop_free, NULL};
+    sh->a = a;
+    return &sh->base;
+}
+
 static int poll_fail(struct poll_out *po, int rc, enum coll_agl_err kind, const char *what)
 {
     po->kind = kind;
@@ -327,7 +372,7 @@ static int ensure_driver(struct agl *a, struct entry *e, struct poll_out *po)
     agl_json_wipe(creds);
     json_decref(creds);
     if (!conf) return poll_fail(po, -ENOMEM, COLL_AGL_E_INTERNAL, "out of memory");
-    if (!e->http && !(e->http = drv_http_curl_new(0))) {
+    if (!e->http && !(e->http = stop_http_new(a))) {
         agl_json_wipe(json_object_get(conf, "credentials"));
         json_decref(conf);
         return poll_fail(po, -ENOMEM, COLL_AGL_E_INTERNAL, "cannot create an HTTP transport");
@@ -784,6 +829,7 @@ void agl_close(struct agl *a)
     if (!a) return;
     pthread_mutex_lock(&a->lock);
     a->stopping = true;
+    atomic_store(&a->stopping_flag, true);
     pthread_cond_broadcast(&a->cond);
     pthread_mutex_unlock(&a->lock);
     for (int i = 0; i < a->nworkers; i++) pthread_join(a->workers[i], NULL);
