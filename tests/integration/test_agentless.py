@@ -15,6 +15,7 @@ Run by ctest with PANTALAD and MOCK_CSP set. Standard library only.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -301,6 +302,40 @@ class Agentless(unittest.TestCase):
         self.assertGreater(n["id"], t["id"])
         self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % n["id"])[0], 204)
         self.assertEqual(self.req("PATCH", "/api/v1/targets/1")[0], 405)
+
+    def test_7_rate_limit_per_driver(self):
+        def set_rate(rl):
+            with open(self.conf) as f:
+                c = json.load(f)
+            c["agentless"]["rate_limits"] = rl
+            with open(self.conf, "w") as f:
+                json.dump(c, f)
+        # An unknown driver is a configuration error naming the key.
+        set_rate({"nimbus": 3})
+        out = subprocess.run([PANTALAD, "--config", self.conf, "--check-config"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn('key "agentless.rate_limits": unknown driver "nimbus"', out.stderr)
+        # Several 1 s targets of one driver, at most 2 polls/s for that driver.
+        for vm in ("vm-r1", "vm-r2", "vm-r3", "vm-r4"):
+            self.create(self.target(vm))
+        type(self).stop_daemon()
+        set_rate({"cbspider": 2})
+        type(self).start_daemon()
+        time.sleep(1.5)  # past the first burst
+        def polls():
+            code, raw = self.req("GET", "/metrics")
+            return sum(float(x) for x in re.findall(
+                r'pantala_agentless_polls_total\{outcome="[a-z]+"\} ([0-9]+)', raw))
+        p0, t0 = polls(), time.time()
+        time.sleep(4)
+        rate = (polls() - p0) / (time.time() - t0)
+        # 8+ targets due every second would poll 8+ times a second unlimited.
+        self.assertLessEqual(rate, 2.6, "rate limit not applied")
+        self.assertGreater(rate, 0.5, "polling stalled")
+        type(self).stop_daemon()
+        set_rate({})
+        type(self).start_daemon()
 
     def write_conf(self, targets=None):
         with open(self.conf) as f:
