@@ -2,6 +2,7 @@
 #include "frames.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +59,7 @@ static int find_group(struct group *g, size_t *ng, const char *meas, const char 
 }
 
 static int emit(const struct agl_frame_ident *id, struct pt_meas *meas, size_t n, int64_t ts,
-                agl_frame_cb cb, void *ud)
+                bool feed, agl_frame_cb cb, void *ud)
 {
     uint8_t buf[PT_WIRE_MAX_FRAME];
     size_t chunk = n < MEAS_PER_FRAME ? n : MEAS_PER_FRAME;
@@ -85,84 +86,120 @@ static int emit(const struct agl_frame_ident *id, struct pt_meas *meas, size_t n
             continue;
         }
         if (rc) return rc;
-        if ((rc = cb(ud, buf, len, (uint16_t)k, ts))) return rc;
+        if ((rc = cb(ud, buf, len, (uint16_t)k, ts, feed))) return rc;
         off += k;
     }
     return 0;
 }
 
-int agl_frames_build(const struct agl_frame_ident *id, const struct drv_result *r, agl_frame_cb cb,
-                     void *ud, size_t *skipped)
+/* Scratch of one build. */
+struct scratch {
+    const struct drv_result *r;
+    struct group *g;
+    size_t ng;
+    int *gi;     /* group of each series, -1: skipped */
+    bool *hit;   /* the series has a point at the current timestamp */
+    double *val; /* and its value */
+    struct pt_meas *meas;
+    struct pt_field *fields;
+    struct pt_tag *tags;
+};
+
+/* The measurements of the current timestamp: every hit, or (only_new) the
+ * hits of metrics newer than fed[] for alerting. Returns their count. */
+static size_t assemble(struct scratch *x, int64_t ts, const int64_t *fed, bool only_new)
+{
+    size_t nf = 0, nm = 0, nt = 0;
+    for (size_t k = 0; k < x->ng; k++) {
+        size_t first = nf;
+        for (size_t i = 0; i < x->r->n; i++) {
+            if (x->gi[i] != (int)k || !x->hit[i]) continue;
+            enum drv_metric m = x->r->series[i].metric;
+            if (only_new && ts <= fed[m]) continue;
+            x->fields[nf].key = pt_str_c(drv_metric_name(m));
+            x->fields[nf].type = PT_F_FLOAT;
+            x->fields[nf].v.f = x->val[i];
+            nf++;
+        }
+        if (nf == first) continue;
+        struct pt_meas *pm = &x->meas[nm++];
+        pm->name = pt_str_c(x->g[k].meas);
+        pm->fields = &x->fields[first];
+        pm->nfields = (uint16_t)(nf - first);
+        pm->tags = &x->tags[nt];
+        x->tags[nt++] = (struct pt_tag){PT_STR("driver"), pt_str_c(x->r->driver)};
+        x->tags[nt++] = (struct pt_tag){PT_STR("source"), PT_STR("agentless")};
+        if (x->g[k].tkey)
+            x->tags[nt++] = (struct pt_tag){pt_str_c(x->g[k].tkey), pt_str_c(x->g[k].tval)};
+        pm->ntags = (uint16_t)(x->g[k].tkey ? 3 : 2);
+    }
+    return nm;
+}
+
+int agl_frames_build(const struct agl_frame_ident *id, const struct drv_result *r,
+                     const int64_t *fed, agl_frame_cb cb, void *ud, size_t *skipped)
 {
     *skipped = 0;
     size_t ns = r->n;
     if (!ns) return 0;
-    /* Per series: its group and a cursor into its (ascending) points. */
-    struct group *g = calloc(ns, sizeof *g);
-    int *gi = calloc(ns, sizeof *gi);
-    size_t *cur = calloc(ns, sizeof *cur);
-    struct pt_meas *meas = calloc(ns, sizeof *meas);
-    struct pt_field *fields = calloc(ns, sizeof *fields);
-    struct pt_tag *tags = calloc(ns * 3, sizeof *tags);
+    struct scratch x = {r,
+                        calloc(ns, sizeof *x.g),
+                        0,
+                        calloc(ns, sizeof *x.gi),
+                        calloc(ns, sizeof *x.hit),
+                        calloc(ns, sizeof *x.val),
+                        calloc(ns, sizeof *x.meas),
+                        calloc(ns, sizeof *x.fields),
+                        calloc(ns * 3, sizeof *x.tags)};
+    size_t *cur = calloc(ns, sizeof *cur); /* per series: next point */
     int rc = 0;
-    if (!g || !gi || !cur || !meas || !fields || !tags) {
+    if (!x.g || !x.gi || !x.hit || !x.val || !x.meas || !x.fields || !x.tags || !cur) {
         rc = -ENOMEM;
         goto out;
     }
-    size_t ng = 0;
     for (size_t i = 0; i < ns; i++) {
         const struct drv_series *s = &r->series[i];
         const char *m = agl_measurement(s->metric);
         const char *tkey = m ? object_tag(m) : NULL;
         const char *tval = s->tag_value[0] ? s->tag_value : "total";
         if (!m || (tkey && !pt_wire_name_ok(tval, strlen(tval)))) {
-            gi[i] = -1;
+            x.gi[i] = -1;
             (*skipped)++;
             continue;
         }
-        gi[i] = find_group(g, &ng, m, tkey, tval);
+        x.gi[i] = find_group(x.g, &x.ng, m, tkey, tval);
     }
     for (;;) {
         /* The earliest timestamp not yet sent. */
         int64_t ts = INT64_MAX;
         for (size_t i = 0; i < ns; i++)
-            if (gi[i] >= 0 && cur[i] < r->series[i].n && r->series[i].points[cur[i]].ts < ts)
+            if (x.gi[i] >= 0 && cur[i] < r->series[i].n && r->series[i].points[cur[i]].ts < ts)
                 ts = r->series[i].points[cur[i]].ts;
         if (ts == INT64_MAX) break;
-        /* Fields of every group at ts, gathered group by group. */
-        size_t nf = 0, nm = 0, nt = 0;
-        for (size_t k = 0; k < ng; k++) {
-            size_t first = nf;
-            for (size_t i = 0; i < ns; i++) {
-                if (gi[i] != (int)k) continue;
-                const struct drv_series *s = &r->series[i];
-                while (cur[i] < s->n && s->points[cur[i]].ts < ts) cur[i]++; /* duplicates */
-                if (cur[i] >= s->n || s->points[cur[i]].ts != ts) continue;
-                fields[nf].key = pt_str_c(drv_metric_name(s->metric));
-                fields[nf].type = PT_F_FLOAT;
-                fields[nf].v.f = s->points[cur[i]].value;
-                nf++;
-                cur[i]++;
+        for (size_t i = 0; i < ns; i++) {
+            const struct drv_series *s = &r->series[i];
+            x.hit[i] = false;
+            if (x.gi[i] < 0) continue;
+            while (cur[i] < s->n && s->points[cur[i]].ts < ts) cur[i]++; /* duplicates */
+            if (cur[i] < s->n && s->points[cur[i]].ts == ts) {
+                x.hit[i] = true;
+                x.val[i] = s->points[cur[i]++].value;
             }
-            if (nf == first) continue;
-            struct pt_meas *pm = &meas[nm++];
-            pm->name = pt_str_c(g[k].meas);
-            pm->fields = &fields[first];
-            pm->nfields = (uint16_t)(nf - first);
-            pm->tags = &tags[nt];
-            tags[nt++] = (struct pt_tag){PT_STR("driver"), pt_str_c(r->driver)};
-            tags[nt++] = (struct pt_tag){PT_STR("source"), PT_STR("agentless")};
-            if (g[k].tkey) tags[nt++] = (struct pt_tag){pt_str_c(g[k].tkey), pt_str_c(g[k].tval)};
-            pm->ntags = (uint16_t)(g[k].tkey ? 3 : 2);
         }
-        if (nm && (rc = emit(id, meas, nm, ts * PT_NS_PER_SEC, cb, ud))) goto out;
+        size_t nm = assemble(&x, ts, fed, false);
+        if (nm && (rc = emit(id, x.meas, nm, ts * PT_NS_PER_SEC, false, cb, ud))) goto out;
+        if (fed && (nm = assemble(&x, ts, fed, true)) &&
+            (rc = emit(id, x.meas, nm, ts * PT_NS_PER_SEC, true, cb, ud)))
+            goto out;
     }
 out:
-    free(g);
-    free(gi);
+    free(x.g);
+    free(x.gi);
+    free(x.hit);
+    free(x.val);
+    free(x.meas);
+    free(x.fields);
+    free(x.tags);
     free(cur);
-    free(meas);
-    free(fields);
-    free(tags);
     return rc;
 }

@@ -14,6 +14,7 @@
 #ifndef AGL_FRAMES_H
 #define AGL_FRAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,16 +30,24 @@ struct agl_frame_ident {
 };
 
 /* Called once per frame: buf[0..len) is the encoded frame, nmeas its
- * measurements, ts_ns its sample time. A non-zero return stops the build
- * and is returned by agl_frames_build(). */
-typedef int (*agl_frame_cb)(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas,
-                            int64_t ts_ns);
+ * measurements, ts_ns its sample time. feed false: a frame to store, with
+ * every value of that timestamp; feed true: a frame for the alert engine
+ * only, with just the values newer than what it was already fed. A
+ * non-zero return stops the build and is returned by agl_frames_build(). */
+typedef int (*agl_frame_cb)(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas, int64_t ts_ns,
+                            bool feed);
 
-/* Returns 0, the callback's code, -ENOMEM, or PT_E_LIMIT for a series tag
- * the wire cannot carry (such a series is skipped, the rest still sent:
- * *skipped counts them). */
-int agl_frames_build(const struct agl_frame_ident *id, const struct drv_result *r, agl_frame_cb cb,
-                     void *ud, size_t *skipped);
+/* fed[DRV_M_COUNT]: per metric, the newest sample time (Unix s) the alert
+ * engine already has; NULL builds store frames only. Clouds publish each
+ * metric with its own delay, so a timestamp re-read in a later poll may
+ * bring a metric's first value next to values already fed: only the new
+ * ones go to alerting, so no point is evaluated twice.
+ *
+ * Returns 0, the callback's code, -ENOMEM, or PT_E_LIMIT. A series whose
+ * tag the wire cannot carry is skipped (*skipped counts them), the rest
+ * still sent. */
+int agl_frames_build(const struct agl_frame_ident *id, const struct drv_result *r,
+                     const int64_t *fed, agl_frame_cb cb, void *ud, size_t *skipped);
 
 /* Measurement and field of a normalised metric ("cpu", "cpu_utilization"). */
 const char *agl_measurement(enum drv_metric m);

@@ -49,7 +49,8 @@ struct entry {
     bool have_metrics;
     int mstatus[DRV_M_COUNT];
     struct drv_error merr[DRV_M_COUNT];
-    int64_t hw_s; /* newest sample time already fed to alerting */
+    int64_t fed_s[DRV_M_COUNT]; /* per metric, newest sample time fed to alerting */
+    int64_t newest_s;           /* newest sample time fetched */
     struct pt_complain complain;
 };
 
@@ -67,7 +68,7 @@ struct qframe {
     struct qframe *next;
     size_t len;
     uint16_t nmeas;
-    bool feed;
+    bool feed; /* for the alert engine only (else: for the writer only) */
     uint8_t data[];
 };
 
@@ -212,22 +213,22 @@ static void entries_remove(struct agl *a, size_t idx)
 
 struct build_ctx {
     struct agl *a;
-    int64_t hw_s, newest_s;
     size_t queued;
 };
 
-static int queue_frame(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas, int64_t ts_ns)
+static int queue_frame(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas, int64_t ts_ns,
+                       bool feed)
 {
     struct build_ctx *bc = ud;
     struct agl *a = bc->a;
-    int64_t ts_s = ts_ns / PT_NS_PER_SEC;
+    (void)ts_ns;
     struct qframe *q = malloc(sizeof *q + len);
     bool full;
     if (q) {
         q->next = NULL;
         q->len = len;
         q->nmeas = nmeas;
-        q->feed = ts_s > bc->hw_s;
+        q->feed = feed;
         memcpy(q->data, buf, len);
     }
     pthread_mutex_lock(&a->qlock);
@@ -242,17 +243,19 @@ static int queue_frame(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas,
     }
     if (full) /* under qlock: workers complain concurrently */
         pt_complain(&a->c_queue, PT_LOG_ERROR, LOG,
-                    "hand-over queue full (%zu frames): dropped %u points fetched from a cloud; "
-                    "the loop thread or the writer is behind",
-                    a->o.queue_frames, (unsigned)nmeas);
+                    "hand-over queue full (%zu frames): dropped %u points fetched from a cloud "
+                    "(%s); the loop thread or the writer is behind",
+                    a->o.queue_frames, (unsigned)nmeas,
+                    feed ? "their alert evaluation" : "not stored");
     pthread_mutex_unlock(&a->qlock);
     if (full) {
         free(q);
-        atomic_fetch_add(&a->o.stats->agl_points_dropped_queue, nmeas);
+        atomic_fetch_add(feed ? &a->o.stats->agl_feed_dropped_queue
+                              : &a->o.stats->agl_points_dropped_queue,
+                         nmeas);
         return 0; /* the rest of the poll may still fit */
     }
-    atomic_fetch_add(&a->o.stats->agl_frames, 1);
-    if (ts_s > bc->newest_s) bc->newest_s = ts_s;
+    if (!feed) atomic_fetch_add(&a->o.stats->agl_frames, 1);
     bc->queued++;
     return 0;
 }
@@ -269,9 +272,10 @@ static void drain(struct agl *a)
     int64_t now = pt_now_ns();
     while (q) {
         struct qframe *next = q->next;
-        if (a->o.writer) coll_writer_add(a->o.writer, q->data, q->len, q->nmeas);
         struct pt_frame f;
-        if (q->feed && a->o.feed && pt_wire_decode(a->dec, q->data, q->len, &f) == 0)
+        if (!q->feed && a->o.writer)
+            coll_writer_add(a->o.writer, q->data, q->len, q->nmeas);
+        else if (q->feed && a->o.feed && pt_wire_decode(a->dec, q->data, q->len, &f) == 0)
             a->o.feed(a->o.feed_ctx, &f, now);
         free(q);
         q = next;
@@ -300,7 +304,7 @@ struct poll_out {
     struct drv_error merr[DRV_M_COUNT];
     bool have_metrics;
     uint64_t values;
-    int64_t newest_s;
+    int64_t fed_s[DRV_M_COUNT], newest_s; /* after this poll */
 };
 
 /* The drivers' transport, wrapped so that a shutdown does not wait for the
@@ -390,10 +394,11 @@ static int ensure_driver(struct agl *a, struct entry *e, struct poll_out *po)
     return 0;
 }
 
-static void poll_one(struct agl *a, struct entry *e, int64_t hw_s, struct poll_out *po)
+/* fed: the entry's fed_s[] when the poll started. */
+static void poll_one(struct agl *a, struct entry *e, const int64_t *fed, struct poll_out *po)
 {
     memset(po, 0, sizeof *po);
-    po->newest_s = hw_s;
+    memcpy(po->fed_s, fed, sizeof po->fed_s);
     if ((po->rc = ensure_driver(a, e, po))) return;
     /* Whole periods only, aligned as the clouds align their buckets; the
      * period in progress is left for a later poll (its value would still
@@ -425,9 +430,9 @@ static void poll_one(struct agl *a, struct entry *e, int64_t hw_s, struct poll_o
                                  host,
                                  AGL_AGENT_ID(e->t.id),
                                  (uint32_t)(e->t.period_s * 1000)};
-    struct build_ctx bc = {a, hw_s, hw_s, 0};
+    struct build_ctx bc = {a, 0};
     size_t skipped = 0;
-    int rc = agl_frames_build(&id, &r, queue_frame, &bc, &skipped);
+    int rc = agl_frames_build(&id, &r, a->o.feed ? fed : NULL, queue_frame, &bc, &skipped);
     if (skipped) atomic_fetch_add(&a->o.stats->agl_series_skipped, skipped);
     if (rc) {
         po->rc = rc;
@@ -435,7 +440,13 @@ static void poll_one(struct agl *a, struct entry *e, int64_t hw_s, struct poll_o
         snprintf(po->err.message, sizeof po->err.message, "cannot build frames: %s",
                  pt_strerror(rc));
     }
-    po->newest_s = bc.newest_s;
+    for (size_t i = 0; i < r.n; i++) {
+        const struct drv_series *sr = &r.series[i];
+        if (!sr->n) continue;
+        int64_t last = sr->points[sr->n - 1].ts;
+        if (last > po->fed_s[sr->metric]) po->fed_s[sr->metric] = last;
+        if (last > po->newest_s) po->newest_s = last;
+    }
     drv_result_free(&r);
     if (bc.queued) wake_loop(a);
 }
@@ -452,7 +463,9 @@ static void finish(struct agl *a, struct entry *e, const struct poll_out *po, in
         memcpy(e->mstatus, po->mstatus, sizeof e->mstatus);
         memcpy(e->merr, po->merr, sizeof e->merr);
     }
-    if (po->newest_s > e->hw_s) e->hw_s = po->newest_s;
+    for (int m = 0; m < DRV_M_COUNT; m++)
+        if (po->fed_s[m] > e->fed_s[m]) e->fed_s[m] = po->fed_s[m];
+    if (po->newest_s > e->newest_s) e->newest_s = po->newest_s;
     if (po->rc == 0) {
         atomic_fetch_add(&st->agl_polls_ok, 1);
         atomic_fetch_add(&st->agl_values, po->values);
@@ -572,11 +585,12 @@ static void *worker_main(void *arg)
             continue;
         }
         e->busy = true;
-        int64_t hw = e->hw_s;
+        int64_t fed[DRV_M_COUNT];
+        memcpy(fed, e->fed_s, sizeof fed);
         pthread_mutex_unlock(&a->lock);
         struct poll_out po;
         int64_t started = pt_now_ns();
-        poll_one(a, e, hw, &po);
+        poll_one(a, e, fed, &po);
         pthread_mutex_lock(&a->lock);
         e->busy = false;
         if (e->removed) {
@@ -891,7 +905,7 @@ static json_t *entry_json(const struct entry *e)
     json_object_set_new(s, "next_poll", time_or_null(e->busy ? 0 : e->next_ns));
     json_object_set_new(s, "polling", json_boolean(e->busy));
     json_object_set_new(s, "backoff_s", json_integer((json_int_t)(e->backoff_ns / PT_NS_PER_SEC)));
-    json_object_set_new(s, "newest_sample", time_or_null(e->hw_s * PT_NS_PER_SEC));
+    json_object_set_new(s, "newest_sample", time_or_null(e->newest_s * PT_NS_PER_SEC));
     if (e->err_kind >= 0) {
         json_t *le = error_json(&e->err);
         json_object_set_new(le, "kind", json_string(coll_agl_err_names[e->err_kind]));

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,12 @@ struct got {
     size_t len[MAXF];
     uint16_t nmeas[MAXF];
     int64_t ts[MAXF];
+    bool feed[MAXF];
     size_t n;
 };
 
-static int collect(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas, int64_t ts_ns)
+static int collect(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas, int64_t ts_ns,
+                   bool feed)
 {
     struct got *g = ud;
     assert_true(g->n < MAXF);
@@ -32,6 +35,7 @@ static int collect(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas, int
     g->len[g->n] = len;
     g->nmeas[g->n] = nmeas;
     g->ts[g->n] = ts_ns;
+    g->feed[g->n] = feed;
     g->n++;
     return 0;
 }
@@ -91,7 +95,7 @@ static void test_one_frame_per_timestamp(void **state)
     static struct got g;
     memset(&g, 0, sizeof g);
     size_t skipped;
-    assert_int_equal(agl_frames_build(&id, &r, collect, &g, &skipped), 0);
+    assert_int_equal(agl_frames_build(&id, &r, NULL, collect, &g, &skipped), 0);
     assert_int_equal(skipped, 0);
     assert_int_equal(g.n, 2);
     assert_true(g.ts[0] == 1000 * PT_NS_PER_SEC && g.ts[1] == 1060 * PT_NS_PER_SEC);
@@ -130,6 +134,55 @@ static void test_one_frame_per_timestamp(void **state)
     pt_wire_dec_free(dec);
 }
 
+/* Alerting gets only values newer than what it was fed, per metric: a
+ * metric published late is evaluated when it comes, nothing twice. */
+static void test_feed_frames_only_new_values(void **state)
+{
+    (void)state;
+    struct drv_point cpu[] = {{1000, 10.0}, {1060, 20.0}};
+    struct drv_point net[] = {{1000, 100.0}, {1060, 50.0}};
+    struct drv_series s[] = {
+        {DRV_M_CPU, "cpu_utilization", "%", "", "", cpu, 2, 2},
+        {DRV_M_BYTES_IN, "bytes_in", "bytes/s", "", "", net, 2, 2},
+    };
+    struct drv_result r;
+    memset(&r, 0, sizeof r);
+    r.driver = "aws";
+    r.series = s;
+    r.n = r.cap = 2;
+    struct agl_frame_ident id = {"ns1", "web", "vm-1", "aws", "", AGL_AGENT_ID(5), 60000};
+    int64_t fed[DRV_M_COUNT] = {0};
+    fed[DRV_M_CPU] = 1060;      /* CPU already evaluated up to 1060 */
+    fed[DRV_M_BYTES_IN] = 1000; /* network only up to 1000 (published later) */
+    static struct got g;
+    memset(&g, 0, sizeof g);
+    size_t skipped;
+    assert_int_equal(agl_frames_build(&id, &r, fed, collect, &g, &skipped), 0);
+    /* Store frames carry everything; one feed frame: network at 1060. */
+    size_t nstore = 0, nfeed = 0, k_feed = 0;
+    for (size_t k = 0; k < g.n; k++) {
+        if (g.feed[k]) {
+            nfeed++;
+            k_feed = k;
+        } else {
+            nstore++;
+        }
+    }
+    assert_int_equal(nstore, 2);
+    assert_int_equal(nfeed, 1);
+    assert_true(g.ts[k_feed] == 1060 * PT_NS_PER_SEC);
+    struct pt_wire_dec *dec = pt_wire_dec_new();
+    struct pt_frame f;
+    assert_int_equal(pt_wire_decode(dec, g.buf[k_feed], g.len[k_feed], &f), 0);
+    assert_int_equal(f.nmeas, 1);
+    const struct pt_meas *m = find_meas(&f, "network", "interface", "total");
+    assert_non_null(m);
+    assert_int_equal(m->nfields, 1);
+    assert_true(field(m, "bytes_in") == 50.0);
+    assert_null(find_meas(&f, "cpu", NULL, NULL));
+    pt_wire_dec_free(dec);
+}
+
 static void test_many_disks_split_into_frames(void **state)
 {
     (void)state;
@@ -150,7 +203,7 @@ static void test_many_disks_split_into_frames(void **state)
     static struct got g;
     memset(&g, 0, sizeof g);
     size_t skipped;
-    assert_int_equal(agl_frames_build(&id, &r, collect, &g, &skipped), 0);
+    assert_int_equal(agl_frames_build(&id, &r, NULL, collect, &g, &skipped), 0);
     assert_true(g.n >= 2);
     struct pt_wire_dec *dec = pt_wire_dec_new();
     struct pt_frame f;
@@ -174,7 +227,7 @@ static void test_empty_result_no_frames(void **state)
     static struct got g;
     memset(&g, 0, sizeof g);
     size_t skipped;
-    assert_int_equal(agl_frames_build(&id, &r, collect, &g, &skipped), 0);
+    assert_int_equal(agl_frames_build(&id, &r, NULL, collect, &g, &skipped), 0);
     assert_int_equal(g.n, 0);
 }
 
@@ -182,6 +235,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_frame_per_timestamp),
+        cmocka_unit_test(test_feed_frames_only_new_values),
         cmocka_unit_test(test_many_disks_split_into_frames),
         cmocka_unit_test(test_empty_result_no_frames),
     };
