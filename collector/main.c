@@ -341,6 +341,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
+        char err[1024];
+        if (d.cfg.agl_enabled && agl_config_check(d.cfg.agl_targets, err, sizeof err)) {
+            fprintf(stderr, "pantalad: %s: %s\n", path, err);
+            coll_config_close(&d.cfg);
+            return 2;
+        }
         printf("%s: OK (udp %s:%u, http %s:%u, store %s, data_dir %s, %zu API token(s)%s)\n", path,
                d.cfg.udp_host, d.cfg.udp_port, d.cfg.http_host, d.cfg.http_port, d.cfg.store_url,
                d.cfg.data_dir, d.cfg.ntokens, d.cfg.insecure ? ", INSECURE" : "");

@@ -678,6 +678,28 @@ static int config_target(const json_t *elem, struct agl_target *t, json_t **cred
     return 0;
 }
 
+int agl_config_check(const json_t *targets, char *err, size_t errlen)
+{
+    if (targets && !json_is_array(targets)) {
+        snprintf(err, errlen, "agentless.targets: expected an array of targets");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < json_array_size(targets); i++) {
+        struct agl_target t;
+        json_t *creds = NULL;
+        char msg[768] = "";
+        int rc = config_target(json_array_get(targets, i), &t, &creds, msg, sizeof msg);
+        if (rc) {
+            snprintf(err, errlen, "agentless.targets[%zu]: %s", i, msg);
+            return rc;
+        }
+        agl_json_wipe(creds);
+        json_decref(creds);
+        agl_target_free(&t);
+    }
+    return 0;
+}
+
 static bool same_vm(const struct agl_target *a, const struct agl_target *b)
 {
     return !strcmp(a->ns, b->ns) && !strcmp(a->mcis, b->mcis) && !strcmp(a->vm, b->vm) &&

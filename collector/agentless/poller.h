@@ -66,6 +66,11 @@ void agl_stop_loop(struct agl *a);
  * coll_writer_stop) and frees a. */
 void agl_close(struct agl *a);
 
+/* Validates agentless.targets as agl_open() would (drivers, credentials
+ * files) without touching targets.db: for --check-config. 0, or <0 with
+ * "agentless.targets[i]: ..." in err. */
+int agl_config_check(const json_t *targets, char *err, size_t errlen);
+
 /* ---- for the API (routes_targets.c); thread-safe ------------------------- */
 
 /* Results: 0 with *out (a new reference), or an HTTP-ish error: -EINVAL

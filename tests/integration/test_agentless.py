@@ -356,12 +356,25 @@ class Agentless(unittest.TestCase):
         del t["credentials"]
         t["credentials_file"] = creds
         type(self).stop_daemon()
-        # A credentials file others may read: refused at start, naming it.
+        # A credentials file others may read: refused at start, naming it,
+        # and by --check-config already.
         self.write_conf([t])
         out = subprocess.run([PANTALAD, "--config", self.conf], capture_output=True, text=True,
                              timeout=30)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("agentless.targets[0]: credentials_file " + creds, out.stdout + out.stderr)
+        out = subprocess.run([PANTALAD, "--config", self.conf, "--check-config"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("agentless.targets[0]: credentials_file " + creds, out.stderr)
+        os.chmod(creds, 0o600)
+        bad = dict(t, driver="nimbus")
+        self.write_conf([bad])
+        out = subprocess.run([PANTALAD, "--config", self.conf, "--check-config"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn('agentless.targets[0]: request body:', out.stderr)
+        self.assertIn('unknown driver "nimbus"', out.stderr)
         # Credentials inline in the config file: refused too.
         inline = self.target("vm-conf")
         self.write_conf([inline])
