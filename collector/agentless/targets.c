@@ -96,6 +96,28 @@ static void target_fill(struct agl_target *t)
     t->enabled = json_is_true(json_object_get(p, "enabled"));
 }
 
+/* Keys of GET's answer that a body may carry back; ignored. */
+static const char *const read_only[] = {"id",      "created",         "updated", "status",
+                                        "managed", "credentials_set", NULL};
+
+/* key as a duration ("5m", or seconds), or key_s ("interval_s", as GET
+ * shows it) as whole seconds; not both. Bounds in seconds; *out in ns. */
+static int get_secs(struct pt_conf *c, const char *key, int64_t min, int64_t max, int64_t def,
+                    int64_t *out)
+{
+    char key_s[32];
+    snprintf(key_s, sizeof key_s, "%s_s", key);
+    if (!pt_conf_json(c, key_s))
+        return pt_conf_duration(c, key, min * PT_NS_PER_SEC, max * PT_NS_PER_SEC,
+                                def * PT_NS_PER_SEC, out);
+    if (pt_conf_json(c, key))
+        return pt_conf_fail(c, key_s, "give either \"%s\" or \"%s\", not both", key, key_s);
+    int64_t v;
+    int rc = pt_conf_int(c, key_s, min, max, def, &v);
+    *out = v * PT_NS_PER_SEC;
+    return rc;
+}
+
 static const char *const reserved_options[] = {"instance",    "region", "endpoint",
                                                "credentials", "driver", NULL};
 
@@ -133,6 +155,9 @@ int agl_target_parse(const char *body, size_t len, struct agl_target *t, json_t 
     bool enabled = true;
     json_t *options = NULL, *cr = NULL;
     int rc = pt_conf_parse(&c, "request body", body, len);
+    /* GET shows an unset region or endpoint as null: null means absent. */
+    for (const char *const *k = (const char *const[]){"region", "endpoint", NULL}; !rc && *k; k++)
+        if (json_is_null(json_object_get(c.root, *k))) json_object_del(c.root, *k);
     if (!rc && !(rc = pt_conf_str(&c, "ns", NULL, &ns)) &&
         !(rc = pt_conf_str(&c, "mcis", NULL, &mcis)) && !(rc = pt_conf_str(&c, "vm", NULL, &vm)) &&
         !(rc = pt_conf_str(&c, "csp", NULL, &csp)) &&
@@ -140,16 +165,16 @@ int agl_target_parse(const char *body, size_t len, struct agl_target *t, json_t 
         !(rc = pt_conf_str(&c, "instance", NULL, &instance)) &&
         !(rc = pt_conf_str(&c, "region", NULL, &region)) &&
         !(rc = pt_conf_str(&c, "endpoint", NULL, &endpoint)) &&
-        !(rc = pt_conf_duration(&c, "interval", AGL_INTERVAL_MIN_S * PT_NS_PER_SEC,
-                                AGL_INTERVAL_MAX_S * PT_NS_PER_SEC,
-                                AGL_INTERVAL_DEF_S * PT_NS_PER_SEC, &interval)) &&
-        !(rc = pt_conf_duration(&c, "period", PT_NS_PER_SEC, 86400 * PT_NS_PER_SEC,
-                                AGL_PERIOD_DEF_S * PT_NS_PER_SEC, &period)) &&
-        !(rc = pt_conf_duration(&c, "lookback", PT_NS_PER_SEC, AGL_LOOKBACK_MAX_S * PT_NS_PER_SEC,
-                                AGL_LOOKBACK_DEF_S * PT_NS_PER_SEC, &lookback)) &&
+        !(rc = get_secs(&c, "interval", AGL_INTERVAL_MIN_S, AGL_INTERVAL_MAX_S, AGL_INTERVAL_DEF_S,
+                        &interval)) &&
+        !(rc = get_secs(&c, "period", 1, 86400, AGL_PERIOD_DEF_S, &period)) &&
+        !(rc = get_secs(&c, "lookback", 1, AGL_LOOKBACK_MAX_S, AGL_LOOKBACK_DEF_S, &lookback)) &&
         !(rc = pt_conf_bool(&c, "enabled", true, &enabled))) {
         options = pt_conf_json(&c, "options");
         cr = pt_conf_json(&c, "credentials");
+        /* What GET adds is accepted back and ignored, so a GET, edit, PUT
+         * round trip works. */
+        for (const char *const *k = read_only; *k; k++) pt_conf_json(&c, *k);
         rc = pt_conf_finish(&c);
     }
     const char *names[] = {"ns", "mcis", "vm"};

@@ -287,6 +287,18 @@ class Agentless(unittest.TestCase):
         self.assertEqual(j["interval_s"], 7200)
         self.assertEqual(sorted(j["credentials_set"]), ["password", "username"])
         self.wait_status(t["id"], lambda s: s["state"] == "ok", "a poll with the kept credentials")
+        # GET, edit, PUT: what GET adds is accepted back (read-only keys ignored).
+        code, j, raw = self.jreq("GET", "/api/v1/targets/%d" % t["id"])
+        j["interval_s"] = 5400
+        code, j, raw = self.jreq("PUT", "/api/v1/targets/%d" % t["id"], j)
+        self.assertEqual(code, 200, raw)
+        self.assertEqual(j["interval_s"], 5400)
+        self.assertEqual(j["period_s"], 60)
+        self.assertEqual(sorted(j["credentials_set"]), ["password", "username"])
+        j["interval"] = "1h"
+        code, e, raw = self.jreq("PUT", "/api/v1/targets/%d" % t["id"], j)
+        self.assertEqual(code, 400, raw)
+        self.assertIn("not both", e["error"]["message"])
         # Poll now.
         code, j, raw = self.jreq("GET", "/api/v1/targets/%d" % t["id"])
         polls = j["status"]["polls"]
