@@ -253,12 +253,13 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
               "# TYPE pantala_agentless_dropped_total counter\n"
               "pantala_agentless_dropped_total{reason=\"queue_full\"} %llu\n"
               "pantala_agentless_dropped_total{reason=\"invalid_series\"} %llu\n"
+              "pantala_agentless_dropped_total{reason=\"out_of_range\"} %llu\n"
               "# HELP pantala_agentless_alert_dropped_total Fetched points not evaluated by "
               "the alert rules (hand-over queue full).\n"
               "# TYPE pantala_agentless_alert_dropped_total counter\n"
               "pantala_agentless_alert_dropped_total %llu\n",
               LOAD(s->agl_points_dropped_queue), LOAD(s->agl_series_skipped),
-              LOAD(s->agl_feed_dropped_queue));
+              LOAD(s->agl_points_outside), LOAD(s->agl_feed_dropped_queue));
     tb_printf(&b, "# HELP pantala_agentless_targets Agentless targets by state.\n"
                   "# TYPE pantala_agentless_targets gauge\n");
     for (int i = 0; i < COLL_AGL_STATE_COUNT; i++)

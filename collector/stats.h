@@ -87,6 +87,7 @@ struct coll_stats {
     _Atomic uint64_t agl_errors[COLL_AGL_E_COUNT];
     _Atomic uint64_t agl_values, agl_frames;
     _Atomic uint64_t agl_points_dropped_queue, agl_series_skipped, agl_feed_dropped_queue;
+    _Atomic uint64_t agl_points_outside; /* values outside the range asked for */
     _Atomic int64_t agl_targets[COLL_AGL_STATE_COUNT];
     struct coll_hist batch_points;  /* points per write_batch */
     struct coll_hist write_seconds; /* write_batch latency */

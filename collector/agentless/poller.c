@@ -416,6 +416,20 @@ static void poll_one(struct agl *a, struct entry *e, const int64_t *fed, struct 
         drv_result_free(&r);
         return;
     }
+    /* A cloud's answer is input like any other: points outside the range
+     * asked for (a clock gone wrong, a mock, a proxy's cache) are not
+     * stored under this VM's name. */
+    uint64_t outside = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        struct drv_series *sr = &r.series[i];
+        size_t k = 0;
+        for (size_t j = 0; j < sr->n; j++)
+            if (sr->points[j].ts >= q.from && sr->points[j].ts < q.to)
+                sr->points[k++] = sr->points[j];
+        outside += sr->n - k;
+        sr->n = k;
+    }
+    if (outside) atomic_fetch_add(&a->o.stats->agl_points_outside, outside);
     po->have_metrics = true;
     memcpy(po->mstatus, r.status, sizeof po->mstatus);
     memcpy(po->merr, r.metric_error, sizeof po->merr);
