@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pt/alert.h"
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
@@ -21,8 +22,10 @@ struct coll_api_ctx {
     const char *udp_host; /* as configured; 0.0.0.0 means "ask the Host header" */
     uint16_t udp_port;
     int64_t start_ns;
-    struct coll_prov *prov; /* provisioning jobs; NULL when disabled */
-    struct agl *agl;        /* agentless targets; NULL when disabled */
+    struct coll_prov *prov;          /* provisioning jobs; NULL when disabled */
+    struct agl *agl;                 /* agentless targets; NULL when disabled */
+    struct alert_engine *alerts;     /* NULL: alerting off (its routes answer 503) */
+    struct alert_notifier *notifier; /* its outbox, for the counters at /metrics */
 };
 
 struct coll_api;
