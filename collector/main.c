@@ -163,6 +163,11 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+static void feed_alerts(void *engine, const struct pt_frame *f, int64_t now_ns)
+{
+    alert_engine_feed(engine, f, now_ns);
+}
+
 /* The agentless poller: targets.db and the credentials' key file in
  * data_dir (or agentless.key_file); its frames go to the writer. */
 static int start_agentless(struct daemon *d)
@@ -188,8 +193,10 @@ static int start_agentless(struct daemon *d)
         .config_targets = c->agl_targets,
         .writer = d->writer,
         .stats = &d->stats,
-        /* ALERTING HOOK: .feed = alert_engine_feed-compatible function,
-         * .feed_ctx = the engine (wired once alerting is in main). */
+        /* Agentless points reach the alert rules as agents' do: on the
+         * loop thread, one decoded frame at a time. */
+        .feed = d->alerts ? feed_alerts : NULL,
+        .feed_ctx = d->alerts,
     };
     int rc = agl_open(&d->agl, d->loop, &o, err, sizeof err);
     if (rc) PT_ERROR("pantalad", "%s", err);

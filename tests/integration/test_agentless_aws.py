@@ -110,6 +110,11 @@ def main():
         run = Run("http://127.0.0.1:%d" % hport)
         wait("pantalad up", lambda: (safe(run, "/healthz") == 200, None), 15)
 
+        # An MCIS-level rule on the agentless metric, as for agents.
+        code, r = run.req("POST", "/api/v1/rules", {
+            "name": "ec2-cpu", "scope": {"ns": NS, "mcis": MCIS}, "metric": "cpu.cpu_utilization",
+            "reduce": "avg", "crit": "> 50"})
+        assert code == 201, r
         ids = []
         for vm, inst in (("vm-1", "i-moto"), ("vm-2", "i-moto2")):
             code, t = run.req("POST", "/api/v1/targets", {
@@ -147,7 +152,13 @@ def main():
         code, j = run.req("GET", "/api/v1/ns/%s/mcis/%s/metrics/cpu?fields=cpu_utilization&step=1m"
                           "&agg=max&across=max&%s" % (NS, MCIS, rng))
         assert j["series"][0]["values"] == [[iso(t0), 30.0], [iso(t0 + 60), 60.0]], j
-        print("PASS: moto seeded with %s; per-VM and MCIS values as expected" % how)
+        # Both VMs' newest CPU, 48 and 60, average 54 > 50: the rule fires.
+        ev = wait("the MCIS rule firing", lambda: firing(run.req(
+            "GET", "/api/v1/alerts/history?rule=ec2-cpu")[1]))
+        assert ev["level"] == "critical" and ev["value"] == 54.0, ev
+        assert ev["labels"]["mcis"] == MCIS and ev["labels"]["driver"] == "aws", ev
+        print("PASS: moto seeded with %s; per-VM and MCIS values as expected; the rule fired"
+              % how)
         ok = True
         return 0
     except AssertionError as e:
@@ -179,6 +190,11 @@ def safe(run, path):
         return run.req("GET", path)[0]
     except OSError:
         return 0
+
+
+def firing(j):
+    ev = [e for e in j["events"] if e["status"] == "firing"]
+    return bool(ev), (ev[-1] if ev else j)
 
 
 def ok_state(j):
