@@ -315,6 +315,36 @@ class Agentless(unittest.TestCase):
         self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % n["id"])[0], 204)
         self.assertEqual(self.req("PATCH", "/api/v1/targets/1")[0], 405)
 
+    def test_6_alert_rule_fires(self):
+        # A rule on an agentless metric, exactly as for agents' metrics.
+        rule = {"name": "agl-cpu", "scope": {"ns": NS, "mcis": "mc-alert"},
+                "metric": "cpu.cpu_utilization", "crit": "> 3"}
+        code, j, raw = self.jreq("POST", "/api/v1/rules", rule)
+        self.assertEqual(code, 201, raw)
+        self.create(self.target("vm-al", mcis="mc-alert"))
+        deadline = time.time() + 15
+        while True:
+            code, j, raw = self.jreq("GET", "/api/v1/alerts/history?rule=agl-cpu")
+            self.assertEqual(code, 200, raw)
+            fired = [e for e in j["events"] if e["status"] == "firing"]
+            if fired:
+                break
+            if time.time() > deadline:
+                self.fail("no firing event for the agentless rule: %s\n%s"
+                          % (raw, self.read_log()[-3000:]))
+            time.sleep(0.1)
+        e = fired[-1]  # the first event (newest first)
+        self.assertEqual(e["level"], "critical")
+        self.assertEqual(e["value"], 3.5)  # the mock's newest CPU point
+        self.assertEqual(e["labels"]["vm"], "vm-al")
+        self.assertEqual(e["labels"]["mcis"], "mc-alert")
+        self.assertEqual(e["labels"]["source"], "agentless")
+        self.assertEqual(e["labels"]["driver"], "cbspider")
+        # Later polls re-read the same periods: no second firing event.
+        time.sleep(2.5)
+        code, j, raw = self.jreq("GET", "/api/v1/alerts/history?rule=agl-cpu")
+        self.assertEqual(len([x for x in j["events"] if x["status"] == "firing"]), 1, raw)
+
     def test_7_rate_limit_per_driver(self):
         def set_rate(rl):
             with open(self.conf) as f:
@@ -348,37 +378,6 @@ class Agentless(unittest.TestCase):
         type(self).stop_daemon()
         set_rate({})
         type(self).start_daemon()
-
-
-    def test_6_alert_rule_fires(self):
-        # A rule on an agentless metric, exactly as for agents' metrics.
-        rule = {"name": "agl-cpu", "scope": {"ns": NS, "mcis": "mc-alert"},
-                "metric": "cpu.cpu_utilization", "crit": "> 3"}
-        code, j, raw = self.jreq("POST", "/api/v1/rules", rule)
-        self.assertEqual(code, 201, raw)
-        self.create(self.target("vm-al", mcis="mc-alert"))
-        deadline = time.time() + 15
-        while True:
-            code, j, raw = self.jreq("GET", "/api/v1/alerts/history?rule=agl-cpu")
-            self.assertEqual(code, 200, raw)
-            fired = [e for e in j["events"] if e["status"] == "firing"]
-            if fired:
-                break
-            if time.time() > deadline:
-                self.fail("no firing event for the agentless rule: %s\n%s"
-                          % (raw, self.read_log()[-3000:]))
-            time.sleep(0.1)
-        e = fired[-1]  # the first event (newest first)
-        self.assertEqual(e["level"], "critical")
-        self.assertEqual(e["value"], 3.5)  # the mock's newest CPU point
-        self.assertEqual(e["labels"]["vm"], "vm-al")
-        self.assertEqual(e["labels"]["mcis"], "mc-alert")
-        self.assertEqual(e["labels"]["source"], "agentless")
-        self.assertEqual(e["labels"]["driver"], "cbspider")
-        # Later polls re-read the same periods: no second firing event.
-        time.sleep(2.5)
-        code, j, raw = self.jreq("GET", "/api/v1/alerts/history?rule=agl-cpu")
-        self.assertEqual(len([x for x in j["events"] if x["status"] == "firing"]), 1, raw)
 
     def write_conf(self, targets=None):
         with open(self.conf) as f:
