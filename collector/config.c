@@ -1,11 +1,13 @@
 /* pantalad configuration: every key, its default and its bounds. */
 #include "config.h"
 #include "outbox.h"
+#include "drv.h"
 #include "pt/err.h"
 #include "pt/log.h"
 #include "pt/time.h"
 #include "pt/util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +57,46 @@ static int load_provisioning(struct pt_conf *c, struct coll_config *cfg)
         if (pt_hostport_split(cfg->prov_collector, host, sizeof host, &port) || !host[0])
             return pt_conf_fail(c, "provisioning.collector",
                                 "expected the \"host:port\" the VMs send to");
+    }
+    return 0;
+}
+
+/* agentless.*: the poller of cloud monitoring APIs (collector/agentless/). */
+static int load_agentless(struct pt_conf *c, struct coll_config *cfg)
+{
+    int rc;
+    if ((rc = pt_conf_bool(c, "agentless.enabled", true, &cfg->agl_enabled)) ||
+        (rc = pt_conf_str(c, "agentless.key_file", NULL, &cfg->agl_key_file)) ||
+        (rc = pt_conf_int(c, "agentless.workers", 1, 64, 4, &cfg->agl_workers)) ||
+        (rc = pt_conf_int(c, "agentless.rate_limit", 1, 1000, 5, &cfg->agl_rate)) ||
+        (rc = pt_conf_duration(c, "agentless.max_backoff", PT_NS_PER_SEC, 86400 * PT_NS_PER_SEC,
+                               900 * PT_NS_PER_SEC, &cfg->agl_max_backoff_ns)) ||
+        (rc = pt_conf_int(c, "agentless.queue", 16, 1 << 20, 4096, &cfg->agl_queue)))
+        return rc;
+    if (cfg->agl_key_file && cfg->agl_key_file[0] != '/')
+        return pt_conf_fail(c, "agentless.key_file", "expected an absolute path");
+    /* Checked in depth (drivers, credentials files) when the poller opens. */
+    cfg->agl_targets = pt_conf_json(c, "agentless.targets");
+    if (cfg->agl_targets && !json_is_array(cfg->agl_targets))
+        return pt_conf_fail(c, "agentless.targets",
+                            "expected an array of targets (docs/drivers.md)");
+    json_t *rl = pt_conf_json(c, "agentless.rate_limits");
+    if (rl && !json_is_object(rl))
+        return pt_conf_fail(c, "agentless.rate_limits",
+                            "expected an object of driver name to polls per second, e.g. "
+                            "{\"aws\": 10}");
+    const char *k;
+    json_t *v;
+    json_object_foreach(rl, k, v)
+    {
+        if (!drv_lookup(k) || cfg->nagl_rates >= sizeof cfg->agl_rates / sizeof cfg->agl_rates[0])
+            return pt_conf_fail(c, "agentless.rate_limits", "unknown driver \"%.40s\"", k);
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000)
+            return pt_conf_fail(c, "agentless.rate_limits",
+                                "\"%s\": expected polls per second from 1 to 1000", k);
+        struct coll_agl_rate *r = &cfg->agl_rates[cfg->nagl_rates++];
+        snprintf(r->driver, sizeof r->driver, "%s", k);
+        r->per_s = (int)json_integer_value(v);
     }
     return 0;
 }
@@ -141,6 +183,7 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         (rc = pt_conf_str(c, "log.file", NULL, &cfg->log_file)) || (rc = load_alerting(cfg)))
         return rc;
     if ((rc = load_provisioning(c, cfg))) return rc;
+    if ((rc = load_agentless(c, cfg))) return rc;
     cfg->log_level = pt_log_level_parse(level);
     if (cfg->log_level < 0)
         return pt_conf_fail(c, "log.level", "expected \"error\", \"warn\", \"info\" or \"debug\"");

@@ -49,6 +49,16 @@ struct coll_config {
     const char *prov_keys_dir, *prov_known_hosts, *prov_packages, *prov_collector;
     bool prov_accept_new;
     int64_t prov_parallel;
+    /* agentless polling (collector/agentless/, docs/drivers.md) */
+    bool agl_enabled;
+    const char *agl_key_file; /* NULL: data_dir/agentless.key */
+    int64_t agl_workers, agl_rate, agl_max_backoff_ns, agl_queue;
+    struct coll_agl_rate {
+        char driver[16];
+        int per_s;
+    } agl_rates[16]; /* agentless.rate_limits overrides */
+    size_t nagl_rates;
+    const json_t *agl_targets; /* agentless.targets (array), NULL when absent */
     /* alerting.* (docs/alerting.md) */
     bool alert_enabled;
     bool alert_agent_down;

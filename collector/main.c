@@ -1,5 +1,6 @@
 /* pantalad: the Pantala collector daemon. Wires config, store, registry,
  * writer, UDP ingest and the HTTP API together and runs the libuv loop. */
+#include "agentless/poller.h"
 #include "api/api.h"
 #include "config.h"
 #include "ingest/ingest.h"
@@ -84,10 +85,18 @@ static const char usage[] =
     "  provisioning.collector   host:port the VMs send to (else per request)\n"
     "  provisioning.accept_new  trust unknown host keys              (false)\n"
     "  provisioning.parallel    hosts at once per job                (8)\n"
+    "  agentless.enabled        poll cloud monitoring APIs, /api/v1/targets (true)\n"
+    "  agentless.key_file       seals targets' credentials, mode 0600 (data_dir/agentless.key)\n"
+    "  agentless.workers        polls running at once                 (4)\n"
+    "  agentless.rate_limit     polls per second per driver           (5)\n"
+    "  agentless.rate_limits    per-driver overrides, e.g. {\"aws\": 10}\n"
+    "  agentless.max_backoff    longest wait after failures           (15m)\n"
+    "  agentless.queue          fetched frames waiting for the writer (4096)\n"
+    "  agentless.targets        targets defined here, credentials in credentials_file\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
     "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md,\n"
-    "docs/alerting.md (rules, handlers, silences).\n";
+    "docs/drivers.md (agentless targets), docs/alerting.md (rules, handlers, silences).\n";
 
 struct daemon {
     struct coll_config cfg;
@@ -100,6 +109,7 @@ struct daemon {
     struct coll_ingest ingest;
     struct coll_api *api;
     struct coll_prov *prov;
+    struct agl *agl;
     struct alert_notifier *notifier;
     struct alert_engine *alerts;
     uv_loop_t *loop;
@@ -143,6 +153,7 @@ static void on_signal(uv_signal_t *s, int signum)
     struct daemon *d = s->data;
     PT_INFO("pantalad", "received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     coll_ingest_stop(&d->ingest);
+    agl_stop_loop(d->agl);
     uv_timer_stop(&d->tick);
     uv_close((uv_handle_t *)&d->tick, NULL);
     if (d->alerts) {
@@ -165,6 +176,46 @@ static int mkdir_p(const char *path)
     }
     if (mkdir(buf, 0750) && errno != EEXIST) return -errno;
     return 0;
+}
+
+static void feed_alerts(void *engine, const struct pt_frame *f, int64_t now_ns)
+{
+    alert_engine_feed(engine, f, now_ns);
+}
+
+/* The agentless poller: targets.db and the credentials' key file in
+ * data_dir (or agentless.key_file); its frames go to the writer. */
+static int start_agentless(struct daemon *d)
+{
+    struct coll_config *c = &d->cfg;
+    char db[PATH_MAX], key[PATH_MAX], err[512] = "";
+    snprintf(db, sizeof db, "%s/targets.db", c->data_dir);
+    snprintf(key, sizeof key, "%s/agentless.key", c->data_dir);
+    struct agl_rate rates[sizeof c->agl_rates / sizeof c->agl_rates[0]];
+    for (size_t i = 0; i < c->nagl_rates; i++) {
+        snprintf(rates[i].driver, sizeof rates[i].driver, "%s", c->agl_rates[i].driver);
+        rates[i].per_s = c->agl_rates[i].per_s;
+    }
+    struct agl_opts o = {
+        .db_path = db,
+        .key_file = c->agl_key_file ? c->agl_key_file : key,
+        .workers = (int)c->agl_workers,
+        .rate_per_s = (int)c->agl_rate,
+        .rates = rates,
+        .nrates = c->nagl_rates,
+        .max_backoff_ns = c->agl_max_backoff_ns,
+        .queue_frames = (size_t)c->agl_queue,
+        .config_targets = c->agl_targets,
+        .writer = d->writer,
+        .stats = &d->stats,
+        /* Agentless points reach the alert rules as agents' do: on the
+         * loop thread, one decoded frame at a time. */
+        .feed = d->alerts ? feed_alerts : NULL,
+        .feed_ctx = d->alerts,
+    };
+    int rc = agl_open(&d->agl, d->loop, &o, err, sizeof err);
+    if (rc) PT_ERROR("pantalad", "%s", err);
+    return rc;
 }
 
 /* The notification outbox (outbox.db) and the alert engine (alerts.db). */
@@ -301,6 +352,7 @@ static int start(struct daemon *d)
             return rc;
         }
     }
+    if (c->agl_enabled && (rc = start_agentless(d))) return rc;
     struct coll_api_ctx actx = {
         .reg = d->reg,
         .ops = d->ops,
@@ -313,6 +365,7 @@ static int start(struct daemon *d)
         .udp_port = (uint16_t)coll_ingest_port(&d->ingest),
         .start_ns = d->stats.start_ns,
         .prov = d->prov,
+        .agl = d->agl,
         .alerts = d->alerts,
         .notifier = d->notifier,
     };
@@ -361,6 +414,8 @@ static void stop(struct daemon *d)
     d->api = NULL;
     coll_prov_close(d->prov); /* waits for running provisioning jobs */
     d->prov = NULL;
+    agl_close(d->agl); /* before the writer: its last frames are handed over */
+    d->agl = NULL;
     if (d->writer) {
         coll_writer_stop(d->writer); /* drains what was accepted */
         d->writer = NULL;
@@ -433,6 +488,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
+        char err[1024];
+        if (d.cfg.agl_enabled && agl_config_check(d.cfg.agl_targets, err, sizeof err)) {
+            fprintf(stderr, "pantalad: %s: %s\n", path, err);
+            coll_config_close(&d.cfg);
+            return 2;
+        }
         printf("%s: OK (udp %s:%u, http %s:%u, store %s, data_dir %s, %zu API token(s)%s)\n", path,
                d.cfg.udp_host, d.cfg.udp_port, d.cfg.http_host, d.cfg.http_port, d.cfg.store_url,
                d.cfg.data_dir, d.cfg.ntokens, d.cfg.insecure ? ", INSECURE" : "");
@@ -452,6 +513,7 @@ int main(int argc, char **argv)
     if (rc) {
         /* Close whatever handles did open, then the rest. */
         coll_ingest_stop(&d.ingest);
+        agl_stop_loop(d.agl);
         if (uv_is_active((uv_handle_t *)&d.tick)) uv_close((uv_handle_t *)&d.tick, NULL);
         if (uv_is_active((uv_handle_t *)&d.alert_tick))
             uv_close((uv_handle_t *)&d.alert_tick, NULL);

@@ -26,6 +26,25 @@ const char *const coll_reject_names[COLL_REJ_COUNT] = {
     [COLL_REJ_IDENTITY] = "identity",
 };
 
+const char *const coll_agl_err_names[COLL_AGL_E_COUNT] = {
+    [COLL_AGL_E_AUTH] = "auth",
+    [COLL_AGL_E_FORBIDDEN] = "forbidden",
+    [COLL_AGL_E_NOTFOUND] = "not_found",
+    [COLL_AGL_E_THROTTLED] = "throttled",
+    [COLL_AGL_E_BADREQUEST] = "bad_request",
+    [COLL_AGL_E_TRANSPORT] = "transport",
+    [COLL_AGL_E_PARSE] = "parse",
+    [COLL_AGL_E_CONFIG] = "config",
+    [COLL_AGL_E_CREDENTIALS] = "credentials",
+    [COLL_AGL_E_INTERNAL] = "internal",
+};
+
+const char *const coll_agl_state_names[COLL_AGL_STATE_COUNT] = {
+    [COLL_AGL_PENDING] = "pending", [COLL_AGL_OK] = "ok",
+    [COLL_AGL_ERROR] = "error",     [COLL_AGL_THROTTLED] = "throttled",
+    [COLL_AGL_STOPPED] = "stopped", [COLL_AGL_DISABLED] = "disabled",
+};
+
 enum coll_reject coll_reject_from_err(int err)
 {
     switch (err) {
@@ -259,6 +278,38 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
           (long long)atomic_load(&s->agents_registered));
     gauge(&b, "pantala_agents_up", "Agents that sent a frame within three intervals.",
           (long long)agents_up);
+    tb_printf(&b,
+              "# HELP pantala_agentless_polls_total Agentless polls (one driver fetch each), by "
+              "outcome.\n# TYPE pantala_agentless_polls_total counter\n"
+              "pantala_agentless_polls_total{outcome=\"ok\"} %llu\n"
+              "pantala_agentless_polls_total{outcome=\"failed\"} %llu\n",
+              LOAD(s->agl_polls_ok), LOAD(s->agl_polls_failed));
+    tb_printf(&b, "# HELP pantala_agentless_errors_total Failed agentless polls by kind.\n"
+                  "# TYPE pantala_agentless_errors_total counter\n");
+    for (int i = 0; i < COLL_AGL_E_COUNT; i++)
+        tb_printf(&b, "pantala_agentless_errors_total{kind=\"%s\"} %llu\n", coll_agl_err_names[i],
+                  LOAD(s->agl_errors[i]));
+    counter(&b, "pantala_agentless_values_total", "Field values fetched from cloud APIs.",
+            LOAD(s->agl_values));
+    counter(&b, "pantala_agentless_frames_total", "Frames built from fetched values.",
+            LOAD(s->agl_frames));
+    tb_printf(&b,
+              "# HELP pantala_agentless_dropped_total Fetched data not stored, by reason.\n"
+              "# TYPE pantala_agentless_dropped_total counter\n"
+              "pantala_agentless_dropped_total{reason=\"queue_full\"} %llu\n"
+              "pantala_agentless_dropped_total{reason=\"invalid_series\"} %llu\n"
+              "pantala_agentless_dropped_total{reason=\"out_of_range\"} %llu\n"
+              "# HELP pantala_agentless_alert_dropped_total Fetched points not evaluated by "
+              "the alert rules (hand-over queue full).\n"
+              "# TYPE pantala_agentless_alert_dropped_total counter\n"
+              "pantala_agentless_alert_dropped_total %llu\n",
+              LOAD(s->agl_points_dropped_queue), LOAD(s->agl_series_skipped),
+              LOAD(s->agl_points_outside), LOAD(s->agl_feed_dropped_queue));
+    tb_printf(&b, "# HELP pantala_agentless_targets Agentless targets by state.\n"
+                  "# TYPE pantala_agentless_targets gauge\n");
+    for (int i = 0; i < COLL_AGL_STATE_COUNT; i++)
+        tb_printf(&b, "pantala_agentless_targets{state=\"%s\"} %lld\n", coll_agl_state_names[i],
+                  (long long)atomic_load(&s->agl_targets[i]));
     hist(&b, "pantala_store_batch_points", "Points per store write batch.", &s->batch_points);
     hist(&b, "pantala_store_write_seconds", "Latency of one store write batch.", &s->write_seconds);
 

@@ -28,6 +28,34 @@ extern const char *const coll_reject_names[COLL_REJ_COUNT];
 /* Maps a pt_wire_decode() error to a rejection reason. */
 enum coll_reject coll_reject_from_err(int err);
 
+/* Agentless poller (collector/agentless/): why a poll failed, and the
+ * states a target can be in. Keep coll_agl_err_names[] and
+ * coll_agl_state_names[] in step. */
+enum coll_agl_err {
+    COLL_AGL_E_AUTH,        /* credentials rejected */
+    COLL_AGL_E_FORBIDDEN,   /* permission missing */
+    COLL_AGL_E_NOTFOUND,    /* instance, resource or endpoint unknown */
+    COLL_AGL_E_THROTTLED,   /* rate limited by the provider */
+    COLL_AGL_E_BADREQUEST,  /* the provider refused the request */
+    COLL_AGL_E_TRANSPORT,   /* connect, TLS, timeout, 5xx */
+    COLL_AGL_E_PARSE,       /* answer not shaped as documented */
+    COLL_AGL_E_CONFIG,      /* the driver refused the target's configuration */
+    COLL_AGL_E_CREDENTIALS, /* sealed credentials cannot be opened (key file) */
+    COLL_AGL_E_INTERNAL,    /* out of memory and the like */
+    COLL_AGL_E_COUNT
+};
+extern const char *const coll_agl_err_names[COLL_AGL_E_COUNT];
+enum coll_agl_state {
+    COLL_AGL_PENDING,   /* not polled yet */
+    COLL_AGL_OK,        /* last poll succeeded */
+    COLL_AGL_ERROR,     /* last poll failed; retried with back-off */
+    COLL_AGL_THROTTLED, /* the provider asked us to slow down */
+    COLL_AGL_STOPPED,   /* needs the operator (auth, permission, config); not polled */
+    COLL_AGL_DISABLED,  /* "enabled": false */
+    COLL_AGL_STATE_COUNT
+};
+extern const char *const coll_agl_state_names[COLL_AGL_STATE_COUNT];
+
 /* Fixed-bucket histogram (cumulative rendering is done at export). */
 #define COLL_HIST_MAX 16
 struct coll_hist {
@@ -68,6 +96,13 @@ struct coll_stats {
     _Atomic int64_t queue_depth, queue_capacity;
     _Atomic int64_t store_bytes;
     _Atomic int64_t agents_registered;
+    /* agentless poller */
+    _Atomic uint64_t agl_polls_ok, agl_polls_failed;
+    _Atomic uint64_t agl_errors[COLL_AGL_E_COUNT];
+    _Atomic uint64_t agl_values, agl_frames;
+    _Atomic uint64_t agl_points_dropped_queue, agl_series_skipped, agl_feed_dropped_queue;
+    _Atomic uint64_t agl_points_outside; /* values outside the range asked for */
+    _Atomic int64_t agl_targets[COLL_AGL_STATE_COUNT];
     struct coll_hist batch_points;  /* points per write_batch */
     struct coll_hist write_seconds; /* write_batch latency */
 };

@@ -25,12 +25,14 @@ struct coll_api_ctx {
     uint16_t udp_port;
     int64_t start_ns;
     struct coll_prov *prov;          /* provisioning jobs; NULL when disabled */
+    struct agl *agl;                 /* agentless targets; NULL when disabled */
     struct alert_engine *alerts;     /* NULL: alerting off (its routes answer 503) */
     struct alert_notifier *notifier; /* its outbox, for the counters at /metrics */
 };
 
 struct coll_api;
 struct coll_prov;
+struct agl;
 
 /* Starts serving host:port (port 0: any). On failure returns <0 with a
  * message in err. ctx must outlive the server. */

@@ -80,5 +80,8 @@ void api_alerts_active(struct api_req *rq, struct api_resp *rs);
 void api_alerts_history(struct api_req *rq, struct api_resp *rs);
 void api_prometheus(struct api_req *rq, struct api_resp *rs);
 void api_store(struct api_req *rq, struct api_resp *rs);
+void api_targets_collection(struct api_req *rq, struct api_resp *rs);
+void api_targets_item(struct api_req *rq, struct api_resp *rs, const char *id);
+void api_targets_poll(struct api_req *rq, struct api_resp *rs, const char *id);
 
 #endif

@@ -177,6 +177,18 @@ static void route(struct api_req *rq, struct api_resp *rs)
             if (method_is(rq, rs, "GET")) api_provision_item(rq, rs, rq->seg[3]);
             return;
         }
+        if (n == 3 && seg_is(rq, 2, "targets")) {
+            if (method_is(rq, rs, "GET, POST")) api_targets_collection(rq, rs);
+            return;
+        }
+        if (n == 4 && seg_is(rq, 2, "targets")) {
+            if (method_is(rq, rs, "GET, PUT, DELETE")) api_targets_item(rq, rs, rq->seg[3]);
+            return;
+        }
+        if (n == 5 && seg_is(rq, 2, "targets") && seg_is(rq, 4, "poll")) {
+            if (method_is(rq, rs, "POST")) api_targets_poll(rq, rs, rq->seg[3]);
+            return;
+        }
         if (n == 8 && seg_is(rq, 2, "ns") && seg_is(rq, 4, "mcis") && seg_is(rq, 6, "metrics")) {
             if (method_is(rq, rs, "GET"))
                 api_mcis_metrics(rq, rs, rq->seg[3], rq->seg[5], rq->seg[7]);

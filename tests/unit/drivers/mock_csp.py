@@ -16,12 +16,15 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-T0 = 1700000040  # multiple of 60
+# A multiple of 60. MOCK_CSP_T0 moves it (the poller's integration test wants
+# recent points); the drivers' own test relies on the default.
+T0 = int(os.environ.get("MOCK_CSP_T0", "1700000040"))
 FAILURES = []
 COUNTS = {}
 
@@ -443,6 +446,9 @@ def cbspider(h, scen):
     mtype = u.path[len(pre):]
     q = dict(urllib.parse.parse_qsl(u.query))
     need(q == {"ConnectionName": "aws-conn", "IntervalMinute": "1", "TimeBeforeHour": "1"}, "cbspider query %s" % q)
+    if scen == "throttle":  # CB-Spider passes the cloud's rate limiting on as 429
+        return 429, {"Content-Type": "application/json", "Retry-After": "2"}, json.dumps(
+            {"message": "rate exceeded, retry later"})
     if mtype == "memory_usage":
         return 500, {"Content-Type": "application/json"}, json.dumps(
             {"message": "AWS Cloud Driver: memory_usage is not supported without the CloudWatch agent"})
