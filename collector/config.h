@@ -39,6 +39,10 @@ struct coll_config {
     const char *prov_keys_dir, *prov_known_hosts, *prov_packages, *prov_collector;
     bool prov_accept_new;
     int64_t prov_parallel;
+    /* CB-Dragonfly compatible routes under /dragonfly (collector/compat/) */
+    bool compat_enabled;
+    bool compat_open; /* compat.auth "none": no bearer token asked */
+    const char *compat_agent_prefix;
 };
 
 /* Loads path (which must exist) into cfg, filling defaults. On error returns

@@ -1,6 +1,7 @@
 /* pantalad: the Pantala collector daemon. Wires config, store, registry,
  * writer, UDP ingest and the HTTP API together and runs the libuv loop. */
 #include "api/api.h"
+#include "compat/compat.h"
 #include "config.h"
 #include "ingest/ingest.h"
 #include "provision.h"
@@ -62,6 +63,10 @@ static const char usage[] =
     "  provisioning.collector   host:port the VMs send to (else per request)\n"
     "  provisioning.accept_new  trust unknown host keys              (false)\n"
     "  provisioning.parallel    hosts at once per job                (8)\n"
+    "  compat.enabled           the CB-Dragonfly routes under /dragonfly (true)\n"
+    "  compat.auth              api (the bearer tokens) | none (open) (api)\n"
+    "  compat.agent_prefix      /dragonfly/agent installs the tarball here as\n"
+    "                           the SSH user, no root (else the system package)\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
     "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md.\n";
@@ -76,6 +81,8 @@ struct daemon {
     struct coll_ingest ingest;
     struct coll_api *api;
     struct coll_prov *prov;
+    struct coll_compat *compat;
+    char compat_kh[1100];
     uv_loop_t *loop;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -179,6 +186,29 @@ static int start(struct daemon *d)
             return rc;
         }
     }
+    if (c->compat_enabled) {
+        char keys[1024], kh[1100];
+        snprintf(keys, sizeof keys, "%s/ssh", c->data_dir);
+        snprintf(kh, sizeof kh, "%s/known_hosts", c->prov_keys_dir ? c->prov_keys_dir : keys);
+        /* Installs use the provisioning settings; the strings must live as
+         * long as compat: known_hosts is kept in the daemon. */
+        snprintf(d->compat_kh, sizeof d->compat_kh, "%s",
+                 c->prov_known_hosts ? c->prov_known_hosts : kh);
+        struct coll_compat_opts co = {
+            .data_dir = c->data_dir,
+            .open = c->compat_open,
+            .packages = c->prov_enabled ? c->prov_packages : NULL,
+            .known_hosts = d->compat_kh,
+            .collector = c->prov_collector,
+            .prefix = c->compat_agent_prefix,
+            .accept_new = c->prov_accept_new,
+            .token = c->tokens[0],
+        };
+        if ((rc = coll_compat_open(&d->compat, &co, err, sizeof err))) {
+            PT_ERROR("pantalad", "compat: %s", err);
+            return rc;
+        }
+    }
     struct coll_api_ctx actx = {
         .reg = d->reg,
         .ops = d->ops,
@@ -190,6 +220,7 @@ static int start(struct daemon *d)
         .udp_port = (uint16_t)coll_ingest_port(&d->ingest),
         .start_ns = d->stats.start_ns,
         .prov = d->prov,
+        .compat = d->compat,
     };
     if ((rc = coll_api_start(&d->api, &actx, c->http_host, c->http_port, err, sizeof err))) {
         PT_ERROR("pantalad", "%s", err);
@@ -202,6 +233,14 @@ static int start(struct daemon *d)
         snprintf(url, sizeof url, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
                  coll_api_port(d->api));
         coll_prov_set_api(d->prov, url);
+    }
+    if (d->compat) {
+        char url[300];
+        const char *h = c->http_host;
+        if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::")) h = "127.0.0.1";
+        snprintf(url, sizeof url, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
+                 coll_api_port(d->api));
+        coll_compat_set_api(d->compat, url);
     }
     uv_timer_init(d->loop, &d->tick);
     d->tick.data = d;
@@ -226,6 +265,8 @@ static int start(struct daemon *d)
 
 static void stop(struct daemon *d)
 {
+    coll_compat_close(d->compat); /* answers waiting installs first */
+    d->compat = NULL;
     coll_api_stop(d->api);
     d->api = NULL;
     coll_prov_close(d->prov); /* waits for running provisioning jobs */

@@ -11,6 +11,8 @@
 #include "stats.h"
 #include "store/store.h"
 
+struct coll_compat;
+
 struct coll_api_ctx {
     struct coll_registry *reg;
     const struct store_ops *ops;
@@ -21,11 +23,13 @@ struct coll_api_ctx {
     const char *udp_host; /* as configured; 0.0.0.0 means "ask the Host header" */
     uint16_t udp_port;
     int64_t start_ns;
-    struct coll_prov *prov; /* provisioning jobs; NULL when disabled */
+    struct coll_prov *prov;     /* provisioning jobs; NULL when disabled */
+    struct coll_compat *compat; /* the /dragonfly routes; NULL when disabled */
 };
 
 struct coll_api;
 struct coll_prov;
+struct coll_compat;
 
 /* Starts serving host:port (port 0: any). On failure returns <0 with a
  * message in err. ctx must outlive the server. */
