@@ -67,6 +67,8 @@ static const char *quoted(char *buf, size_t cap, const char *arg)
 }
 
 static void step(struct job *j, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void step(struct job *j, const char *name, const char *fmt, ...)
 {
     char msg[512] = "";
     snprintf(j->r->step, sizeof j->r->step, "%s", name);

@@ -262,6 +262,15 @@ void api_compat(struct api_req *rq, struct api_resp *rs)
         if (compat_method(rq, rs, "POST, DELETE")) compat_agent(rq, rs);
         return;
     }
+    /* CB-Dragonfly before 0.4 (POST /agent/install, /agent/uninstall) */
+    if (n == 3 && seg_is(rq, 1, "agent") &&
+        (seg_is(rq, 2, "install") || seg_is(rq, 2, "uninstall"))) {
+        if (compat_method(rq, rs, "POST")) {
+            rq->method = seg_is(rq, 2, "install") ? "POST" : "DELETE";
+            compat_agent(rq, rs);
+        }
+        return;
+    }
     if (n == 3 && seg_is(rq, 1, "agents") && seg_is(rq, 2, "metadata")) {
         if (compat_method(rq, rs, "GET")) compat_agents_metadata(rq, rs);
         return;
@@ -291,6 +300,16 @@ void api_compat(struct api_req *rq, struct api_resp *rs)
                 compat_info(rq, rs, rq->seg[2], rq->seg[4], rq->seg[6], rq->seg[8]);
             return;
         }
+    }
+    /* CB-Dragonfly routes Pantala has no counterpart for: say so. */
+    if ((n == 12 && seg_is(rq, 1, "ns") && seg_is(rq, 11, "mcis-monitoring-info")) ||
+        (n == 3 && seg_is(rq, 1, "installer")) || (n == 4 && seg_is(rq, 1, "file")) ||
+        (n == 3 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "event"))) {
+        compat_error(rs, 501,
+                     "%s %.200s is a CB-Dragonfly route Pantala does not offer (see "
+                     "docs/cb-dragonfly-compat.md)",
+                     rq->method, rq->url);
+        return;
     }
     compat_error(rs, 404, "no such route: %s %.900s (see docs/cb-dragonfly-compat.md)", rq->method,
                  rq->url);

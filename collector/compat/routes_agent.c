@@ -432,10 +432,27 @@ void compat_agents_metadata(struct api_req *rq, struct api_resp *rs)
     api_json(rs, 200, out);
 }
 
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    (void)key;
+    (void)value;
+    ++*(size_t *)cls;
+    return MHD_YES;
+}
+
 void compat_agent_metadata(struct api_req *rq, struct api_resp *rs)
 {
     struct coll_compat *c = rq->ctx->compat;
     const char *ns, *st, *mcis, *vm, *csp, *ip = NULL;
+    size_t nargs = 0;
+    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, count_arg, &nargs);
+    if (!strcmp(rq->method, "GET") && nargs == 0) {
+        /* CB-Dragonfly 0.4 listed every agent here (ListAgentMetadata) */
+        compat_agents_metadata(rq, rs);
+        return;
+    }
     json_t *doc = NULL;
     if (!strcmp(rq->method, "PUT")) {
         if (!(doc = compat_body(rq, rs))) return;
