@@ -141,7 +141,8 @@ int compat_save(struct coll_compat *c)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", c->path);
-    json_t *doc = json_pack("{s:O,s:O}", "config", c->config, "agents", c->agents);
+    json_t *doc = json_pack("{s:O,s:O,s:O,s:O}", "config", c->config, "agents", c->agents,
+                            "tasks", c->tasks, "eventhandlers", c->handlers);
     if (!doc) return -ENOMEM;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -175,6 +176,8 @@ int coll_compat_open(struct coll_compat **out, const struct coll_compat_opts *o,
     pthread_cond_init(&c->idle, NULL);
     c->config = compat_config_defaults();
     c->agents = json_object();
+    c->tasks = json_object();
+    c->handlers = json_object();
     json_error_t je;
     json_t *doc = json_load_file(c->path, 0, &je);
     if (doc) {
@@ -187,6 +190,9 @@ int coll_compat_open(struct coll_compat **out, const struct coll_compat_opts *o,
         }
         json_object_update(c->config, cf); /* keys added since keep their defaults */
         json_object_update(c->agents, ag);
+        json_t *tk = json_object_get(doc, "tasks"), *eh = json_object_get(doc, "eventhandlers");
+        if (json_is_object(tk)) json_object_update(c->tasks, tk);
+        if (json_is_object(eh)) json_object_update(c->handlers, eh);
         json_decref(doc);
     } else if (access(c->path, F_OK) == 0) {
         snprintf(err, errlen, "%s:%d: %s", c->path, je.line, je.text);
@@ -220,6 +226,8 @@ void coll_compat_close(struct coll_compat *c)
     pthread_mutex_unlock(&c->mu);
     json_decref(c->config);
     json_decref(c->agents);
+    json_decref(c->tasks);
+    json_decref(c->handlers);
     pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->mu);
     free(c);

@@ -21,6 +21,8 @@ struct coll_compat {
     pthread_cond_t idle;
     json_t *config; /* the monitoring config object, as GET /dragonfly/config shows it */
     json_t *agents; /* agent metadata by CB-Dragonfly UUID, see compat_agent_uuid() */
+    json_t *tasks;    /* alert tasks by name, as CB-Dragonfly shows them */
+    json_t *handlers; /* event handlers' options by "type/name" */
     char api_url[300];
     size_t running;                  /* agent install/uninstall jobs */
     char busy[COMPAT_MAX_JOBS][400]; /* ns/mcis/vm of each running job, "" when free */
@@ -62,5 +64,12 @@ void compat_ondemand(struct api_req *rq, struct api_resp *rs, const char *ns, co
                      const char *vm, const char *metric);
 void compat_info(struct api_req *rq, struct api_resp *rs, const char *ns, const char *mcis,
                  const char *vm, const char *metric);
+
+/* routes_alert.c (alerting: the rules engine of rq->ctx->alerts) */
+void compat_alert_tasks(struct api_req *rq, struct api_resp *rs);
+void compat_alert_task(struct api_req *rq, struct api_resp *rs, const char *id, bool events);
+void compat_eventhandlers(struct api_req *rq, struct api_resp *rs);
+void compat_eventhandler(struct api_req *rq, struct api_resp *rs, const char *type,
+                         const char *name);
 
 #endif
