@@ -54,6 +54,10 @@ struct coll_stats {
     _Atomic int64_t queue_depth, queue_capacity;
     _Atomic int64_t store_bytes;
     _Atomic int64_t agents_registered;
+    /* the /dragonfly routes (collector/compat/): answers by class, and
+     * agent jobs by [install, uninstall][ok, failed] */
+    _Atomic uint64_t compat_answers[3]; /* 2xx/3xx, 4xx, 5xx */
+    _Atomic uint64_t compat_agent_jobs[2][2];
     struct coll_hist batch_points;  /* points per write_batch */
     struct coll_hist write_seconds; /* write_batch latency */
 };

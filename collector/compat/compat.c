@@ -141,8 +141,8 @@ int compat_save(struct coll_compat *c)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", c->path);
-    json_t *doc = json_pack("{s:O,s:O,s:O,s:O}", "config", c->config, "agents", c->agents,
-                            "tasks", c->tasks, "eventhandlers", c->handlers);
+    json_t *doc = json_pack("{s:O,s:O,s:O,s:O}", "config", c->config, "agents", c->agents, "tasks",
+                            c->tasks, "eventhandlers", c->handlers);
     if (!doc) return -ENOMEM;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -240,7 +240,21 @@ static bool seg_is(const struct api_req *rq, size_t i, const char *s)
     return i < rq->nseg && strcmp(rq->seg[i], s) == 0;
 }
 
+static void dispatch(struct api_req *rq, struct api_resp *rs);
+
 void api_compat(struct api_req *rq, struct api_resp *rs)
+{
+    dispatch(rq, rs);
+    if (!rq->deferred) compat_count(rq, rs->status);
+}
+
+void compat_count(struct api_req *rq, int status)
+{
+    int cls = status >= 500 ? 2 : status >= 400 ? 1 : 0;
+    atomic_fetch_add_explicit(&rq->ctx->stats->compat_answers[cls], 1, memory_order_relaxed);
+}
+
+static void dispatch(struct api_req *rq, struct api_resp *rs)
 {
     struct coll_compat *c = rq->ctx->compat;
     size_t n = rq->nseg;

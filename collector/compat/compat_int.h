@@ -19,8 +19,8 @@ struct coll_compat {
     char path[1024]; /* data_dir/dragonfly.json */
     pthread_mutex_t mu;
     pthread_cond_t idle;
-    json_t *config; /* the monitoring config object, as GET /dragonfly/config shows it */
-    json_t *agents; /* agent metadata by CB-Dragonfly UUID, see compat_agent_uuid() */
+    json_t *config;   /* the monitoring config object, as GET /dragonfly/config shows it */
+    json_t *agents;   /* agent metadata by CB-Dragonfly UUID, see compat_agent_uuid() */
     json_t *tasks;    /* alert tasks by name, as CB-Dragonfly shows them */
     json_t *handlers; /* event handlers' options by "type/name" */
     char api_url[300];
@@ -40,6 +40,8 @@ int compat_save(struct coll_compat *c);
 /* The body as a JSON object: JSON, or application/x-www-form-urlencoded
  * (CB-Dragonfly's echo handlers read form values); NULL with a 400 set. */
 json_t *compat_body(struct api_req *rq, struct api_resp *rs);
+/* Counts an answer of the /dragonfly routes (pantala_compat_requests_total). */
+void compat_count(struct api_req *rq, int status);
 /* Method check: false with a 405 set. */
 bool compat_method(struct api_req *rq, struct api_resp *rs, const char *allow);
 

@@ -262,6 +262,10 @@ static void *job_main(void *arg)
     }
     if (r) memset(r, 0, sizeof *r);
     free(r);
+    struct coll_stats *stats = j->rq->ctx->stats;
+    atomic_fetch_add_explicit(&stats->compat_agent_jobs[j->action == PROV_UNINSTALL][rc != 0], 1,
+                              memory_order_relaxed);
+    compat_count(j->rq, status);
     api_resume(j->rq, status, body); /* rq is not ours any more */
     pthread_mutex_lock(&c->mu);
     c->busy[j->slot][0] = '\0';
@@ -334,6 +338,7 @@ void compat_agent(struct api_req *rq, struct api_resp *rs)
         if (pthread_create(&t, &attr, job_main, j)) {
             rc = -EAGAIN;
             key_wipe(j->key_path);
+            compat_count(rq, 500);
             api_resume(rq, 500, compat_message("cannot start a thread for the agent job"));
         }
         pthread_attr_destroy(&attr);

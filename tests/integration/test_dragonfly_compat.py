@@ -158,7 +158,7 @@ class DragonflyCompat(unittest.TestCase):
     @classmethod
     def start_sshd(cls):
         d = cls.dir
-        for k in ("hostkey", "id"):
+        for k in ("hostkey", "id", "wrong_id"):
             run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, k))
         auth = os.path.join(d, "authorized_keys")
         shutil.copy(os.path.join(d, "id.pub"), auth)
@@ -312,6 +312,16 @@ class DragonflyCompat(unittest.TestCase):
         self.assertEqual(status, 400, doc)
         self.assertIn("vm_id", doc["message"])
 
+        # A key the VM does not accept: 500 naming the cause, rolled back.
+        with open(os.path.join(self.dir, "wrong_id")) as f:
+            body = dict(self.agent_body(), ssh_key=f.read())
+        status, doc = self.call("POST", "/dragonfly/agent", body, timeout=120)
+        self.assertEqual(status, 500, doc)
+        self.assert_message(doc)
+        self.assertIn("agent installation failed", doc["message"])
+        self.assertIn("refused the key", doc["message"])
+        self.assertEqual(glob.glob(os.path.join(self.data, ".dragonfly-key-*")), [])
+
         t0 = time.time()
         status, doc = self.call("POST", "/dragonfly/agent", self.agent_body(), timeout=480)
         took = time.time() - t0
@@ -330,6 +340,15 @@ class DragonflyCompat(unittest.TestCase):
         # The key was only a temporary file for the job.
         self.assertEqual(glob.glob(os.path.join(self.data, ".dragonfly-key-*")), [])
         self.assertEqual(glob.glob(os.path.join(self.data, "*key*")), [])
+        # Counted at /metrics.
+        req = urllib.request.Request(self.api + "/metrics",
+                                     headers={"Authorization": "Bearer " + TOKEN})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+        self.assertIn('pantala_compat_agent_jobs_total{action="install",outcome="ok"} 1\n', text)
+        self.assertIn('pantala_compat_agent_jobs_total{action="install",outcome="failed"} 1\n',
+                      text)
+        self.assertRegex(text, r'pantala_compat_requests_total\{class="client_error"\} [1-9]')
 
     def test_3_ondemand(self):
         # Rates need two readings: wait until the network rates are there.
