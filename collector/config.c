@@ -77,6 +77,42 @@ static int load_compat(struct pt_conf *c, struct coll_config *cfg)
     return 0;
 }
 
+/* alerting.*: the built-in rules, flap suppression, links in events. */
+static int load_alerting(struct coll_config *cfg)
+{
+    struct pt_conf *c = &cfg->conf;
+    int rc;
+    if ((rc = pt_conf_bool(c, "alerting.enabled", true, &cfg->alert_enabled)) ||
+        (rc = pt_conf_bool(c, "alerting.agent_down.enabled", true, &cfg->alert_agent_down)) ||
+        (rc = pt_conf_int(c, "alerting.agent_down.intervals", 2, 1000, 3,
+                          &cfg->alert_agent_down_intervals)) ||
+        (rc = pt_conf_bool(c, "alerting.frames_lost.enabled", true, &cfg->alert_frames_lost)) ||
+        (rc = pt_conf_duration(c, "alerting.frames_lost.window", 10 * PT_NS_PER_SEC,
+                               86400 * PT_NS_PER_SEC, 60 * PT_NS_PER_SEC,
+                               &cfg->alert_frames_lost_window_ns)) ||
+        (rc = pt_conf_strlist(c, "alerting.builtin_handlers", &cfg->alert_builtin_handlers,
+                              &cfg->nalert_builtin_handlers)) ||
+        (rc = pt_conf_int(c, "alerting.flap.changes", 0, 15, 6, &cfg->alert_flap_changes)) ||
+        (rc = pt_conf_duration(c, "alerting.flap.window", PT_NS_PER_SEC, 86400 * PT_NS_PER_SEC,
+                               600 * PT_NS_PER_SEC, &cfg->alert_flap_window_ns)) ||
+        (rc = pt_conf_duration(c, "alerting.tick", 10 * PT_NS_PER_MS, 10 * PT_NS_PER_SEC,
+                               100 * PT_NS_PER_MS, &cfg->alert_tick_ns)) ||
+        (rc = pt_conf_str(c, "alerting.external_url", NULL, &cfg->alert_external_url)))
+        return rc;
+    json_t *pct = pt_conf_json(c, "alerting.frames_lost.percent");
+    cfg->alert_frames_lost_percent = 1.0;
+    if (pct) {
+        if (!json_is_number(pct) || !(json_number_value(pct) > 0) || json_number_value(pct) > 100)
+            return pt_conf_fail(c, "alerting.frames_lost.percent",
+                                "expected a number above 0 and at most 100 (percent of frames)");
+        cfg->alert_frames_lost_percent = json_number_value(pct);
+    }
+    if (cfg->alert_external_url && strncmp(cfg->alert_external_url, "http://", 7) &&
+        strncmp(cfg->alert_external_url, "https://", 8))
+        return pt_conf_fail(c, "alerting.external_url", "expected an http:// or https:// URL");
+    return 0;
+}
+
 int coll_config_load(struct coll_config *cfg, const char *path)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -111,7 +147,7 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         (rc = pt_conf_duration(c, "writer.drain", PT_NS_PER_SEC, 3600 * PT_NS_PER_SEC,
                                30 * PT_NS_PER_SEC, &cfg->drain_ns)) ||
         (rc = pt_conf_str(c, "log.level", "info", &level)) ||
-        (rc = pt_conf_str(c, "log.file", NULL, &cfg->log_file)))
+        (rc = pt_conf_str(c, "log.file", NULL, &cfg->log_file)) || (rc = load_alerting(cfg)))
         return rc;
     if ((rc = load_provisioning(c, cfg)) || (rc = load_compat(c, cfg))) return rc;
     cfg->log_level = pt_log_level_parse(level);
@@ -139,5 +175,6 @@ int coll_config_load(struct coll_config *cfg, const char *path)
 void coll_config_close(struct coll_config *cfg)
 {
     free(cfg->tokens);
+    free(cfg->alert_builtin_handlers);
     pt_conf_close(&cfg->conf);
 }

@@ -43,6 +43,19 @@ struct coll_config {
     bool compat_enabled;
     bool compat_open; /* compat.auth "none": no bearer token asked */
     const char *compat_agent_prefix;
+    /* alerting.* (docs/alerting.md) */
+    bool alert_enabled;
+    bool alert_agent_down;
+    int64_t alert_agent_down_intervals;
+    bool alert_frames_lost;
+    double alert_frames_lost_percent;
+    int64_t alert_frames_lost_window_ns;
+    const char **alert_builtin_handlers; /* heap array */
+    size_t nalert_builtin_handlers;
+    int64_t alert_flap_changes;
+    int64_t alert_flap_window_ns;
+    int64_t alert_tick_ns;
+    const char *alert_external_url; /* NULL: http://<listen.http> */
 };
 
 /* Loads path (which must exist) into cfg, filling defaults. On error returns

@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "writer.h"
 
+#include "pt/alert.h"
 #include "pt/err.h"
 #include "pt/log.h"
 #include "pt/time.h"
@@ -54,6 +55,13 @@ static const char usage[] =
     "  writer.batch       frames per store write                 (2048)\n"
     "  writer.flush       hand over a partial batch after        (200ms)\n"
     "  writer.drain       at shutdown, keep writing queued data  (30s)\n"
+    "  alerting.enabled   evaluate alert rules (alerts.db, outbox.db) (true)\n"
+    "  alerting.agent_down.enabled, .intervals  built-in: agent silent N intervals (true, 3)\n"
+    "  alerting.frames_lost.enabled, .percent, .window  built-in: frames lost (true, 1, 1m)\n"
+    "  alerting.builtin_handlers  handlers the built-in rules notify      ([])\n"
+    "  alerting.flap.changes, .window  hold a series changing state more often (6, 10m)\n"
+    "  alerting.tick      timers: for, repeat, absence, windows   (100ms)\n"
+    "  alerting.external_url  base of links in events       (http://<listen.http>)\n"
     "  log.level          error | warn | info | debug           (info)\n"
     "  log.file           log to this file instead of stderr\n"
     "  provisioning.enabled     POST /api/v1/provision               (true)\n"
@@ -69,7 +77,8 @@ static const char usage[] =
     "                           the SSH user, no root (else the system package)\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
-    "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md.\n";
+    "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md,\n"
+    "docs/alerting.md (rules, handlers, silences).\n";
 
 struct daemon {
     struct coll_config cfg;
@@ -83,8 +92,11 @@ struct daemon {
     struct coll_prov *prov;
     struct coll_compat *compat;
     char compat_kh[1100];
+    struct alert_notifier *notifier;
+    struct alert_engine *alerts;
     uv_loop_t *loop;
-    uv_timer_t tick;
+    uv_timer_t tick, alert_tick;
+    int64_t alert_agents_ns; /* when the built-ins last saw the registry */
     uv_signal_t sigint, sigterm;
 };
 
@@ -94,6 +106,30 @@ static void on_tick(uv_timer_t *t)
     coll_writer_tick(d->writer);
 }
 
+/* Alert timers on the ingest loop; once a second the built-in rules get a
+ * registry snapshot (last frame, interval, frame counters per agent). */
+static void on_alert_tick(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    int64_t now = pt_now_ns();
+    alert_engine_tick(d->alerts, now);
+    if (now - d->alert_agents_ns < PT_NS_PER_SEC && now >= d->alert_agents_ns) return;
+    d->alert_agents_ns = now;
+    struct coll_agent_info *ag;
+    size_t n;
+    if (coll_registry_list(d->reg, &ag, &n)) return;
+    struct alert_agent_sample *s = calloc(n ? n : 1, sizeof *s);
+    if (s) {
+        for (size_t i = 0; i < n; i++)
+            s[i] = (struct alert_agent_sample){
+                ag[i].ns,          ag[i].mcis,     ag[i].vm,     ag[i].last_seen_ns,
+                ag[i].interval_ms, ag[i].accepted, ag[i].missing};
+        alert_engine_agents(d->alerts, s, n, now);
+    }
+    free(s);
+    free(ag);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct daemon *d = s->data;
@@ -101,6 +137,10 @@ static void on_signal(uv_signal_t *s, int signum)
     coll_ingest_stop(&d->ingest);
     uv_timer_stop(&d->tick);
     uv_close((uv_handle_t *)&d->tick, NULL);
+    if (d->alerts) {
+        uv_timer_stop(&d->alert_tick);
+        uv_close((uv_handle_t *)&d->alert_tick, NULL);
+    }
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -116,6 +156,41 @@ static int mkdir_p(const char *path)
         *p = '/';
     }
     if (mkdir(buf, 0750) && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/* The notification outbox (outbox.db) and the alert engine (alerts.db). */
+static int start_alerting(struct daemon *d)
+{
+    struct coll_config *c = &d->cfg;
+    char path[PATH_MAX], err[512] = "", url[300];
+    int rc;
+    snprintf(path, sizeof path, "%s/outbox.db", c->data_dir);
+    if ((rc = alert_notifier_open(&d->notifier, path, err, sizeof err))) {
+        PT_ERROR("pantalad", "alerting outbox: %s", err);
+        return rc;
+    }
+    snprintf(url, sizeof url, "http://%s:%u", c->http_host, c->http_port);
+    snprintf(path, sizeof path, "%s/alerts.db", c->data_dir);
+    struct alert_engine_opts o = {
+        .db_path = path,
+        .submit_ctx = d->notifier,
+        .external_url = c->alert_external_url ? c->alert_external_url : url,
+        .flap_changes = (unsigned)c->alert_flap_changes,
+        .flap_window_ns = c->alert_flap_window_ns,
+        .agent_down = c->alert_agent_down,
+        .agent_down_intervals = (unsigned)c->alert_agent_down_intervals,
+        .frames_lost = c->alert_frames_lost,
+        .frames_lost_ratio = c->alert_frames_lost_percent / 100.0,
+        .frames_lost_window_ns = c->alert_frames_lost_window_ns,
+        .builtin_handlers = c->alert_builtin_handlers,
+        .nbuiltin_handlers = c->nalert_builtin_handlers,
+    };
+    if ((rc = alert_engine_open(&d->alerts, &o, err, sizeof err))) {
+        PT_ERROR("pantalad", "alerting: %s", err);
+        return rc;
+    }
+    d->alert_agents_ns = pt_now_ns(); /* first snapshot after a second: agents' frames first */
     return 0;
 }
 
@@ -161,8 +236,10 @@ static int start(struct daemon *d)
         PT_ERROR("pantalad", "cannot start the writer thread: %s", pt_strerror(rc));
         return rc;
     }
+    if (c->alert_enabled && (rc = start_alerting(d))) return rc;
     struct coll_admit_opts ao = {c->insecure, c->max_age_ns, c->max_future_ns, 100000};
     if ((rc = coll_ingest_init(&d->ingest, d->reg, d->writer, &d->stats, &ao))) return rc;
+    d->ingest.alerts = d->alerts;
     if ((rc = coll_ingest_start(&d->ingest, d->loop, c->udp_host, c->udp_port, (int)c->rcvbuf))) {
         PT_ERROR("pantalad", "cannot listen for UDP on %s:%u: %s", c->udp_host, c->udp_port,
                  uv_strerror(rc));
@@ -221,6 +298,8 @@ static int start(struct daemon *d)
         .start_ns = d->stats.start_ns,
         .prov = d->prov,
         .compat = d->compat,
+        .alerts = d->alerts,
+        .notifier = d->notifier,
     };
     if ((rc = coll_api_start(&d->api, &actx, c->http_host, c->http_port, err, sizeof err))) {
         PT_ERROR("pantalad", "%s", err);
@@ -246,6 +325,12 @@ static int start(struct daemon *d)
     d->tick.data = d;
     uint64_t every = (uint64_t)(c->flush_ns / PT_NS_PER_MS / 4);
     uv_timer_start(&d->tick, on_tick, every ? every : 1, every ? every : 1);
+    if (d->alerts) {
+        uv_timer_init(d->loop, &d->alert_tick);
+        d->alert_tick.data = d;
+        uint64_t ams = (uint64_t)(c->alert_tick_ns / PT_NS_PER_MS);
+        uv_timer_start(&d->alert_tick, on_alert_tick, ams, ams);
+    }
     uv_signal_init(d->loop, &d->sigint);
     uv_signal_init(d->loop, &d->sigterm);
     d->sigint.data = d->sigterm.data = d;
@@ -276,6 +361,10 @@ static void stop(struct daemon *d)
         d->writer = NULL;
     }
     coll_ingest_close(&d->ingest);
+    alert_engine_close(d->alerts); /* after the API and ingest: nothing calls it any more */
+    d->alerts = NULL;
+    alert_notifier_close(d->notifier);
+    d->notifier = NULL;
     coll_registry_close(d->reg);
     d->reg = NULL;
     if (d->store) d->ops->close(d->store);
@@ -353,6 +442,8 @@ int main(int argc, char **argv)
         /* Close whatever handles did open, then the rest. */
         coll_ingest_stop(&d.ingest);
         if (uv_is_active((uv_handle_t *)&d.tick)) uv_close((uv_handle_t *)&d.tick, NULL);
+        if (uv_is_active((uv_handle_t *)&d.alert_tick))
+            uv_close((uv_handle_t *)&d.alert_tick, NULL);
         uv_run(d.loop, UV_RUN_NOWAIT);
     }
     stop(&d);

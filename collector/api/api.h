@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pt/alert.h"
 #include "registry.h"
 #include "stats.h"
 #include "store/store.h"
@@ -23,8 +24,10 @@ struct coll_api_ctx {
     const char *udp_host; /* as configured; 0.0.0.0 means "ask the Host header" */
     uint16_t udp_port;
     int64_t start_ns;
-    struct coll_prov *prov;     /* provisioning jobs; NULL when disabled */
-    struct coll_compat *compat; /* the /dragonfly routes; NULL when disabled */
+    struct coll_prov *prov;          /* provisioning jobs; NULL when disabled */
+    struct coll_compat *compat;      /* the /dragonfly routes; NULL when disabled */
+    struct alert_engine *alerts;     /* NULL: alerting off (its routes answer 503) */
+    struct alert_notifier *notifier; /* its outbox, for the counters at /metrics */
 };
 
 struct coll_api;

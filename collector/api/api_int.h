@@ -81,6 +81,16 @@ void api_mcis_latest(struct api_req *rq, struct api_resp *rs, const char *ns, co
 void api_healthz(struct api_req *rq, struct api_resp *rs);
 void api_provision_collection(struct api_req *rq, struct api_resp *rs);
 void api_provision_item(struct api_req *rq, struct api_resp *rs, const char *id);
+/* routes_alerts.c */
+void api_rules_collection(struct api_req *rq, struct api_resp *rs);
+void api_rules_item(struct api_req *rq, struct api_resp *rs, const char *name);
+void api_rules_dryrun(struct api_req *rq, struct api_resp *rs, const char *name); /* NULL: body */
+void api_handlers_collection(struct api_req *rq, struct api_resp *rs);
+void api_handlers_item(struct api_req *rq, struct api_resp *rs, const char *name);
+void api_silences_collection(struct api_req *rq, struct api_resp *rs);
+void api_silences_item(struct api_req *rq, struct api_resp *rs, const char *id);
+void api_alerts_active(struct api_req *rq, struct api_resp *rs);
+void api_alerts_history(struct api_req *rq, struct api_resp *rs);
 void api_prometheus(struct api_req *rq, struct api_resp *rs);
 /* Everything under /dragonfly (collector/compat/). */
 void api_compat(struct api_req *rq, struct api_resp *rs);

@@ -186,6 +186,47 @@ static void route(struct api_req *rq, struct api_resp *rs)
             if (method_is(rq, rs, "GET")) api_mcis_latest(rq, rs, rq->seg[3], rq->seg[5]);
             return;
         }
+        /* alerting (routes_alerts.c) */
+        if (n == 3 && seg_is(rq, 2, "rules")) {
+            if (method_is(rq, rs, "GET, POST")) api_rules_collection(rq, rs);
+            return;
+        }
+        if (n == 4 && seg_is(rq, 2, "rules") && seg_is(rq, 3, "dry-run")) {
+            if (method_is(rq, rs, "POST")) api_rules_dryrun(rq, rs, NULL);
+            return;
+        }
+        if (n == 4 && seg_is(rq, 2, "rules")) {
+            if (method_is(rq, rs, "GET, PUT, DELETE")) api_rules_item(rq, rs, rq->seg[3]);
+            return;
+        }
+        if (n == 5 && seg_is(rq, 2, "rules") && seg_is(rq, 4, "dry-run")) {
+            if (method_is(rq, rs, "GET, POST")) api_rules_dryrun(rq, rs, rq->seg[3]);
+            return;
+        }
+        if (n == 3 && seg_is(rq, 2, "handlers")) {
+            if (method_is(rq, rs, "GET, POST")) api_handlers_collection(rq, rs);
+            return;
+        }
+        if (n == 4 && seg_is(rq, 2, "handlers")) {
+            if (method_is(rq, rs, "GET, PUT, DELETE")) api_handlers_item(rq, rs, rq->seg[3]);
+            return;
+        }
+        if (n == 3 && seg_is(rq, 2, "silences")) {
+            if (method_is(rq, rs, "GET, POST")) api_silences_collection(rq, rs);
+            return;
+        }
+        if (n == 4 && seg_is(rq, 2, "silences")) {
+            if (method_is(rq, rs, "GET, DELETE")) api_silences_item(rq, rs, rq->seg[3]);
+            return;
+        }
+        if (n == 3 && seg_is(rq, 2, "alerts")) {
+            if (method_is(rq, rs, "GET")) api_alerts_active(rq, rs);
+            return;
+        }
+        if (n == 4 && seg_is(rq, 2, "alerts") && seg_is(rq, 3, "history")) {
+            if (method_is(rq, rs, "GET")) api_alerts_history(rq, rs);
+            return;
+        }
         if (n >= 9 && seg_is(rq, 2, "ns") && seg_is(rq, 4, "mcis") && seg_is(rq, 6, "vm")) {
             if (n == 10 && seg_is(rq, 8, "metrics")) {
                 if (method_is(rq, rs, "GET"))

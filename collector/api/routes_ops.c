@@ -1,9 +1,11 @@
 /* /healthz and /metrics (the daemon's own counters, Prometheus text). */
 #include "api_int.h"
+#include "pt/alert_outbox.h"
 #include "pt/time.h"
 #include "pt/version.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void api_healthz(struct api_req *rq, struct api_resp *rs)
 {
@@ -28,6 +30,22 @@ void api_prometheus(struct api_req *rq, struct api_resp *rs)
                           &len)) {
         api_error(rs, 500, "internal", "cannot render metrics");
         return;
+    }
+    if (c->alerts) { /* alerting's counters follow the collector's */
+        struct alert_stats as;
+        struct alert_notify_stats ns;
+        alert_engine_stats(c->alerts, &as);
+        alert_notify_stats_get(c->notifier, &ns);
+        char buf[16384];
+        int n = alert_stats_render(&as, buf, sizeof buf);
+        int m = n > 0 ? alert_notify_stats_render(&ns, buf + n, sizeof buf - (size_t)n) : -1;
+        if (m > 0) n += m;
+        char *t = n > 0 ? realloc(text, len + (size_t)n + 1) : NULL;
+        if (t) {
+            memcpy(t + len, buf, (size_t)n + 1);
+            text = t;
+            len += (size_t)n;
+        }
     }
     rs->status = 200;
     rs->text = text;

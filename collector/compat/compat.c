@@ -301,6 +301,37 @@ static void dispatch(struct api_req *rq, struct api_resp *rs)
         if (compat_method(rq, rs, "GET, PUT, DELETE")) compat_agent_metadata(rq, rs);
         return;
     }
+    /* alerting (routes_alert.c) */
+    if (n == 3 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "tasks")) {
+        if (compat_method(rq, rs, "GET")) compat_alert_tasks(rq, rs);
+        return;
+    }
+    if (n == 3 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "task")) {
+        if (compat_method(rq, rs, "POST")) compat_alert_tasks(rq, rs);
+        return;
+    }
+    if (n == 4 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "task")) {
+        if (compat_method(rq, rs, "GET, PUT, DELETE")) compat_alert_task(rq, rs, rq->seg[3], false);
+        return;
+    }
+    if (n == 5 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "task") && seg_is(rq, 4, "events")) {
+        if (compat_method(rq, rs, "GET")) compat_alert_task(rq, rs, rq->seg[3], true);
+        return;
+    }
+    if (n == 3 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "eventhandlers")) {
+        if (compat_method(rq, rs, "GET")) compat_eventhandlers(rq, rs);
+        return;
+    }
+    if (n == 3 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "eventhandler")) {
+        if (compat_method(rq, rs, "POST")) compat_eventhandlers(rq, rs);
+        return;
+    }
+    if (n == 7 && seg_is(rq, 1, "alert") && seg_is(rq, 2, "eventhandler") &&
+        seg_is(rq, 3, "type") && seg_is(rq, 5, "event")) {
+        if (compat_method(rq, rs, "GET, PUT, DELETE"))
+            compat_eventhandler(rq, rs, rq->seg[4], rq->seg[6]);
+        return;
+    }
     /* /dragonfly/ns/{ns}/mcis/{mcis}/vm/{vm}/... */
     if (n >= 8 && seg_is(rq, 1, "ns") && seg_is(rq, 3, "mcis") && seg_is(rq, 5, "vm")) {
         if (n == 12 && seg_is(rq, 7, "agent_ip") && seg_is(rq, 9, "metric") &&

@@ -79,6 +79,8 @@ void coll_ingest_datagram(struct coll_ingest *in, const void *buf, size_t len,
         atomic_fetch_add_explicit(&in->stats->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&in->stats->values_accepted, values, memory_order_relaxed);
         if (in->writer) coll_writer_add(in->writer, buf, len, f.nmeas);
+        /* Same thread, same decoded frame: alerting reads it in place. */
+        if (in->alerts) alert_engine_feed(in->alerts, &f, now_ns);
         break;
     }
     case COLL_ADMIT_DUPLICATE:

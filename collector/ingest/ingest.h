@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "pt/alert.h"
 #include "pt/log.h"
 
 #include "registry.h"
@@ -18,7 +19,8 @@ struct coll_ingest {
     uv_udp_t udp;
     struct pt_wire_dec *dec;
     struct coll_registry *reg;
-    struct coll_writer *writer; /* NULL: accepted frames are only counted */
+    struct coll_writer *writer;  /* NULL: accepted frames are only counted */
+    struct alert_engine *alerts; /* NULL: no alerting; else fed every accepted frame */
     struct coll_stats *stats;
     struct coll_admit_opts opts;
     char *rbuf; /* recvmmsg buffer, reused */

@@ -597,12 +597,42 @@ void lg_agent_close(struct lg_agent *a)
  * (a symbol id, at most 3 bytes) and 9 bytes, the MAC. */
 #define DYN_MAX (2 * 9 + LG_NVALUES * (3 + 9) + PT_WIRE_MAC_LEN)
 
+int lg_value_index(const char *measurement, const char *field)
+{
+    for (size_t m = 0; m < LG_NMEAS; m++) {
+        if (strcmp(meas_defs[m].name, measurement)) continue;
+        for (size_t i = meas_defs[m].first; i < (size_t)meas_defs[m].first + meas_defs[m].count;
+             i++)
+            if (!strcmp(value_names[i], field)) return (int)i;
+    }
+    return -1;
+}
+
+void lg_agent_pattern(struct lg_agent *a, int idx, double lo, double hi, int64_t period_ns,
+                      int64_t t0)
+{
+    a->pat = idx >= 0 && idx < LG_NVALUES;
+    a->pat_idx = idx;
+    a->pat_lo = lo;
+    a->pat_hi = hi;
+    a->pat_t0 = t0;
+    a->pat_half_ns = period_ns / 2 > 0 ? period_ns / 2 : 1;
+    a->pat_phase = -1;
+}
+
 int lg_agent_next(struct lg_agent *a, int64_t ts_ns, uint8_t *out, size_t cap, size_t *len)
 {
     size_t stat = (size_t)a->seg_off[LG_NMEAS] + a->seg_len[LG_NMEAS];
     if (cap < stat + DYN_MAX) return PT_E_NOSPACE;
     a->seq++;
     model_step(a, ts_ns);
+    if (a->pat) {
+        int64_t d = ts_ns - a->pat_t0;
+        int ph = d < 0 ? 0 : (int)((d / a->pat_half_ns) & 1);
+        a->pat_crossed = a->pat_phase >= 0 && ph != a->pat_phase;
+        a->pat_phase = ph;
+        a->v[a->pat_idx] = ph ? a->pat_hi : a->pat_lo;
+    }
 
     uint8_t *p = out;
     memcpy(p, a->tmpl, a->seg_len[0]);

@@ -46,6 +46,13 @@ struct lg_agent {
     uint8_t *tmpl;        /* static segments, back to back */
     uint16_t seg_off[LG_NMEAS + 1], seg_len[LG_NMEAS + 1];
     char disk_dev[32], blk_dev[16], ifname[16];
+    /* --pattern: one value driven as a square wave instead of the model */
+    bool pat;
+    int pat_idx; /* index into v[] */
+    double pat_lo, pat_hi;
+    int64_t pat_t0, pat_half_ns;
+    int pat_phase;    /* 0 low, 1 high; -1 before the first frame */
+    bool pat_crossed; /* the last frame is the first of a new phase */
 };
 
 /* One-time set-up: resolves symbol ids and checks that the catalog is the
@@ -74,6 +81,15 @@ int lg_agent_encode_ref(struct lg_agent *a, int64_t ts_ns, uint8_t *out, size_t 
 /* Encodes one frame both ways and compares the bytes; leaves seq as it
  * was. Returns 0, or -EPROTO (with the first differing byte on stderr). */
 int lg_agent_selfcheck(struct lg_agent *a);
+
+/* Index in v[] of measurement.field, or -1 when the model has no such value. */
+int lg_value_index(const char *measurement, const char *field);
+
+/* Drives v[idx] as a square wave: lo for half of period_ns, then hi, and so
+ * on, phases counted from t0 (wall clock, shared by all agents so they
+ * cross together). lo == hi holds the value constant. */
+void lg_agent_pattern(struct lg_agent *a, int idx, double lo, double hi, int64_t period_ns,
+                      int64_t t0);
 
 /* The frame shape, for tests and summaries. */
 size_t lg_values_per_frame(void);

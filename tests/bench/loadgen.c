@@ -49,6 +49,13 @@ struct opts {
     uint64_t frames, garbage, replay, epoch, seed;
     uint32_t interval_ms;
     bool sink, unsigned_, json, quiet, agents_set, no_gso;
+    /* --pattern MEAS.FIELD=LO,HI/PERIOD */
+    int pat_idx; /* -1: none */
+    double pat_lo, pat_hi;
+    int64_t pat_period_ns;
+    size_t pat_agents; /* the first N agents follow it; the others stay at LO */
+    bool pat_spread;   /* agent i's phases shifted by i/N of the period */
+    const char *pat_log;
 };
 
 /* Datagram kinds in a batch. */
@@ -84,6 +91,8 @@ struct run {
     size_t last_len;
 
     uint64_t garbage_made; /* picks the kind of the next bad datagram */
+    int64_t pat_t0;        /* --pattern phases count from here */
+    FILE *pat_log;
 
     /* results */
     uint64_t frames, garbage, replays, send_errors, bytes;
@@ -142,6 +151,19 @@ static void usage(FILE *fp)
           "                       the kernel splits: the collector receives the same\n"
           "                       datagrams either way, the sender spends less per frame\n"
           "  --seed N             seed of the value model (default: from the clock)\n"
+          "  --pattern M.F=LO,HI/PERIOD\n"
+          "                       drive field F of measurement M as a square wave instead\n"
+          "                       of the model: LO for half of PERIOD, then HI, and so on,\n"
+          "                       every agent switching at the same moments (e.g.\n"
+          "                       cpu.cpu_utilization=10,90/4s): drives alert rules across\n"
+          "                       their thresholds\n"
+          "  --pattern-agents N   only the first N agents follow the pattern; the others\n"
+          "                       hold LO (default: all)\n"
+          "  --pattern-spread     shift agent i's phases by i/N of the period, so crossings\n"
+          "                       are spread evenly instead of all at once\n"
+          "  --pattern-log FILE   append one line per frame that starts a new phase:\n"
+          "                       \"<vm> <send time ns> <low|high> <value>\" (for latency\n"
+          "                       measurements)\n"
           "\n"
           "Fault injection (spread over the run):\n"
           "  --garbage N          also send N bad datagrams: random bytes, truncated,\n"
@@ -189,6 +211,31 @@ static int parse_u64(const char *name, const char *s, uint64_t max, uint64_t *ou
     return 0;
 }
 
+/* "cpu.cpu_utilization=10,90/4s" */
+static int parse_pattern(const char *s, struct opts *o)
+{
+    char meas[64], field[64], per[32];
+    double lo, hi;
+    int n = 0;
+    if (sscanf(s, "%63[^.].%63[^=]=%lf,%lf/%31s%n", meas, field, &lo, &hi, per, &n) != 5 || s[n] ||
+        pt_duration_parse(per, &o->pat_period_ns) || o->pat_period_ns < 2 * PT_NS_PER_MS ||
+        !isfinite(lo) || !isfinite(hi)) {
+        fprintf(stderr,
+                "pantala-loadgen: --pattern: expected MEASUREMENT.FIELD=LOW,HIGH/PERIOD such as "
+                "cpu.cpu_utilization=10,90/4s, got \"%s\"\n",
+                s);
+        return -EINVAL;
+    }
+    if ((o->pat_idx = lg_value_index(meas, field)) < 0) {
+        fprintf(stderr, "pantala-loadgen: --pattern: the load generator sends no %s.%s\n", meas,
+                field);
+        return -EINVAL;
+    }
+    o->pat_lo = lo;
+    o->pat_hi = hi;
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     enum {
@@ -215,6 +262,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_SEED,
         O_GARBAGE,
         O_REPLAY,
+        O_PATTERN,
+        O_PATTERN_AGENTS,
+        O_PATTERN_LOG,
+        O_PATTERN_SPREAD,
         O_JSON,
         O_QUIET,
         O_HELP,
@@ -243,6 +294,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"seed", required_argument, NULL, O_SEED},
         {"garbage", required_argument, NULL, O_GARBAGE},
         {"replay", required_argument, NULL, O_REPLAY},
+        {"pattern", required_argument, NULL, O_PATTERN},
+        {"pattern-agents", required_argument, NULL, O_PATTERN_AGENTS},
+        {"pattern-log", required_argument, NULL, O_PATTERN_LOG},
+        {"pattern-spread", no_argument, NULL, O_PATTERN_SPREAD},
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, O_HELP},
@@ -262,7 +317,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                        .duration = 10,
                        .interval_ms = 1000,
                        .epoch = (uint64_t)(pt_now_ns() / PT_NS_PER_MS),
-                       .seed = (uint64_t)pt_mono_ns()};
+                       .seed = (uint64_t)pt_mono_ns(),
+                       .pat_idx = -1,
+                       .pat_agents = SIZE_MAX};
     while (!rc && (c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (c) {
         case O_TARGET:
@@ -341,6 +398,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case O_REPLAY:
             rc = parse_u64("--replay", optarg, UINT64_MAX / 2, &o->replay);
+            break;
+        case O_PATTERN:
+            rc = parse_pattern(optarg, o);
+            break;
+        case O_PATTERN_AGENTS:
+            if (!(rc = parse_u64("--pattern-agents", optarg, 10000000, &u))) o->pat_agents = u;
+            break;
+        case O_PATTERN_LOG:
+            o->pat_log = optarg;
+            break;
+        case O_PATTERN_SPREAD:
+            o->pat_spread = true;
             break;
         case O_JSON:
             o->json = true;
@@ -479,6 +548,12 @@ static int init_agents(const struct opts *o, struct run *r, const struct lg_reg 
                     pt_strerror(rc));
             return rc;
         }
+        if (o->pat_idx >= 0)
+            lg_agent_pattern(&r->agents[i], o->pat_idx, o->pat_lo,
+                             i < o->pat_agents ? o->pat_hi : o->pat_lo, o->pat_period_ns,
+                             r->pat_t0 + (o->pat_spread ? (int64_t)((double)o->pat_period_ns *
+                                                                    (double)i / (double)n)
+                                                        : 0));
         r->nagents++;
     }
     if (o->garbage) {
@@ -702,6 +777,10 @@ static int fill_and_send(const struct opts *o, struct run *r, size_t k, double f
         size_t len;
         int rc = lg_agent_next(&r->agents[idx], ts, r->bufs[n], LG_FRAME_CAP, &len);
         if (rc) return rc;
+        const struct lg_agent *ag = &r->agents[idx];
+        if (r->pat_log && ag->pat_crossed && ag->pat_hi != ag->pat_lo)
+            fprintf(r->pat_log, "%s %lld %s %g\n", ag->vm, (long long)ts,
+                    ag->pat_phase ? "high" : "low", ag->v[ag->pat_idx]);
         r->alen[idx] = (uint16_t)len;
         if (++r->cursor == r->nagents) {
             /* Each round visits the agents in order of frame length, so
@@ -875,6 +954,15 @@ int main(int argc, char **argv)
     }
     r->rng = o.seed;
     for (size_t i = 0; i < MAX_SLOTS; i++) r->iov[i].iov_base = r->bufs[i];
+    r->pat_t0 = pt_now_ns();
+    if (o.pat_log) {
+        if (!(r->pat_log = fopen(o.pat_log, "a"))) {
+            rc = -errno;
+            fprintf(stderr, "pantala-loadgen: --pattern-log %s: %s\n", o.pat_log, strerror(errno));
+            goto out;
+        }
+        setvbuf(r->pat_log, NULL, _IOLBF, 0); /* whole lines, readable while running */
+    }
     if ((rc = init_agents(&o, r, regs, nregs)) || (rc = open_socket(&o, r))) goto out;
 
     struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: wakes the sleep */
@@ -904,6 +992,7 @@ out:
         free(r->ring);
         if (r->fd >= 0) close(r->fd);
         if (r->sink_fd >= 0) close(r->sink_fd);
+        if (r->pat_log) fclose(r->pat_log);
         free(r);
     }
     lg_regs_free(regs, nregs);

@@ -32,6 +32,8 @@ struct rx {
     size_t bad;                        /* decoded, but not signed by the agent it names */
     uint64_t last_seq[MAX_AGENTS + 1]; /* by agent id */
     size_t per_agent[MAX_AGENTS + 1];
+    /* cpu.cpu_utilization per agent: == 10, == 90, anything else (--pattern) */
+    size_t cpu_lo[MAX_AGENTS + 1], cpu_hi[MAX_AGENTS + 1], cpu_other[MAX_AGENTS + 1];
     char summary[2048]; /* the loadgen's --json line */
 };
 
@@ -161,6 +163,17 @@ static void run(int fd, const char *const *args, const uint8_t (*keys)[PT_WIRE_K
         assert_true(f.ts_ns > now - 60 * PT_NS_PER_SEC && f.ts_ns < now + 60 * PT_NS_PER_SEC);
         assert_int_equal(f.interval_ms, 1000);
         check_catalog(&f);
+        for (size_t m = 0; m < f.nmeas; m++)
+            for (size_t k = 0; pt_str_eq(f.meas[m].name, "cpu") && k < f.meas[m].nfields; k++) {
+                const struct pt_field *fl = &f.meas[m].fields[k];
+                if (!pt_str_eq(fl->key, "cpu_utilization")) continue;
+                if (fl->v.f == 10)
+                    rx->cpu_lo[f.agent_id]++;
+                else if (fl->v.f == 90)
+                    rx->cpu_hi[f.agent_id]++;
+                else
+                    rx->cpu_other[f.agent_id]++;
+            }
         if (keys) {
             rx->verified++;
         } else {
@@ -214,6 +227,44 @@ static void paced_unsigned(void **state)
     assert_int_equal(summary_num(&rx, "values"), frames * 54);
     /* Round robin: every agent sent a third. */
     for (size_t i = 1; i <= 3; i++) assert_in_range(rx.per_agent[i], frames / 3, frames / 3 + 1);
+}
+
+/* --pattern: the driven field takes exactly the two values, both of them
+ * for the agents that follow it, only the low one for the others. */
+static void pattern(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int fd = bind_udp(&port);
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%u", port);
+    const char *args[] = {"pantala-loadgen",
+                          "--unsigned",
+                          "--rate",
+                          "60",
+                          "--duration",
+                          "1.2",
+                          "--agents",
+                          "3",
+                          "--pattern",
+                          "cpu.cpu_utilization=10,90/400ms",
+                          "--pattern-agents",
+                          "2",
+                          "--target",
+                          target,
+                          "--quiet",
+                          "--json",
+                          NULL};
+    struct rx rx;
+    run(fd, args, NULL, &rx);
+    close(fd);
+    for (size_t i = 1; i <= 3; i++) assert_int_equal(rx.cpu_other[i], 0);
+    for (size_t i = 1; i <= 2; i++) {
+        assert_true(rx.cpu_lo[i] >= 5);
+        assert_true(rx.cpu_hi[i] >= 5);
+    }
+    assert_int_equal(rx.cpu_hi[3], 0);
+    assert_true(rx.cpu_lo[3] >= 10);
 }
 
 /* Writes an agents file (as --save-agents does) for agents 1..n with
@@ -312,6 +363,7 @@ int main(void)
         cmocka_unit_test(paced_unsigned),
         cmocka_unit_test(signed_from_file),
         cmocka_unit_test(faults),
+        cmocka_unit_test(pattern),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,9 @@ driven the way CB-Tumblebug drives CB-Dragonfly, against a real pantalad:
 - GET .../metric/{metric}/info for every periodType and statisticsCriteria,
   bucket by bucket against Pantala's own range query; duration < 2m is 400;
 - agent metadata; auth; DELETE /dragonfly/agent uninstalls;
+- alert tasks through /dragonfly/alert: one with alert_event_type "post"
+  fires to a local receiver, warning then critical after the counts of
+  consecutive samples; its events; a slack event handler used by a task;
 - a second daemon with compat.auth "none" (open) and compat.enabled false.
 
 Shapes are asserted field by field. Environment: PANTALAD, PANTALA_AGENT,
@@ -35,6 +38,10 @@ import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+from webhook_receiver import Receiver  # noqa: E402
 
 PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
 AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
@@ -505,6 +512,120 @@ class DragonflyCompat(unittest.TestCase):
         status, doc = self.call("GET", "/dragonfly/agent/metadata?ns=%s" % NS)
         self.assertEqual(status, 400)
         self.assert_message(doc)
+
+    def test_6_alerts(self):
+        task_keys = {"name", "measurement", "target_type", "target_id", "event_duration", "metric",
+                     "alert_math_expression", "alert_threshold", "warn_event_cnt",
+                     "critic_event_cnt", "alert_event_type", "alert_event_name",
+                     "alert_event_message", "alert_post_url"}
+        with Receiver() as rcv:
+            # As CB-Dragonfly reads it: form fields. cpu_utilization >= 0
+            # holds for every sample: warning after 1 more matching sample,
+            # critical after 3 (Kapacitor's state_count > N).
+            task = {"name": "cpu-busy", "measurement": "cpu", "target_type": "vm",
+                    "target_id": VM, "event_duration": "1s", "metric": "cpu_utilization",
+                    "alert_math_expression": "equalgreater", "alert_threshold": "0",
+                    "warn_event_cnt": "1", "critic_event_cnt": "3", "alert_event_type": "post",
+                    "alert_event_name": "tb", "alert_event_message": "CPU is busy",
+                    "alert_post_url": rcv.url + "/hook"}
+            t0 = time.time()
+            status, doc = self.call("POST", "/dragonfly/alert/task", task, form=True)
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(set(doc), task_keys)
+            self.assertEqual((doc["name"], doc["measurement"], doc["target_id"],
+                              doc["alert_threshold"], doc["warn_event_cnt"],
+                              doc["critic_event_cnt"], doc["alert_event_type"]),
+                             ("cpu-busy", "cpu", VM, 0.0, 1, 3, "post"))
+            status, again = self.call("POST", "/dragonfly/alert/task", task, form=True)
+            self.assertEqual(status, 409)
+            self.assert_message(again)
+
+            def fired(level):
+                return [q for q in rcv.requests if q.json and q.json.get("status") == "firing"
+                        and q.json.get("level") == level]
+            self.assertTrue(rcv.wait_for(lambda reqs: fired("critical"), timeout=20),
+                            [q.json for q in rcv.requests])
+            warn, crit = fired("warning")[0], fired("critical")[0]
+            self.assertEqual(warn.path, "/hook")
+            self.assertEqual(warn.json["rule"], "dragonfly-cpu-busy-warning")
+            self.assertEqual(crit.json["rule"], "dragonfly-cpu-busy-critical")
+            self.assertEqual(crit.json["labels"]["vm"], VM)
+            self.assertIn("CPU is busy", crit.json["annotations"]["summary"])
+            # warning after ~1 interval of matching samples, critical after ~3
+            self.assertLess(warn.t, crit.t)
+            self.assertGreaterEqual(crit.t - t0, 2.0)
+
+            status, doc = self.call("GET", "/dragonfly/alert/task/cpu-busy")
+            self.assertEqual((status, doc["name"], set(doc)), (200, "cpu-busy", task_keys))
+            status, doc = self.call("GET", "/dragonfly/alert/tasks")
+            self.assertEqual((status, [t["name"] for t in doc]), (200, ["cpu-busy"]))
+            status, events = self.call("GET", "/dragonfly/alert/task/cpu-busy/events")
+            self.assertEqual(status, 200, events)
+            self.assertGreaterEqual(len(events), 2)
+            for e in events:
+                self.assertEqual(set(e), {"id", "time", "level", "message"})
+                self.assertIn(e["level"], ("OK", "INFO", "WARNING", "CRITICAL"))
+            self.assertEqual({e["level"] for e in events}, {"WARNING", "CRITICAL"})
+            self.assertEqual([e["time"] for e in events],
+                             sorted((e["time"] for e in events), reverse=True))
+            status, crit_only = self.call("GET",
+                                          "/dragonfly/alert/task/cpu-busy/events?level=CRITICAL")
+            self.assertEqual({e["level"] for e in crit_only}, {"CRITICAL"})
+            self.assertIn(crit.json["id"], [e["id"] for e in crit_only])
+
+            # A Slack event handler, used by a second task (JSON body).
+            status, h = self.call("POST", "/dragonfly/alert/eventhandler",
+                                  {"name": "ops", "type": "slack", "url": rcv.url + "/slack",
+                                   "channel": "#ops"})
+            self.assertEqual(status, 200, h)
+            self.assertEqual(set(h), {"id", "name", "type", "options"})
+            self.assertEqual((h["name"], h["type"], h["options"]),
+                             ("ops", "slack", {"url": rcv.url + "/slack", "channel": "#ops"}))
+            status, hs = self.call("GET", "/dragonfly/alert/eventhandlers?eventType=slack")
+            self.assertEqual((status, hs), (200, [h]))
+            status, hs = self.call("GET", "/dragonfly/alert/eventhandlers?eventType=smtp")
+            self.assertEqual((status, hs), (200, []))
+            status, one = self.call("GET", "/dragonfly/alert/eventhandler/type/slack/event/ops")
+            self.assertEqual((status, one), (200, h))
+            status, doc = self.call("POST", "/dragonfly/alert/task",
+                                    dict(task, name="mem-used", measurement="mem",
+                                         metric="mem_utilization", alert_event_type="slack",
+                                         alert_event_name="ops", alert_post_url="",
+                                         warn_event_cnt=0, critic_event_cnt=100))
+            self.assertEqual(status, 200, doc)
+            self.assertTrue(rcv.wait_for(lambda reqs: any(q.path == "/slack" for q in reqs),
+                                         timeout=20))
+            slack = [q for q in rcv.requests if q.path == "/slack"][0]
+            self.assertEqual(slack.json["channel"], "#ops")
+            self.assertIn("dragonfly-mem-used-warning", slack.json["text"])
+            # The handler is in use: not deleted.
+            status, doc = self.call("DELETE", "/dragonfly/alert/eventhandler/type/slack/event/ops")
+            self.assertEqual(status, 409, doc)
+            self.assert_message(doc)
+
+            # Bad tasks name what is wrong.
+            for bad, word in ((dict(task, name="x1", alert_math_expression="bigger"),
+                               "alert_math_expression"),
+                              (dict(task, name="x2", target_id="no-such-vm"), "target_id"),
+                              (dict(task, name="x3", measurement="gpu"), "measurement"),
+                              (dict(task, name="x4", alert_threshold="high"), "alert_threshold")):
+                status, doc = self.call("POST", "/dragonfly/alert/task", bad, form=True)
+                self.assertEqual(status, 400, bad)
+                self.assertIn(word, doc["message"])
+
+            # Deleting a task removes its rules.
+            for name in ("cpu-busy", "mem-used"):
+                status, doc = self.call("DELETE", "/dragonfly/alert/task/" + name)
+                self.assertEqual(status, 200, doc)
+                for level in ("warning", "critical"):
+                    self.assertEqual(self.call("GET", "/api/v1/rules/dragonfly-%s-%s"
+                                               % (name, level))[0], 404)
+            status, doc = self.call("GET", "/dragonfly/alert/task/cpu-busy")
+            self.assertEqual(status, 404)
+            self.assert_message(doc)
+            status, doc = self.call("DELETE", "/dragonfly/alert/eventhandler/type/slack/event/ops")
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(self.call("GET", "/dragonfly/alert/eventhandlers")[1], [])
 
     def test_9_uninstall(self):
         status, doc = self.call("DELETE", "/dragonfly/agent", self.agent_body(), timeout=300)

@@ -98,6 +98,40 @@ static void test_errors(void **state)
            ":2: key \"ingest.insecur\"", "unknown key");
 }
 
+static void test_alerting(void **state)
+{
+    (void)state;
+    struct coll_config cfg;
+    assert_int_equal(load_text(&cfg, "{\"api\": {\"tokens\": [\"0123456789abcdef0123\"]}}"), 0);
+    assert_true(cfg.alert_enabled && cfg.alert_agent_down && cfg.alert_frames_lost);
+    assert_int_equal(cfg.alert_agent_down_intervals, 3);
+    assert_true(cfg.alert_frames_lost_percent == 1.0);
+    assert_int_equal(cfg.alert_flap_changes, 6);
+    assert_true(cfg.alert_tick_ns == 100 * PT_NS_PER_MS);
+    assert_null(cfg.alert_external_url);
+    coll_config_close(&cfg);
+    assert_int_equal(load_text(&cfg,
+                               "{\"api\": {\"tokens\": [\"0123456789abcdef0123\"]},"
+                               "\"alerting\": {\"frames_lost\": {\"percent\": 2.5},"
+                               "\"builtin_handlers\": [\"ops\"], \"flap\": {\"changes\": 0}}}"),
+                     0);
+    assert_true(cfg.alert_frames_lost_percent == 2.5);
+    assert_int_equal(cfg.nalert_builtin_handlers, 1);
+    assert_string_equal(cfg.alert_builtin_handlers[0], "ops");
+    assert_int_equal(cfg.alert_flap_changes, 0);
+    coll_config_close(&cfg);
+    const char *t = "{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n";
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s\"alerting\": {\"frames_lost\": {\"percent\": 0}}}", t);
+    expect(buf, ":2: key \"alerting.frames_lost.percent\"", "above 0");
+    snprintf(buf, sizeof buf, "%s\"alerting\": {\"agent_down\": {\"intervals\": 1}}}", t);
+    expect(buf, ":2: key \"alerting.agent_down.intervals\"", "from 2");
+    snprintf(buf, sizeof buf, "%s\"alerting\": {\"external_url\": \"pantala.example\"}}", t);
+    expect(buf, ":2: key \"alerting.external_url\"", "http://");
+    snprintf(buf, sizeof buf, "%s\"alerting\": {\"flap\": {\"changes\": 99}}}", t);
+    expect(buf, ":2: key \"alerting.flap.changes\"", "from 0 to 15");
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -118,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_alerting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
