@@ -84,7 +84,8 @@ static bool handler_settings(json_t *req, const char *type, json_t **settings, j
     *settings = json_object();
     *opts = json_object();
     if (!strcmp(type, "slack")) {
-        const char *url = text(req, "url", nb, sizeof nb), *ch = text(req, "channel", nb, 0);
+        const char *url = json_string_value(json_object_get(req, "url")),
+                   *ch = json_string_value(json_object_get(req, "channel"));
         if (!url) {
             compat_error(rs, 400,
                          "slack event handler: \"url\" (the incoming webhook) is required");
