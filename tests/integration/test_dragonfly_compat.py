@@ -613,6 +613,41 @@ class DragonflyCompat(unittest.TestCase):
                 self.assertEqual(status, 400, bad)
                 self.assertIn(word, doc["message"])
 
+            # PUT replaces a task (the rules follow); a refused PUT keeps the old one.
+            status, doc = self.call("PUT", "/dragonfly/alert/task/cpu-busy",
+                                    dict(task, alert_threshold="200"), form=True)
+            self.assertEqual((status, doc["alert_threshold"]), (200, 200.0), doc)
+            status, rule = self.call("GET", "/api/v1/rules/dragonfly-cpu-busy-warning")
+            self.assertEqual(status, 200, rule)
+            self.assertIn("200", json.dumps(rule["warn"]))
+            status, doc = self.call("PUT", "/dragonfly/alert/task/cpu-busy",
+                                    dict(task, alert_math_expression="around"), form=True)
+            self.assertEqual(status, 400)
+            self.assertEqual(self.call("GET", "/dragonfly/alert/task/cpu-busy")[1]
+                             ["alert_threshold"], 200.0)
+            self.assertEqual(self.call("GET", "/api/v1/rules/dragonfly-cpu-busy-critical")[0],
+                             200)
+
+            # An smtp handler: CB-Dragonfly's options, the password hidden; PUT replaces.
+            status, h = self.call("POST", "/dragonfly/alert/eventhandler",
+                                  {"name": "mail", "type": "smtp", "host": "127.0.0.1",
+                                   "port": 2525, "from": "df@example.com",
+                                   "to": ["ops@example.com"], "username": "u",
+                                   "password": "secret"})
+            self.assertEqual(status, 200, h)
+            self.assertEqual(h["options"], {"host": "127.0.0.1", "port": 2525,
+                                            "from": "df@example.com", "to": ["ops@example.com"],
+                                            "username": "u", "password": "********"})
+            status, h = self.call("PUT", "/dragonfly/alert/eventhandler/type/smtp/event/mail",
+                                  {"host": "127.0.0.1", "port": 2526, "from": "df@example.com",
+                                   "to": ["dev@example.com"]})
+            self.assertEqual((status, h["options"]["to"], h["options"]["port"]),
+                             (200, ["dev@example.com"], 2526), h)
+            self.assertEqual(self.call("DELETE", "/dragonfly/alert/eventhandler/type/smtp/"
+                                                 "event/mail")[0], 200)
+            self.assertEqual(self.call("GET", "/dragonfly/alert/eventhandler/type/smtp/"
+                                              "event/mail")[0], 404)
+
             # Deleting a task removes its rules.
             for name in ("cpu-busy", "mem-used"):
                 status, doc = self.call("DELETE", "/dragonfly/alert/task/" + name)
