@@ -89,14 +89,20 @@ static bool form_decode(char *s)
     return true;
 }
 
-static json_t *form_parse(const char *body, size_t len, struct api_resp *rs)
+json_t *compat_form_parse(const char *body, size_t len, char *err, size_t errlen)
 {
     char *copy = strndup(body, len);
     json_t *obj = json_object();
     if (!copy || !obj) {
         free(copy);
         json_decref(obj);
-        compat_error(rs, 500, "out of memory reading the request body");
+        snprintf(err, errlen, "out of memory reading the request body");
+        return NULL;
+    }
+    if (strlen(copy) != len) { /* a NUL inside */
+        snprintf(err, errlen, "request body: a NUL byte in the form fields");
+        json_decref(obj);
+        free(copy);
         return NULL;
     }
     char *save = NULL;
@@ -105,7 +111,8 @@ static json_t *form_parse(const char *body, size_t len, struct api_resp *rs)
         char *v = eq ? eq + 1 : kv + strlen(kv);
         if (eq) *eq = '\0';
         if (!form_decode(kv) || !form_decode(v) || !*kv) {
-            compat_error(rs, 400, "request body: a malformed form field");
+            snprintf(err, errlen,
+                     "request body: a malformed form field (bad %%-escape or no name)");
             json_decref(obj);
             free(copy);
             return NULL;
@@ -123,8 +130,12 @@ json_t *compat_body(struct api_req *rq, struct api_resp *rs)
         compat_error(rs, 400, "request body: expected a JSON object (or form fields)");
         return NULL;
     }
-    if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
-        return form_parse(rq->body, rq->body_len, rs);
+    if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+        char err[128];
+        json_t *o = compat_form_parse(rq->body, rq->body_len, err, sizeof err);
+        if (!o) compat_error(rs, 400, "%s", err);
+        return o;
+    }
     json_error_t je;
     json_t *doc = json_loadb(rq->body, rq->body_len, 0, &je);
     if (!json_is_object(doc)) {
