@@ -101,6 +101,25 @@ static int load_agentless(struct pt_conf *c, struct coll_config *cfg)
     return 0;
 }
 
+/* compat.*: the CB-Dragonfly compatible routes (docs/cb-dragonfly-compat.md). */
+static int load_compat(struct pt_conf *c, struct coll_config *cfg)
+{
+    const char *auth;
+    int rc;
+    if ((rc = pt_conf_bool(c, "compat.enabled", true, &cfg->compat_enabled)) ||
+        (rc = pt_conf_str(c, "compat.auth", "api", &auth)) ||
+        (rc = pt_conf_str(c, "compat.agent_prefix", NULL, &cfg->compat_agent_prefix)))
+        return rc;
+    if (strcmp(auth, "api") && strcmp(auth, "none"))
+        return pt_conf_fail(c, "compat.auth",
+                            "expected \"api\" (the API's bearer tokens) or \"none\" (open)");
+    cfg->compat_open = !strcmp(auth, "none");
+    if (cfg->compat_agent_prefix &&
+        (cfg->compat_agent_prefix[0] != '/' || strstr(cfg->compat_agent_prefix, "..")))
+        return pt_conf_fail(c, "compat.agent_prefix", "expected an absolute path without \"..\"");
+    return 0;
+}
+
 /* alerting.*: the built-in rules, flap suppression, links in events. */
 static int load_alerting(struct coll_config *cfg)
 {
@@ -184,6 +203,7 @@ int coll_config_load(struct coll_config *cfg, const char *path)
         return rc;
     if ((rc = load_provisioning(c, cfg))) return rc;
     if ((rc = load_agentless(c, cfg))) return rc;
+    if ((rc = load_compat(c, cfg))) return rc;
     cfg->log_level = pt_log_level_parse(level);
     if (cfg->log_level < 0)
         return pt_conf_fail(c, "log.level", "expected \"error\", \"warn\", \"info\" or \"debug\"");

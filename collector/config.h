@@ -59,6 +59,10 @@ struct coll_config {
     } agl_rates[16]; /* agentless.rate_limits overrides */
     size_t nagl_rates;
     const json_t *agl_targets; /* agentless.targets (array), NULL when absent */
+    /* CB-Dragonfly compatible routes under /dragonfly (collector/compat/) */
+    bool compat_enabled;
+    bool compat_open; /* compat.auth "none": no bearer token asked */
+    const char *compat_agent_prefix;
     /* alerting.* (docs/alerting.md) */
     bool alert_enabled;
     bool alert_agent_down;

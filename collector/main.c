@@ -2,6 +2,7 @@
  * writer, UDP ingest and the HTTP API together and runs the libuv loop. */
 #include "agentless/poller.h"
 #include "api/api.h"
+#include "compat/compat.h"
 #include "config.h"
 #include "ingest/ingest.h"
 #include "provision.h"
@@ -93,6 +94,10 @@ static const char usage[] =
     "  agentless.max_backoff    longest wait after failures           (15m)\n"
     "  agentless.queue          fetched frames waiting for the writer (4096)\n"
     "  agentless.targets        targets defined here, credentials in credentials_file\n"
+    "  compat.enabled           the CB-Dragonfly routes under /dragonfly (true)\n"
+    "  compat.auth              api (the bearer tokens) | none (open) (api)\n"
+    "  compat.agent_prefix      /dragonfly/agent installs the tarball here as\n"
+    "                           the SSH user, no root (else the system package)\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop after writing what was accepted.\n"
     "Docs: docs/api.md (HTTP API), docs/protocol.md (wire format), docs/storage.md,\n"
@@ -110,6 +115,8 @@ struct daemon {
     struct coll_api *api;
     struct coll_prov *prov;
     struct agl *agl;
+    struct coll_compat *compat;
+    char compat_kh[1100];
     struct alert_notifier *notifier;
     struct alert_engine *alerts;
     uv_loop_t *loop;
@@ -353,6 +360,29 @@ static int start(struct daemon *d)
         }
     }
     if (c->agl_enabled && (rc = start_agentless(d))) return rc;
+    if (c->compat_enabled) {
+        char keys[1024], kh[1100];
+        snprintf(keys, sizeof keys, "%s/ssh", c->data_dir);
+        snprintf(kh, sizeof kh, "%s/known_hosts", c->prov_keys_dir ? c->prov_keys_dir : keys);
+        /* Installs use the provisioning settings; the strings must live as
+         * long as compat: known_hosts is kept in the daemon. */
+        snprintf(d->compat_kh, sizeof d->compat_kh, "%s",
+                 c->prov_known_hosts ? c->prov_known_hosts : kh);
+        struct coll_compat_opts co = {
+            .data_dir = c->data_dir,
+            .open = c->compat_open,
+            .packages = c->prov_enabled ? c->prov_packages : NULL,
+            .known_hosts = d->compat_kh,
+            .collector = c->prov_collector,
+            .prefix = c->compat_agent_prefix,
+            .accept_new = c->prov_accept_new,
+            .token = c->tokens[0],
+        };
+        if ((rc = coll_compat_open(&d->compat, &co, err, sizeof err))) {
+            PT_ERROR("pantalad", "compat: %s", err);
+            return rc;
+        }
+    }
     struct coll_api_ctx actx = {
         .reg = d->reg,
         .ops = d->ops,
@@ -366,6 +396,7 @@ static int start(struct daemon *d)
         .start_ns = d->stats.start_ns,
         .prov = d->prov,
         .agl = d->agl,
+        .compat = d->compat,
         .alerts = d->alerts,
         .notifier = d->notifier,
     };
@@ -380,6 +411,14 @@ static int start(struct daemon *d)
         snprintf(url, sizeof url, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
                  coll_api_port(d->api));
         coll_prov_set_api(d->prov, url);
+    }
+    if (d->compat) {
+        char url[300];
+        const char *h = c->http_host;
+        if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::")) h = "127.0.0.1";
+        snprintf(url, sizeof url, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
+                 coll_api_port(d->api));
+        coll_compat_set_api(d->compat, url);
     }
     uv_timer_init(d->loop, &d->tick);
     d->tick.data = d;
@@ -410,6 +449,8 @@ static int start(struct daemon *d)
 
 static void stop(struct daemon *d)
 {
+    coll_compat_close(d->compat); /* answers waiting installs first */
+    d->compat = NULL;
     coll_api_stop(d->api);
     d->api = NULL;
     coll_prov_close(d->prov); /* waits for running provisioning jobs */

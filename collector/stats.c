@@ -310,6 +310,20 @@ int coll_stats_render(struct coll_stats *s, int64_t agents_up, char **out, size_
     for (int i = 0; i < COLL_AGL_STATE_COUNT; i++)
         tb_printf(&b, "pantala_agentless_targets{state=\"%s\"} %lld\n", coll_agl_state_names[i],
                   (long long)atomic_load(&s->agl_targets[i]));
+    tb_printf(&b,
+              "# HELP pantala_compat_requests_total Requests to the CB-Dragonfly routes, by "
+              "answer.\n# TYPE pantala_compat_requests_total counter\n"
+              "pantala_compat_requests_total{class=\"ok\"} %llu\n"
+              "pantala_compat_requests_total{class=\"client_error\"} %llu\n"
+              "pantala_compat_requests_total{class=\"server_error\"} %llu\n",
+              LOAD(s->compat_answers[0]), LOAD(s->compat_answers[1]), LOAD(s->compat_answers[2]));
+    tb_printf(&b, "# HELP pantala_compat_agent_jobs_total Agent installs and uninstalls through "
+                  "/dragonfly/agent.\n# TYPE pantala_compat_agent_jobs_total counter\n");
+    for (int a = 0; a < 2; a++)
+        for (int o = 0; o < 2; o++)
+            tb_printf(&b, "pantala_compat_agent_jobs_total{action=\"%s\",outcome=\"%s\"} %llu\n",
+                      a ? "uninstall" : "install", o ? "failed" : "ok",
+                      LOAD(s->compat_agent_jobs[a][o]));
     hist(&b, "pantala_store_batch_points", "Points per store write batch.", &s->batch_points);
     hist(&b, "pantala_store_write_seconds", "Latency of one store write batch.", &s->write_seconds);
 

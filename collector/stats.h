@@ -103,6 +103,10 @@ struct coll_stats {
     _Atomic uint64_t agl_points_dropped_queue, agl_series_skipped, agl_feed_dropped_queue;
     _Atomic uint64_t agl_points_outside; /* values outside the range asked for */
     _Atomic int64_t agl_targets[COLL_AGL_STATE_COUNT];
+    /* the /dragonfly routes (collector/compat/): answers by class, and
+     * agent jobs by [install, uninstall][ok, failed] */
+    _Atomic uint64_t compat_answers[3]; /* 2xx/3xx, 4xx, 5xx */
+    _Atomic uint64_t compat_agent_jobs[2][2];
     struct coll_hist batch_points;  /* points per write_batch */
     struct coll_hist write_seconds; /* write_batch latency */
 };

@@ -13,6 +13,8 @@
 #include "store/store.h"
 #include "writer.h"
 
+struct coll_compat;
+
 struct coll_api_ctx {
     struct coll_registry *reg;
     const struct store_ops *ops;
@@ -26,6 +28,7 @@ struct coll_api_ctx {
     int64_t start_ns;
     struct coll_prov *prov;          /* provisioning jobs; NULL when disabled */
     struct agl *agl;                 /* agentless targets; NULL when disabled */
+    struct coll_compat *compat;      /* the /dragonfly routes; NULL when disabled */
     struct alert_engine *alerts;     /* NULL: alerting off (its routes answer 503) */
     struct alert_notifier *notifier; /* its outbox, for the counters at /metrics */
 };
@@ -33,6 +36,7 @@ struct coll_api_ctx {
 struct coll_api;
 struct coll_prov;
 struct agl;
+struct coll_compat;
 
 /* Starts serving host:port (port 0: any). On failure returns <0 with a
  * message in err. ctx must outlive the server. */

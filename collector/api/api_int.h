@@ -14,6 +14,8 @@
 #define API_MAX_BODY (1u << 20)
 #define API_MAX_SEGS 12
 
+struct api_resp;
+
 struct api_req {
     struct MHD_Connection *conn;
     const struct coll_api_ctx *ctx;
@@ -25,6 +27,10 @@ struct api_req {
     char path[1024];
     char *seg[API_MAX_SEGS];
     size_t nseg;
+    /* An answer given later, from another thread (api_defer/api_resume):
+     * late is what that thread leaves before it resumes the connection. */
+    bool deferred;
+    struct api_resp *late;
 };
 
 struct api_resp {
@@ -47,6 +53,17 @@ const char *api_arg(struct api_req *rq, const char *name);
 /* Fails with 400 naming the first query parameter not in allowed (NULL
  * terminated); returns false then. */
 bool api_args_known(struct api_req *rq, struct api_resp *rs, const char *const *allowed);
+
+/* Whether the request carries one of the API's bearer tokens. */
+bool api_authorized(struct api_req *rq);
+
+/* Answering later: a handler calls api_defer() (and leaves rs alone), hands
+ * rq to a thread of its own, which calls api_resume() exactly once with the
+ * answer (status and a JSON body, whose reference it takes) and touches rq
+ * no more. The connection waits meanwhile without holding an HTTP thread.
+ * Whoever defers must see every api_resume() done before coll_api_stop(). */
+void api_defer(struct api_req *rq);
+void api_resume(struct api_req *rq, int status, json_t *body);
 
 /* Formats a time for JSON (RFC 3339 UTC, fraction only when non-zero). */
 json_t *api_time(int64_t ns);
@@ -83,5 +100,7 @@ void api_store(struct api_req *rq, struct api_resp *rs);
 void api_targets_collection(struct api_req *rq, struct api_resp *rs);
 void api_targets_item(struct api_req *rq, struct api_resp *rs, const char *id);
 void api_targets_poll(struct api_req *rq, struct api_resp *rs, const char *id);
+/* Everything under /dragonfly (collector/compat/). */
+void api_compat(struct api_req *rq, struct api_resp *rs);
 
 #endif

@@ -85,7 +85,7 @@ json_t *api_time(int64_t ns)
 
 /* ---- authentication ------------------------------------------------------ */
 
-static bool authorized(struct api_req *rq)
+bool api_authorized(struct api_req *rq)
 {
     const char *h = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
@@ -143,7 +143,11 @@ static void route(struct api_req *rq, struct api_resp *rs)
         if (method_is(rq, rs, "GET")) api_healthz(rq, rs);
         return;
     }
-    if (!authorized(rq)) {
+    if (n >= 1 && seg_is(rq, 0, "dragonfly") && rq->ctx->compat) {
+        api_compat(rq, rs); /* its own auth and error shape */
+        return;
+    }
+    if (!api_authorized(rq)) {
         api_error(rs, 401, "unauthorized",
                   "missing or invalid bearer token (send \"Authorization: Bearer <token>\")");
         return;
@@ -256,6 +260,29 @@ static void route(struct api_req *rq, struct api_resp *rs)
               rq->url);
 }
 
+/* ---- answers given later ------------------------------------------------ */
+
+void api_defer(struct api_req *rq)
+{
+    rq->deferred = true;
+    MHD_suspend_connection(rq->conn);
+}
+
+void api_resume(struct api_req *rq, int status, json_t *body)
+{
+    struct api_resp *late = calloc(1, sizeof *late);
+    struct MHD_Connection *conn = rq->conn;
+    if (late) {
+        late->status = status;
+        late->json = body;
+        if (!body) api_error(late, 500, "internal", "out of memory building the response");
+    } else {
+        json_decref(body);
+    }
+    rq->late = late; /* NULL: on_request answers 500 */
+    MHD_resume_connection(conn);
+}
+
 /* ---- libmicrohttpd glue -------------------------------------------------- */
 
 static enum MHD_Result respond(struct MHD_Connection *conn, struct api_resp *rs)
@@ -327,6 +354,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (rq->deferred) { /* resumed: the answer is waiting */
+        struct api_resp *late = rq->late;
+        struct api_resp oom = {.status = 500};
+        if (!late) {
+            api_error(&oom, 500, "internal", "out of memory building the response");
+            late = &oom;
+        }
+        PT_DEBUG("api", "%s %s -> %d (answered later)", method, url, late->status);
+        enum MHD_Result ret = respond(conn, late);
+        json_decref(late->json);
+        free(late->text);
+        if (late != &oom) free(late);
+        rq->late = NULL;
+        rq->deferred = false;
+        return ret;
+    }
     rq->conn = conn;
     rq->ctx = &api->ctx;
     rq->method = method;
@@ -338,6 +381,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     else
         api_error(&rs, 414, "uri_too_long", "request path longer than %zu bytes",
                   sizeof rq->path - 1);
+    if (rq->deferred) { /* suspended; api_resume() brings it back */
+        json_decref(rs.json);
+        free(rs.text);
+        return MHD_YES;
+    }
     if (!rs.json && !rs.text && rs.status != 204)
         api_error(&rs, 500, "internal", "the handler produced no response");
     PT_DEBUG("api", "%s %s -> %d", method, url, rs.status);
@@ -355,6 +403,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     if (rq) {
+        if (rq->late) { /* resumed, but the client went away first */
+            json_decref(rq->late->json);
+            free(rq->late->text);
+            free(rq->late);
+        }
         free(rq->body);
         free(rq);
         *con_cls = NULL;
@@ -380,7 +433,9 @@ int coll_api_start(struct coll_api **out, const struct coll_api_ctx *ctx, const 
     a->ctx = *ctx;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* Suspend/resume: the CB-Dragonfly agent install answers after minutes
+     * without holding one of the pool's threads. */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (strchr(host, ':')) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
         s6->sin6_family = AF_INET6;

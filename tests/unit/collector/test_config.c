@@ -57,6 +57,9 @@ static void test_defaults(void **state)
     assert_false(cfg.insecure);
     assert_true(cfg.outbox_max_bytes == INT64_C(1) << 30);
     assert_null(cfg.outbox_dir);
+    assert_true(cfg.compat_enabled); /* the /dragonfly routes, behind the tokens */
+    assert_false(cfg.compat_open);
+    assert_null(cfg.compat_agent_prefix);
     coll_config_close(&cfg);
 }
 
@@ -80,6 +83,11 @@ static void test_errors(void **state)
            ":2: key \"listen.udp\"", "host:port");
     expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"log\": {\"level\": \"loud\"}}",
            ":2: key \"log.level\"", "\"error\", \"warn\"");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"compat\": {\"auth\": \"open\"}}",
+           ":2: key \"compat.auth\"", "\"none\"");
+    expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"compat\": {\"agent_prefix\": "
+           "\"pantala\"}}",
+           ":2: key \"compat.agent_prefix\"", "absolute path");
     expect("{\"api\": {\"tokens\": [\"0123456789abcdef0\"]},\n\"store\": {\"retention\": "
            "\"forever\"}}",
            ":2: key \"store.retention\"", "duration");
