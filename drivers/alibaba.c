@@ -280,5 +280,5 @@ static int ali_fetch(struct drv *d, const struct drv_query *q, struct drv_result
     return 0;
 }
 
-const struct drv_ops drv_alibaba_ops = {"alibaba", ali_create, ali_supports, ali_fetch,
-                                        ali_destroy};
+const struct drv_ops drv_alibaba_ops = {"alibaba", ali_create, ali_supports,
+                                        ali_fetch, NULL,       ali_destroy};

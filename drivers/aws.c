@@ -408,4 +408,4 @@ static int aws_fetch(struct drv *d, const struct drv_query *qry, struct drv_resu
     return 0;
 }
 
-const struct drv_ops drv_aws_ops = {"aws", aws_create, aws_supports, aws_fetch, aws_destroy};
+const struct drv_ops drv_aws_ops = {"aws", aws_create, aws_supports, aws_fetch, NULL, aws_destroy};

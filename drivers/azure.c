@@ -329,4 +329,4 @@ static int az_fetch(struct drv *d, const struct drv_query *q, struct drv_result 
     return 0;
 }
 
-const struct drv_ops drv_azure_ops = {"azure", az_create, az_supports, az_fetch, az_destroy};
+const struct drv_ops drv_azure_ops = {"azure", az_create, az_supports, az_fetch, NULL, az_destroy};

@@ -23,6 +23,9 @@ struct drv {
     char *endpoint, *connection, *instance, *user, *password;
     long timeout_ms;
 };
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_cbspider_ops;
 
 static const struct {
     const char *type;
@@ -97,89 +100,105 @@ static int cb_error(const struct drv_http_resp *resp, const struct drv_env *env,
     return c;
 }
 
-static int cb_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
-                    struct drv_error *err)
+/* Asks for the next requested metric from c->index on (one request per
+ * metric: CB-Spider answers one MetricType at a time), or finishes. */
+static int cb_send(struct drv *d, struct drv_call *c, const char *vm)
 {
-    drv_result_init(res, "cbspider");
-    memset(err, 0, sizeof *err);
-    const char *vm = q->instance ? q->instance : d->instance;
-    if (!vm)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                           "cbspider: no VM name in the query or the config");
-    long minutes = (q->period_s > 0 ? q->period_s : 60) / 60;
-    if (minutes < 1) minutes = 1;
-    int64_t now = drv_now_ms(&d->env) / 1000;
-    long hours = (long)((now - q->from + 3599) / 3600);
+    while (c->index < DRV_M_COUNT && !(c->q.metrics & DRV_MASK(c->index))) c->index++;
+    if (c->index == DRV_M_COUNT) {
+        drv_result_finish(&c->res, c->q.metrics, DRV_MASK_ALL);
+        return 0;
+    }
+    long minutes = c->period / 60;
+    long hours = (long)((c->now_s - c->q.from + 3599) / 3600);
     if (hours < 1) hours = 1;
+    drv_call_req(c, "GET", d->timeout_ms);
+    c->user = d->user;
+    c->password = d->password;
+    int rc = drv_buf_addf(&c->url, "%s/spider/monitoring/vm/", d->endpoint);
+    if (rc == 0) rc = drv_pct_encode(&c->url, vm, false);
+    if (rc == 0) rc = drv_buf_addf(&c->url, "/%s?ConnectionName=", cb_map[c->index].type);
+    if (rc == 0) rc = drv_pct_encode(&c->url, d->connection, false);
+    if (rc == 0)
+        rc = drv_buf_addf(&c->url, "&IntervalMinute=%ld&TimeBeforeHour=%ld", minutes, hours);
+    if (rc == 0) rc = drv_call_header(c, "Accept: application/json");
+    return drv_call_send(c, rc, "cbspider");
+}
 
-    for (int m = 0; m < DRV_M_COUNT; m++) {
-        if (!(q->metrics & DRV_MASK(m))) continue;
-        struct drv_buf url;
-        drv_buf_init(&url, 0);
-        int rc = drv_buf_addf(&url, "%s/spider/monitoring/vm/", d->endpoint);
-        if (rc == 0) rc = drv_pct_encode(&url, vm, false);
-        if (rc == 0) rc = drv_buf_addf(&url, "/%s?ConnectionName=", cb_map[m].type);
-        if (rc == 0) rc = drv_pct_encode(&url, d->connection, false);
-        if (rc == 0)
-            rc = drv_buf_addf(&url, "&IntervalMinute=%ld&TimeBeforeHour=%ld", minutes, hours);
-        const char *h[] = {"Accept: application/json"};
-        struct drv_http_req req = {"GET",       url.p,        h, 1, NULL, 0, d->user,
-                                   d->password, d->timeout_ms};
-        struct drv_http_resp resp;
-        if (rc == 0)
-            rc = drv_http_do(&d->env, &req, &resp, err);
-        else
-            drv_err_set(err, rc, 0, NULL, NULL, "cbspider: URL too long");
-        drv_buf_free(&url);
-        if (rc < 0) return rc;
-        if (resp.status != 200) {
-            struct drv_error me;
-            rc = cb_error(&resp, &d->env, cb_map[m].type, &me);
-            drv_http_resp_free(&resp);
-            /* One metric the cloud cannot answer is that metric's error;
-             * auth, throttling and transport stop the whole fetch. */
-            if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
-                drv_result_metric_error(res, m, &me);
-                continue;
-            }
-            *err = me;
-            return rc;
+/* The answer for metric m into c->res. */
+static int cb_take(struct drv *d, struct drv_call *c, int m, const struct drv_http_resp *resp)
+{
+    struct drv_error *err = &c->err;
+    if (resp->status != 200) {
+        struct drv_error me;
+        int rc = cb_error(resp, &d->env, cb_map[m].type, &me);
+        /* One metric the cloud cannot answer is that metric's error;
+         * auth, throttling and transport stop the whole fetch. */
+        if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
+            drv_result_metric_error(&c->res, m, &me);
+            return 0;
         }
-        json_t *root;
-        rc = drv_json_body(&resp, &root, "cbspider", err);
-        drv_http_resp_free(&resp);
-        if (rc < 0) return rc;
-        const json_t *tv = json_object_get(root, "timestampValues");
-        if (!json_is_array(tv) && !json_is_null(tv)) {
+        *err = me;
+        return rc;
+    }
+    json_t *root;
+    int rc = drv_json_body(resp, &root, "cbspider", err);
+    if (rc < 0) return rc;
+    const json_t *tv = json_object_get(root, "timestampValues");
+    if (!json_is_array(tv) && !json_is_null(tv)) {
+        json_decref(root);
+        return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
+                           "cbspider %s: no timestampValues array", cb_map[m].type);
+    }
+    struct drv_series *s = drv_result_series(&c->res, m, NULL, NULL);
+    size_t i;
+    const json_t *p;
+    json_array_foreach(tv, i, p)
+    {
+        int64_t when;
+        double v;
+        if (drv_parse_time(json_string_value(json_object_get(p, "timestamp")), &when) < 0 ||
+            !drv_json_num(json_object_get(p, "value"), &v)) {
             json_decref(root);
             return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
-                               "cbspider %s: no timestampValues array", cb_map[m].type);
+                               "cbspider %s: point %zu is not {timestamp, value}", cb_map[m].type,
+                               i);
         }
-        struct drv_series *s = drv_result_series(res, m, NULL, NULL);
-        size_t i;
-        const json_t *p;
-        json_array_foreach(tv, i, p)
-        {
-            int64_t when;
-            double v;
-            if (drv_parse_time(json_string_value(json_object_get(p, "timestamp")), &when) < 0 ||
-                !drv_json_num(json_object_get(p, "value"), &v)) {
-                json_decref(root);
-                return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
-                                   "cbspider %s: point %zu is not {timestamp, value}",
-                                   cb_map[m].type, i);
-            }
-            if (when < q->from || when >= q->to) continue;
-            if (cb_map[m].per_interval) v /= (double)(minutes * 60);
-            if (!s || drv_series_push(s, when, v * cb_map[m].scale) < 0) {
-                json_decref(root);
-                return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "cbspider: out of memory");
-            }
+        if (when < c->q.from || when >= c->q.to) continue;
+        if (cb_map[m].per_interval) v /= (double)c->period;
+        if (!s || drv_series_push(s, when, v * cb_map[m].scale) < 0) {
+            json_decref(root);
+            return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "cbspider: out of memory");
         }
-        json_decref(root);
     }
-    drv_result_finish(res, q->metrics, DRV_MASK_ALL);
+    json_decref(root);
     return 0;
 }
 
-const struct drv_ops drv_cbspider_ops = {"cbspider", cb_create, cb_supports, cb_fetch, cb_destroy};
+static int cb_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *vm = c->q.instance ? c->q.instance : d->instance;
+    if (!vm)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
+                           "cbspider: no VM name in the query or the config");
+    if (!resp) {
+        long minutes = (c->q.period_s > 0 ? c->q.period_s : 60) / 60;
+        c->period = (minutes < 1 ? 1 : minutes) * 60;
+        c->now_s = drv_now_ms(&d->env) / 1000;
+        c->index = 0;
+        return cb_send(d, c, vm);
+    }
+    int rc = cb_take(d, c, c->index, resp);
+    if (rc < 0) return rc;
+    c->index++;
+    return cb_send(d, c, vm);
+}
+
+static int cb_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
+                    struct drv_error *err)
+{
+    return drv_fetch_steps(&drv_cbspider_ops, d, q, res, err);
+}
+
+const struct drv_ops drv_cbspider_ops = {"cbspider", cb_create, cb_supports,
+                                         cb_fetch,   cb_step,   cb_destroy};

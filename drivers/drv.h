@@ -16,10 +16,18 @@
  *   drv_result_free(&r);
  *   ops->destroy(d);
  *
- * Threading: a struct drv is used by one thread at a time (it caches tokens);
- * different drivers may run in different threads at once. fetch() is
- * synchronous and does every HTTP exchange through env.http, so the poller
- * may run it on a worker thread, or plug in a transport of its own.
+ * Two ways to run a fetch, one code path (the driver's step function):
+ *  - fetch() is synchronous and does every HTTP exchange through env.http
+ *    (tests inject a transport; drv_fetch and simple callers use the curl
+ *    easy transport);
+ *  - a struct drv_call is the same fetch as a resumable state machine: it
+ *    hands out one request at a time and is fed the answer, so one thread
+ *    can run hundreds of fetches at once on libcurl's multi interface
+ *    (struct drv_multi, http_multi.c; the agentless poller's path).
+ *
+ * Threading: a struct drv is used by one thread at a time, and by one fetch
+ * or call at a time (it caches tokens); different drivers may run in
+ * different threads at once.
  *
  * Errors: functions return 0 or a negative code, DRV_E_* below or -errno.
  * Whole-request failures (auth, throttling, transport ...) are returned by
@@ -175,7 +183,8 @@ struct drv_result {
 };
 void drv_result_free(struct drv_result *r);
 
-struct drv; /* a configured driver instance, opaque */
+struct drv;      /* a configured driver instance, opaque */
+struct drv_call; /* one fetch in progress, opaque (below) */
 
 struct drv_ops {
     const char
@@ -189,8 +198,70 @@ struct drv_ops {
     /* Fills *res (always initialised, free it with drv_result_free even on error). */
     int (*fetch)(struct drv *d, const struct drv_query *q, struct drv_result *res,
                  struct drv_error *err);
+    /* The fetch as a state machine, driven through struct drv_call (below);
+     * fetch() is this step run in a loop over env.http. */
+    int (*step)(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp);
     void (*destroy)(struct drv *d);
 };
+
+/* ---- Resumable fetches --------------------------------------------------- */
+
+/* One fetch of d as a state machine. The caller performs the HTTP exchanges
+ * however it likes (drv_multi does them on libcurl's multi interface):
+ *
+ *   struct drv_call *c = drv_call_new(ops, d, &q);     // NULL: out of memory
+ *   const struct drv_http_req *req;
+ *   int rc = drv_call_next(c, NULL, &req);             // first step
+ *   while (rc == 1) {                                  // perform *req ...
+ *       rc = ok ? drv_call_next(c, &resp, &req)        // ... feed its answer
+ *               : drv_call_fail(c, &transport_error);
+ *   }
+ *   rc == 0: drv_call_result(c) holds the series; rc < 0: drv_call_error(c).
+ *   drv_call_free(c);
+ *
+ * *req is owned by the call and valid until the next drv_call_next/fail/
+ * free; resp stays the caller's. The query (and its instance string) is
+ * copied. d must outlive the call and run no other fetch meanwhile. */
+struct drv_call *drv_call_new(const struct drv_ops *ops, struct drv *d, const struct drv_query *q);
+/* 1: *req is the next exchange to perform; 0: finished; < 0: failed. */
+int drv_call_next(struct drv_call *c, const struct drv_http_resp *resp,
+                  const struct drv_http_req **req);
+/* The exchange *req could not be performed (e is the transport's error):
+ * the call fails with it. Returns e->code (negative). */
+int drv_call_fail(struct drv_call *c, const struct drv_error *e);
+/* The result (also after a failure: what was fetched before it, empty when
+ * nothing). The caller may move it out (copy the struct, then
+ * drv_result_init the original) before drv_call_free. */
+struct drv_result *drv_call_result(struct drv_call *c);
+const struct drv_error *drv_call_error(const struct drv_call *c);
+/* The number of HTTP exchanges the call asked for so far. */
+unsigned drv_call_requests(const struct drv_call *c);
+void drv_call_free(struct drv_call *c);
+
+/* ---- Many calls at once on libcurl's multi interface --------------------- */
+
+/* A thread of its own running a curl multi handle: submitted calls make
+ * their requests concurrently over shared, kept-alive connections; each
+ * call's steps (signing, parsing) run on that thread, and done() is called
+ * there when the call ends (rc 0 or < 0, -ECANCELED when the multi is freed
+ * first). done() may submit again. */
+struct drv_multi;
+struct drv_multi_opts {
+    size_t max_body;         /* ceiling of one response; 0: 16 MiB */
+    long max_host_conns;     /* connections per host at once; 0: 8 */
+    long max_total_conns;    /* connections at once; 0: 64 */
+    const char *thread_name; /* NULL: "pt-drv-multi" */
+};
+int drv_multi_new(struct drv_multi **out, const struct drv_multi_opts *o);
+typedef void (*drv_multi_done_fn)(void *ud, struct drv_call *c, int rc);
+/* Takes c (and frees it after done() returns). 0, or -ECANCELED when the
+ * multi is shutting down (c is then still the caller's). Any thread. */
+int drv_multi_submit(struct drv_multi *m, struct drv_call *c, drv_multi_done_fn done, void *ud);
+/* Calls in flight (submitted, not yet done). */
+size_t drv_multi_active(struct drv_multi *m);
+/* Stops the thread: calls still in flight end with -ECANCELED (done() is
+ * called for each, on the calling thread, before this returns). */
+void drv_multi_free(struct drv_multi *m);
 
 /* The driver named name, NULL when unknown. */
 const struct drv_ops *drv_lookup(const char *name);

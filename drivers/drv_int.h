@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "drv.h"
 #include "pt/log.h"
@@ -107,5 +108,65 @@ bool drv_json_num(const json_t *v, double *out);
 
 /* Strips a trailing '/' from a base URL in place. */
 void drv_trim_slash(char *url);
+
+/* ---- Steps: how a driver writes its fetch --------------------------------
+ *
+ * A driver's fetch is one function, its step: called first with resp NULL,
+ * then once with the answer to each request it asked for. It keeps its
+ * place in c->stage / c->index / c->cursor (and c->priv for more), and
+ * returns
+ *   DRV_STEP_SEND  after building the next request in c (drv_call_req()
+ *                  then c->url, c->body, drv_call_header());
+ *   0              when done (after drv_result_finish(&c->res, ...));
+ *   < 0            on failure, with c->err set (drv_err_set(&c->err, ...)).
+ * A transport failure never reaches the step: the call fails with it.
+ * Every driver's struct drv starts with its struct drv_env (DRV_ENV_FIRST),
+ * so the synchronous runner finds the transport. */
+#define DRV_STEP_SEND       1
+#define DRV_MAX_HEADERS     8
+#define DRV_ENV_FIRST(type) _Static_assert(offsetof(type, env) == 0, #type " must start with env")
+
+struct drv_call {
+    struct drv *d;
+    int (*step)(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp);
+    struct drv_query q; /* q.instance points into instance (or is NULL) */
+    char *instance;
+    struct drv_result res;
+    struct drv_error err;
+    unsigned nrequests;
+    int rc; /* 1 while running, then 0 or the failure */
+
+    /* The driver's place: free for its use, zero at the start. */
+    int stage, index, attempt;
+    long period;           /* e.g. the period the cloud will use */
+    int64_t now_s;         /* e.g. the clock at the first step */
+    struct drv_buf cursor; /* a paging token, DRV_BUF_MAX */
+    void *priv;
+    void (*priv_free)(void *priv);
+
+    /* The request being asked for. */
+    const char *method;
+    struct drv_buf url, body;
+    bool body_secret; /* wiped before it is freed or reused */
+    char *headers[DRV_MAX_HEADERS];
+    size_t nheaders;
+    const char *user, *password; /* borrowed from the driver */
+    long timeout_ms;
+    struct drv_http_req req;
+};
+
+/* Starts a new request in c: method ("GET", "POST"), timeout; empties url,
+ * body and headers (wiping a secret body). */
+void drv_call_req(struct drv_call *c, const char *method, long timeout_ms);
+/* Adds a "Name: value" header line; -E2BIG past DRV_MAX_HEADERS, -ENOMEM. */
+int drv_call_header(struct drv_call *c, const char *fmt, ...) PT_PRINTF(2, 3);
+/* Ends the step asking for the request built in c: DRV_STEP_SEND, or a
+ * failure (c->err set) when building it failed (rc < 0 from the appends). */
+int drv_call_send(struct drv_call *c, int rc, const char *what);
+
+/* The synchronous fetch of ops->step over d's env.http: what every
+ * driver's fetch op is. */
+int drv_fetch_steps(const struct drv_ops *ops, struct drv *d, const struct drv_query *q,
+                    struct drv_result *res, struct drv_error *err);
 
 #endif

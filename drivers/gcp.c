@@ -325,4 +325,4 @@ static int g_fetch(struct drv *d, const struct drv_query *q, struct drv_result *
     return 0;
 }
 
-const struct drv_ops drv_gcp_ops = {"gcp", g_create, g_supports, g_fetch, g_destroy};
+const struct drv_ops drv_gcp_ops = {"gcp", g_create, g_supports, g_fetch, NULL, g_destroy};

@@ -216,4 +216,4 @@ static int ncp_fetch(struct drv *d, const struct drv_query *q, struct drv_result
     return 0;
 }
 
-const struct drv_ops drv_ncp_ops = {"ncp", ncp_create, ncp_supports, ncp_fetch, ncp_destroy};
+const struct drv_ops drv_ncp_ops = {"ncp", ncp_create, ncp_supports, ncp_fetch, NULL, ncp_destroy};

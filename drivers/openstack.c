@@ -431,5 +431,5 @@ static int os_fetch(struct drv *d, const struct drv_query *q, struct drv_result 
     return 0;
 }
 
-const struct drv_ops drv_openstack_ops = {"openstack", os_create, os_supports, os_fetch,
-                                          os_destroy};
+const struct drv_ops drv_openstack_ops = {"openstack", os_create, os_supports,
+                                          os_fetch,    NULL,      os_destroy};

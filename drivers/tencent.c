@@ -238,4 +238,5 @@ static int tc_fetch(struct drv *d, const struct drv_query *q, struct drv_result 
     return 0;
 }
 
-const struct drv_ops drv_tencent_ops = {"tencent", tc_create, tc_supports, tc_fetch, tc_destroy};
+const struct drv_ops drv_tencent_ops = {"tencent", tc_create, tc_supports,
+                                        tc_fetch,  NULL,      tc_destroy};
