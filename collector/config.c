@@ -67,7 +67,7 @@ static int load_agentless(struct pt_conf *c, struct coll_config *cfg)
     int rc;
     if ((rc = pt_conf_bool(c, "agentless.enabled", true, &cfg->agl_enabled)) ||
         (rc = pt_conf_str(c, "agentless.key_file", NULL, &cfg->agl_key_file)) ||
-        (rc = pt_conf_int(c, "agentless.workers", 1, 64, 4, &cfg->agl_workers)) ||
+        (rc = pt_conf_int(c, "agentless.concurrency", 1, 4096, 64, &cfg->agl_concurrency)) ||
         (rc = pt_conf_int(c, "agentless.rate_limit", 1, 1000, 5, &cfg->agl_rate)) ||
         (rc = pt_conf_duration(c, "agentless.max_backoff", PT_NS_PER_SEC, 86400 * PT_NS_PER_SEC,
                                900 * PT_NS_PER_SEC, &cfg->agl_max_backoff_ns)) ||

@@ -52,7 +52,7 @@ struct coll_config {
     /* agentless polling (collector/agentless/, docs/drivers.md) */
     bool agl_enabled;
     const char *agl_key_file; /* NULL: data_dir/agentless.key */
-    int64_t agl_workers, agl_rate, agl_max_backoff_ns, agl_queue;
+    int64_t agl_concurrency, agl_rate, agl_max_backoff_ns, agl_queue;
     struct coll_agl_rate {
         char driver[16];
         int per_s;

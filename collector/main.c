@@ -88,7 +88,7 @@ static const char usage[] =
     "  provisioning.parallel    hosts at once per job                (8)\n"
     "  agentless.enabled        poll cloud monitoring APIs, /api/v1/targets (true)\n"
     "  agentless.key_file       seals targets' credentials, mode 0600 (data_dir/agentless.key)\n"
-    "  agentless.workers        polls running at once                 (4)\n"
+    "  agentless.concurrency    polls in flight at once (libcurl multi) (64)\n"
     "  agentless.rate_limit     polls per second per driver           (5)\n"
     "  agentless.rate_limits    per-driver overrides, e.g. {\"aws\": 10}\n"
     "  agentless.max_backoff    longest wait after failures           (15m)\n"
@@ -206,7 +206,7 @@ static int start_agentless(struct daemon *d)
     struct agl_opts o = {
         .db_path = db,
         .key_file = c->agl_key_file ? c->agl_key_file : key,
-        .workers = (int)c->agl_workers,
+        .concurrency = (int)c->agl_concurrency,
         .rate_per_s = (int)c->agl_rate,
         .rates = rates,
         .nrates = c->nagl_rates,

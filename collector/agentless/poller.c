@@ -1,5 +1,6 @@
-/* The agentless poller: targets, worker pool, per-driver rate limits,
- * back-off, and the hand-over of fetched data to the loop thread. */
+/* The agentless poller: targets, a scheduler thread, concurrent polls on
+ * libcurl's multi interface (drv_multi), per-driver rate limits, back-off,
+ * and the hand-over of fetched data to the loop thread. */
 #include "poller.h"
 
 #include <errno.h>
@@ -22,7 +23,6 @@
 
 #define LOG                "agentless"
 #define NEVER              INT64_MAX
-#define MAX_WORKERS        64
 #define MAX_LIMITS         16
 #define THROTTLE_DEFAULT_S 10 /* when a provider throttles without saying how long */
 
@@ -30,10 +30,9 @@
  * replaces the entry, so a worker polling it needs no lock to read t. */
 struct entry {
     struct agl_target t;
-    bool busy;    /* a worker is polling it (and owns drv/http) */
+    bool busy;    /* a poll of it is under way (and owns drv) */
     bool removed; /* deleted or replaced: freed by whoever holds it last */
     struct drv *drv;
-    struct drv_http *http;
     const struct drv_ops *ops;
     int limit; /* index into agl.lim */
 
@@ -85,9 +84,10 @@ struct agl {
     struct limit lim[MAX_LIMITS];
     size_t nlim;
     bool stopping;
-    atomic_bool stopping_flag; /* stopping, readable without the lock */
-    pthread_t workers[MAX_WORKERS];
-    int nworkers;
+    pthread_t sched;
+    bool sched_started;
+    int inflight; /* polls submitted to multi, not yet done */
+    struct drv_multi *multi;
 
     pthread_mutex_t qlock; /* the frame queue */
     struct qframe *qhead, *qtail;
@@ -139,7 +139,6 @@ static void entry_free(struct entry *e)
 {
     if (!e) return;
     if (e->drv) e->ops->destroy(e->drv); /* wipes its copy of the credentials */
-    if (e->http) e->http->free(e->http);
     agl_target_free(&e->t);
     free(e);
 }
@@ -241,7 +240,7 @@ static int queue_frame(void *ud, const uint8_t *buf, size_t len, uint16_t nmeas,
         a->qtail = q;
         a->qlen++;
     }
-    if (full) /* under qlock: workers complain concurrently */
+    if (full) /* under qlock: polls complain concurrently */
         pt_complain(&a->c_queue, PT_LOG_ERROR, LOG,
                     "hand-over queue full (%zu frames): dropped %u points fetched from a cloud "
                     "(%s); the loop thread or the writer is behind",
@@ -294,7 +293,7 @@ static void wake_loop(struct agl *a)
     pthread_mutex_unlock(&a->qlock);
 }
 
-/* ---- one poll (worker, without a->lock) ---------------------------------- */
+/* ---- one poll (without a->lock) ------------------------------------------- */
 
 struct poll_out {
     int rc;
@@ -307,48 +306,21 @@ struct poll_out {
     int64_t fed_s[DRV_M_COUNT], newest_s; /* after this poll */
 };
 
-/* The drivers' transport, wrapped so that a shutdown does not wait for the
- * rest of a fetch: a driver makes several requests in a row (one per
- * metric for some clouds), each up to its timeout_ms. */
-struct stop_http {
-    struct drv_http base;
-    struct drv_http *inner;
-    const struct agl *a;
-};
-
-static int stop_request(struct drv_http *h, const struct drv_http_req *req,
-                        struct drv_http_resp *resp, struct drv_error *err)
+/* The drivers' env.http: the poller runs every fetch as a drv_call on
+ * drv_multi, never through a driver's synchronous fetch(); this transport
+ * only says so if anything ever tried. */
+static int no_request(struct drv_http *h, const struct drv_http_req *req,
+                      struct drv_http_resp *resp, struct drv_error *err)
 {
-    struct stop_http *sh = (struct stop_http *)h;
-    if (atomic_load(&sh->a->stopping_flag)) {
-        memset(resp, 0, sizeof *resp);
-        memset(err, 0, sizeof *err);
-        err->code = DRV_E_TRANSPORT;
-        snprintf(err->message, sizeof err->message, "pantalad is shutting down");
-        return DRV_E_TRANSPORT;
-    }
-    return sh->inner->request(sh->inner, req, resp, err);
+    (void)h;
+    memset(resp, 0, sizeof *resp);
+    memset(err, 0, sizeof *err);
+    err->code = DRV_E_TRANSPORT;
+    snprintf(err->message, sizeof err->message, "%s: the poller performs requests on drv_multi",
+             req->url);
+    return DRV_E_TRANSPORT;
 }
-
-static void stop_free(struct drv_http *h)
-{
-    struct stop_http *sh = (struct stop_http *)h;
-    sh->inner->free(sh->inner);
-    free(sh);
-}
-
-static struct drv_http *stop_http_new(const struct agl *a)
-{
-    struct stop_http *sh = calloc(1, sizeof *sh);
-    if (!sh) return NULL;
-    if (!(sh->inner = drv_http_curl_new(0))) {
-        free(sh);
-        return NULL;
-    }
-    sh->base = (struct drv_http){stop_request, stop_free, NULL};
-    sh->a = a;
-    return &sh->base;
-}
+static struct drv_http no_http = {no_request, NULL, NULL};
 
 static int poll_fail(struct poll_out *po, int rc, enum coll_agl_err kind, const char *what)
 {
@@ -376,12 +348,7 @@ static int ensure_driver(struct agl *a, struct entry *e, struct poll_out *po)
     agl_json_wipe(creds);
     json_decref(creds);
     if (!conf) return poll_fail(po, -ENOMEM, COLL_AGL_E_INTERNAL, "out of memory");
-    if (!e->http && !(e->http = stop_http_new(a))) {
-        agl_json_wipe(json_object_get(conf, "credentials"));
-        json_decref(conf);
-        return poll_fail(po, -ENOMEM, COLL_AGL_E_INTERNAL, "cannot create an HTTP transport");
-    }
-    struct drv_env env = {e->http, NULL};
+    struct drv_env env = {&no_http, NULL};
     rc = e->ops->create(conf, &env, &e->drv, &po->err);
     agl_json_wipe(json_object_get(conf, "credentials"));
     json_decref(conf);
@@ -394,46 +361,67 @@ static int ensure_driver(struct agl *a, struct entry *e, struct poll_out *po)
     return 0;
 }
 
-/* fed: the entry's fed_s[] when the poll started. */
-static void poll_one(struct agl *a, struct entry *e, const int64_t *fed, struct poll_out *po)
+static void poll_done(void *ud, struct drv_call *c, int rc);
+
+/* One poll under way: what its done() needs. */
+struct poll {
+    struct agl *a;
+    struct entry *e;
+    struct drv_query q;
+    int64_t started;
+    struct poll_out po; /* po.fed_s: the entry's fed_s[] when the poll started */
+};
+
+/* Starts polling e (e->busy set, without a->lock): creates its driver when
+ * needed and submits the fetch to drv_multi. 0 when submitted (done() will
+ * run), else po holds the failure. */
+static int poll_begin(struct agl *a, struct poll *p)
 {
-    memset(po, 0, sizeof *po);
-    memcpy(po->fed_s, fed, sizeof po->fed_s);
-    if ((po->rc = ensure_driver(a, e, po))) return;
+    struct entry *e = p->e;
+    struct poll_out *po = &p->po;
+    if ((po->rc = ensure_driver(a, e, po))) return po->rc;
     /* Whole periods only, aligned as the clouds align their buckets; the
      * period in progress is left for a later poll (its value would still
      * change). The look-back re-reads late data; the store replaces the
      * points it already has. */
     int64_t per = e->t.period_s, to = pt_now_ns() / PT_NS_PER_SEC / per * per;
-    struct drv_query q = {.metrics = DRV_MASK_ALL,
-                          .from = (to - e->t.lookback_s) / per * per,
-                          .to = to,
-                          .period_s = (int)e->t.period_s};
-    struct drv_result r;
-    po->rc = e->ops->fetch(e->drv, &q, &r, &po->err);
-    if (po->rc) {
-        po->kind = err_kind(po->rc);
-        drv_result_free(&r);
-        return;
+    p->q = (struct drv_query){.metrics = DRV_MASK_ALL,
+                              .from = (to - e->t.lookback_s) / per * per,
+                              .to = to,
+                              .period_s = (int)e->t.period_s};
+    struct drv_call *c = drv_call_new(e->ops, e->drv, &p->q);
+    if (!c) return (po->rc = poll_fail(po, -ENOMEM, COLL_AGL_E_INTERNAL, "out of memory"));
+    int rc = drv_multi_submit(a->multi, c, poll_done, p);
+    if (rc) {
+        drv_call_free(c);
+        return (po->rc = poll_fail(po, rc, COLL_AGL_E_INTERNAL, "pantalad is shutting down"));
     }
+    return 0;
+}
+
+/* The fetched series into frames for the loop thread (drv_multi's thread). */
+static void poll_take(struct agl *a, struct poll *p, struct drv_result *r)
+{
+    struct entry *e = p->e;
+    struct poll_out *po = &p->po;
     /* A cloud's answer is input like any other: points outside the range
      * asked for (a clock gone wrong, a mock, a proxy's cache) are not
      * stored under this VM's name. */
     uint64_t outside = 0;
-    for (size_t i = 0; i < r.n; i++) {
-        struct drv_series *sr = &r.series[i];
+    for (size_t i = 0; i < r->n; i++) {
+        struct drv_series *sr = &r->series[i];
         size_t k = 0;
         for (size_t j = 0; j < sr->n; j++)
-            if (sr->points[j].ts >= q.from && sr->points[j].ts < q.to)
+            if (sr->points[j].ts >= p->q.from && sr->points[j].ts < p->q.to)
                 sr->points[k++] = sr->points[j];
         outside += sr->n - k;
         sr->n = k;
     }
     if (outside) atomic_fetch_add(&a->o.stats->agl_points_outside, outside);
     po->have_metrics = true;
-    memcpy(po->mstatus, r.status, sizeof po->mstatus);
-    memcpy(po->merr, r.metric_error, sizeof po->merr);
-    for (size_t i = 0; i < r.n; i++) po->values += r.series[i].n;
+    memcpy(po->mstatus, r->status, sizeof po->mstatus);
+    memcpy(po->merr, r->metric_error, sizeof po->merr);
+    for (size_t i = 0; i < r->n; i++) po->values += r->series[i].n;
     char host[PT_WIRE_MAX_STR + 1];
     snprintf(host, sizeof host, "%s",
              strlen(e->t.instance) <= PT_WIRE_MAX_STR ? e->t.instance : "");
@@ -446,7 +434,9 @@ static void poll_one(struct agl *a, struct entry *e, const int64_t *fed, struct 
                                  (uint32_t)(e->t.period_s * 1000)};
     struct build_ctx bc = {a, 0};
     size_t skipped = 0;
-    int rc = agl_frames_build(&id, &r, a->o.feed ? fed : NULL, queue_frame, &bc, &skipped);
+    int64_t fed[DRV_M_COUNT];
+    memcpy(fed, po->fed_s, sizeof fed);
+    int rc = agl_frames_build(&id, r, a->o.feed ? fed : NULL, queue_frame, &bc, &skipped);
     if (skipped) atomic_fetch_add(&a->o.stats->agl_series_skipped, skipped);
     if (rc) {
         po->rc = rc;
@@ -454,14 +444,13 @@ static void poll_one(struct agl *a, struct entry *e, const int64_t *fed, struct 
         snprintf(po->err.message, sizeof po->err.message, "cannot build frames: %s",
                  pt_strerror(rc));
     }
-    for (size_t i = 0; i < r.n; i++) {
-        const struct drv_series *sr = &r.series[i];
+    for (size_t i = 0; i < r->n; i++) {
+        const struct drv_series *sr = &r->series[i];
         if (!sr->n) continue;
         int64_t last = sr->points[sr->n - 1].ts;
         if (last > po->fed_s[sr->metric]) po->fed_s[sr->metric] = last;
         if (last > po->newest_s) po->newest_s = last;
     }
-    drv_result_free(&r);
     if (bc.queued) wake_loop(a);
 }
 
@@ -541,7 +530,7 @@ static void finish(struct agl *a, struct entry *e, const struct poll_out *po, in
                 pe->message, detail, next);
 }
 
-/* ---- workers ------------------------------------------------------------- */
+/* ---- scheduling ---------------------------------------------------------- */
 
 /* Picks the due entry with the oldest deadline whose driver has a token
  * (a->lock held); else sets *wake to when something may become due. */
@@ -580,13 +569,51 @@ static struct entry *pick(struct agl *a, int64_t now, int64_t *wake)
     return best;
 }
 
-static void *worker_main(void *arg)
+/* Ends a poll (a->lock held): records it, or frees a removed entry. */
+static void poll_end(struct agl *a, struct poll *p, bool record)
+{
+    struct entry *e = p->e;
+    e->busy = false;
+    if (e->removed)
+        entry_free(e);
+    else if (record) {
+        finish(a, e, &p->po, p->started);
+        recount(a);
+    }
+    free(p);
+}
+
+/* drv_multi's thread, when a fetch has ended (rc -ECANCELED: at shutdown,
+ * not a failure of the target's). */
+static void poll_done(void *ud, struct drv_call *c, int rc)
+{
+    struct poll *p = ud;
+    struct agl *a = p->a;
+    struct poll_out *po = &p->po;
+    if (rc == 0) {
+        poll_take(a, p, drv_call_result(c));
+    } else if (rc != -ECANCELED) {
+        po->rc = rc;
+        po->err = *drv_call_error(c);
+        po->kind = err_kind(rc);
+    }
+    pthread_mutex_lock(&a->lock);
+    a->inflight--;
+    poll_end(a, p, rc != -ECANCELED);
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* The scheduler: starts every due poll the rate limits allow, up to
+ * agentless.concurrency at once, and sleeps until the next is due or a
+ * poll ends. The polls themselves run on drv_multi's thread. */
+static void *sched_main(void *arg)
 {
     struct agl *a = arg;
     pthread_mutex_lock(&a->lock);
     while (!a->stopping) {
         int64_t now = pt_now_ns(), wake = now + PT_NS_PER_SEC;
-        struct entry *e = pick(a, now, &wake);
+        struct entry *e = a->inflight < a->o.concurrency ? pick(a, now, &wake) : NULL;
         if (!e) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -598,21 +625,26 @@ static void *worker_main(void *arg)
             pthread_cond_timedwait(&a->cond, &a->lock, &ts);
             continue;
         }
-        e->busy = true;
-        int64_t fed[DRV_M_COUNT];
-        memcpy(fed, e->fed_s, sizeof fed);
-        pthread_mutex_unlock(&a->lock);
-        struct poll_out po;
-        int64_t started = pt_now_ns();
-        poll_one(a, e, fed, &po);
-        pthread_mutex_lock(&a->lock);
-        e->busy = false;
-        if (e->removed) {
-            entry_free(e);
+        struct poll *p = calloc(1, sizeof *p);
+        if (!p) {
+            /* Try again in a moment; nothing is lost but time. */
+            e->next_ns = now + PT_NS_PER_SEC;
             continue;
         }
-        finish(a, e, &po, started);
-        recount(a);
+        e->busy = true;
+        a->inflight++;
+        p->a = a;
+        p->e = e;
+        p->started = now;
+        memcpy(p->po.fed_s, e->fed_s, sizeof p->po.fed_s);
+        pthread_mutex_unlock(&a->lock);
+        int rc = poll_begin(a, p);
+        pthread_mutex_lock(&a->lock);
+        if (rc) {
+            /* Never reached drv_multi: the failure is recorded here. */
+            a->inflight--;
+            poll_end(a, p, true);
+        }
     }
     pthread_mutex_unlock(&a->lock);
     return NULL;
@@ -724,7 +756,7 @@ static int put_target(struct agl *a, struct agl_target *t, const json_t *creds, 
                       char *err, size_t errlen);
 
 /* Makes targets.db hold exactly the configured targets among its config
- * ones (at open, before the workers start). */
+ * ones (at open, before the scheduler starts). */
 static int sync_config(struct agl *a, const json_t *arr, char *err, size_t errlen)
 {
     if (arr && !json_is_array(arr)) {
@@ -790,8 +822,7 @@ int agl_open(struct agl **out, uv_loop_t *loop, const struct agl_opts *o, char *
     struct agl *a = calloc(1, sizeof *a);
     if (!a) return -ENOMEM;
     a->o = *o;
-    if (a->o.workers < 1) a->o.workers = 1;
-    if (a->o.workers > MAX_WORKERS) a->o.workers = MAX_WORKERS;
+    if (a->o.concurrency < 1) a->o.concurrency = 1;
     if (a->o.rate_per_s < 1) a->o.rate_per_s = 1;
     if (a->o.max_backoff_ns <= 0) a->o.max_backoff_ns = 900 * PT_NS_PER_SEC;
     if (!a->o.queue_frames) a->o.queue_frames = 4096;
@@ -844,19 +875,28 @@ int agl_open(struct agl **out, uv_loop_t *loop, const struct agl_opts *o, char *
     }
     a->async.data = a;
     a->async_init = true;
-    for (int i = 0; i < a->o.workers; i++) {
-        if ((rc = -pthread_create(&a->workers[i], NULL, worker_main, a))) {
-            snprintf(err, errlen, "agentless: cannot start worker threads: %s", pt_strerror(rc));
-            agl_stop_loop(a);
-            uv_run(loop, UV_RUN_NOWAIT);
-            agl_close(a);
-            return rc;
+    /* A poll has one request in flight at a time: at most concurrency
+     * connections, all to one endpoint when the targets share a cloud. */
+    struct drv_multi_opts mo = {.max_host_conns = a->o.concurrency,
+                                .max_total_conns = a->o.concurrency,
+                                .thread_name = "pt-agl-curl"};
+    if ((rc = drv_multi_new(&a->multi, &mo)) == 0) {
+        if ((rc = -pthread_create(&a->sched, NULL, sched_main, a)) == 0) {
+            a->sched_started = true;
+            pthread_setname_np(a->sched, "pt-agentless");
         }
-        pthread_setname_np(a->workers[i], "pt-agentless");
-        a->nworkers++;
     }
-    PT_INFO(LOG, "agentless poller: %zu target(s), %d worker(s), key %s (id %s)", a->n, a->nworkers,
-            o->key_file, a->key.id_hex);
+    if (rc) {
+        snprintf(err, errlen, "agentless: cannot start the poller's threads: %s", pt_strerror(rc));
+        agl_stop_loop(a);
+        uv_run(loop, UV_RUN_NOWAIT);
+        agl_close(a);
+        return rc;
+    }
+    PT_INFO(LOG,
+            "agentless poller: %zu target(s), up to %d poll(s) at once on libcurl multi, key %s "
+            "(id %s)",
+            a->n, a->o.concurrency, o->key_file, a->key.id_hex);
     *out = a;
     return 0;
 fail:
@@ -879,10 +919,12 @@ void agl_close(struct agl *a)
     if (!a) return;
     pthread_mutex_lock(&a->lock);
     a->stopping = true;
-    atomic_store(&a->stopping_flag, true);
     pthread_cond_broadcast(&a->cond);
     pthread_mutex_unlock(&a->lock);
-    for (int i = 0; i < a->nworkers; i++) pthread_join(a->workers[i], NULL);
+    if (a->sched_started) pthread_join(a->sched, NULL);
+    /* Polls under way end now (cancelled, not failed): their entries are
+     * released before they are freed below. */
+    drv_multi_free(a->multi);
     if (a->dec) drain(a); /* what the last polls fetched still reaches the writer */
     for (size_t i = 0; i < a->n; i++) entry_free(a->e[i]);
     free(a->e);

@@ -2,15 +2,17 @@
  * "Agentless targets in pantalad").
  *
  * Owns the targets (targets.db, credentials sealed under the key file),
- * polls each at its interval on a small pool of worker threads (driver
- * fetches are synchronous, drv.h), keeps a token bucket per driver and
+ * polls each at its interval -- a scheduler thread starts the due polls,
+ * and every poll runs as a drv_call on one drv_multi (libcurl's multi
+ * interface, drv.h), all at once on one thread --, keeps a token bucket per driver and
  * backs off on throttling (the provider's Retry-After at least) and on
  * failures, and hands what it fetched to the libuv loop thread as wire
  * frames (frames.h): there they go to the writer exactly like accepted
  * agent frames, and to the alert engine through the feed hook.
  *
  * Threads: agl_open/agl_close and the loop callbacks on the loop thread;
- * the agl_api_* functions from API threads; workers internally. */
+ * the agl_api_* functions from API threads; the scheduler and drv_multi's
+ * thread internally. */
 #ifndef AGL_POLLER_H
 #define AGL_POLLER_H
 
@@ -39,7 +41,7 @@ struct agl_rate {
 struct agl_opts {
     const char *db_path;          /* targets.db */
     const char *key_file;         /* created 0600 when absent */
-    int workers;                  /* concurrent polls */
+    int concurrency;              /* polls in flight at once */
     int rate_per_s;               /* polls per second per driver (token bucket, burst = rate) */
     const struct agl_rate *rates; /* per-driver overrides, nrates of them */
     size_t nrates;
@@ -56,13 +58,13 @@ struct agl_opts {
     void *feed_ctx;
 };
 
-/* Loads the key and the targets, starts the workers, registers its async
+/* Loads the key and the targets, starts the threads, registers its async
  * handle on loop. On failure returns <0 with a message in err. */
 int agl_open(struct agl **out, uv_loop_t *loop, const struct agl_opts *o, char *err, size_t errlen);
 /* Loop thread, when shutting down: closes the async handle so the loop can
  * end. Frames fetched after this are delivered by agl_close(). */
 void agl_stop_loop(struct agl *a);
-/* Joins the workers, hands the remaining frames to the writer (call before
+/* Stops the threads (polls under way are cancelled), hands the remaining frames to the writer (call before
  * coll_writer_stop) and frees a. */
 void agl_close(struct agl *a);
 

@@ -8,8 +8,14 @@ write) and the daemon's RSS. The mock is Python and usually the bottleneck
 of the rate; the CPU per poll is the figure that matters. A figure, not a
 test: nothing passes or fails.
 
+--slow serves every request 0.4 s late (the mock's "slow" scenario), as a
+distant cloud API would: a poll then takes 8 x 0.4 = 3.2 s, and only
+concurrent polls (libcurl multi, agentless.concurrency) keep up with many
+targets; the polls/s reached is compared with what the targets ask for.
+
   tests/bench/agentless_bench.py [--pantalad build/collector/pantalad]
-                                 [--targets 50] [--seconds 10] [--workers 4]
+                                 [--targets 50] [--seconds 10] [--concurrency 64]
+                                 [--slow [--interval 5]]
 """
 import argparse
 import json
@@ -61,8 +67,13 @@ def main():
     ap.add_argument("--pantalad", default=None)
     ap.add_argument("--targets", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--slow", action="store_true", help="answers 0.4 s late")
+    ap.add_argument("--interval", type=int, default=None,
+                    help="poll interval, s (default 1, or 5 with --slow)")
     a = ap.parse_args()
+    if a.interval is None:
+        a.interval = 5 if a.slow else 1
     pd = a.pantalad
     if not pd:
         for b in ("build-bench", "build", "build-release"):
@@ -83,7 +94,7 @@ def main():
         json.dump({"data_dir": os.path.join(tmp, "data"),
                    "listen": {"udp": "127.0.0.1:%d" % free_port(), "http": "127.0.0.1:%d" % http},
                    "api": {"tokens": [TOKEN]},
-                   "agentless": {"workers": a.workers, "rate_limit": 1000}}, f)
+                   "agentless": {"concurrency": a.concurrency, "rate_limit": 1000}}, f)
     log = open(os.path.join(tmp, "pantalad.log"), "ab")
     d = subprocess.Popen([pd, "--config", conf], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -96,18 +107,20 @@ def main():
         for i in range(a.targets):
             req(api, "POST", "/api/v1/targets", {
                 "ns": "bench", "mcis": "m%d" % (i % 10), "vm": "vm-%d" % i, "driver": "cbspider",
-                "instance": "web-1", "endpoint": murl + "/cb/normal", "interval": "1s",
+                "instance": "web-1", "endpoint": murl + ("/cb/slow" if a.slow else "/cb/normal"),
+                "interval": "%ds" % a.interval,
                 "options": {"connection_name": "aws-conn"},
                 "credentials": {"username": "admin", "password": "cbpw"}})
-        time.sleep(2)  # first polls
+        time.sleep(2 + (4 if a.slow else 0))  # first polls
         s0, w0 = scrape(api), time.time()
         time.sleep(a.seconds)
         s1, w1 = scrape(api), time.time()
         polls = s1["ok"] + s1["failed"] - s0["ok"] - s0["failed"]
         cpu = s1["cpu"] - s0["cpu"]
-        print("targets %d, workers %d, interval 1s: %.0f polls/s (%.0f failed), %.0f values/s, "
-              "pantalad CPU %.1f%% = %.3f ms per poll, RSS %.1f MiB"
-              % (a.targets, a.workers, polls / (w1 - w0), s1["failed"] - s0["failed"],
+        print("targets %d, concurrency %d, interval %ds%s: %.1f polls/s (targets ask %.1f; "
+              "%.0f failed), %.0f values/s, pantalad CPU %.1f%% = %.3f ms per poll, RSS %.1f MiB"
+              % (a.targets, a.concurrency, a.interval, ", 0.4 s per request" if a.slow else "",
+                 polls / (w1 - w0), a.targets / a.interval, s1["failed"] - s0["failed"],
                  (s1["values"] - s0["values"]) / (w1 - w0), 100 * cpu / (w1 - w0),
                  1000 * cpu / polls if polls else float("nan"), s1["rss"] / 2**20))
     finally:

@@ -68,7 +68,7 @@ class Agentless(unittest.TestCase):
                 "listen": {"udp": "127.0.0.1:%d" % free_port(), "http": "127.0.0.1:%d" % cls.http},
                 "api": {"tokens": [TOKEN]},
                 "writer": {"flush": "50ms"},
-                "agentless": {"workers": 2, "rate_limit": 20, "max_backoff": "30s"},
+                "agentless": {"concurrency": 2, "rate_limit": 20, "max_backoff": "30s"},
             }, f)
         cls.start_daemon()
 

@@ -27,6 +27,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 T0 = int(os.environ.get("MOCK_CSP_T0", "1700000040"))
 FAILURES = []
 COUNTS = {}
+# Requests being answered right now, and the most at once: the "slow" and
+# "hold" CB-Spider scenarios answer late so that concurrency shows here.
+LOCK = threading.Lock()
+INFLIGHT = [0, 0]  # now, max
+DELAY = {"slow": 0.4, "hold": 30.0}
 
 
 def iso(t):
@@ -476,7 +481,10 @@ class Handler(BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         try:
             if self.path == "/_failures":
-                code, hdrs, out = 200, {}, json.dumps({"failures": FAILURES, "counts": COUNTS})
+                with LOCK:
+                    stats = {"failures": FAILURES, "counts": COUNTS,
+                             "inflight": INFLIGHT[0], "max_inflight": INFLIGHT[1]}
+                code, hdrs, out = 200, {}, json.dumps(stats)
             elif cloud == "aws":
                 code, hdrs, out = aws(self, scen, body)
             elif cloud == "azure":
@@ -492,6 +500,17 @@ class Handler(BaseHTTPRequestHandler):
                 code, hdrs, out = openstack(self, scen, body, port)
             elif cloud == "ncp":
                 code, hdrs, out = ncp(self, scen, body)
+            elif cloud == "cb" and scen in DELAY:
+                with LOCK:
+                    INFLIGHT[0] += 1
+                    INFLIGHT[1] = max(INFLIGHT)
+                try:
+                    import time
+                    time.sleep(DELAY[scen])
+                    code, hdrs, out = cbspider(self, scen)
+                finally:
+                    with LOCK:
+                        INFLIGHT[0] -= 1
             elif cloud == "cb":
                 code, hdrs, out = cbspider(self, scen)
             else:

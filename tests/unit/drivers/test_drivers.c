@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -661,6 +663,151 @@ static void test_cbspider(void **state)
     assert_mock_clean();
 }
 
+/* ---- drv_multi: many calls at once on libcurl's multi interface ----------- */
+
+static int mock_stat(const char *key)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/_failures", port);
+    struct drv_http_req req = {"GET", url, NULL, 0, NULL, 0, NULL, NULL, 5000};
+    struct drv_http_resp resp;
+    struct drv_error e;
+    assert_int_equal(http->request(http, &req, &resp, &e), 0);
+    json_t *j = json_loads(resp.body, 0, NULL);
+    int n = (int)json_integer_value(json_object_get(j, key));
+    json_decref(j);
+    drv_http_resp_free(&resp);
+    return n;
+}
+
+#define NCALLS 12
+
+struct outcome {
+    pthread_mutex_t lock;
+    int ndone;
+    int rc[NCALLS];
+    unsigned requests[NCALLS];
+    double cpu_last[NCALLS];
+    int mem_status[NCALLS];
+    char message[NCALLS][256];
+};
+
+static void on_done(void *ud, struct drv_call *c, int rc)
+{
+    struct outcome *o = ud;
+    pthread_mutex_lock(&o->lock);
+    int i = o->ndone++;
+    o->rc[i] = rc;
+    o->requests[i] = drv_call_requests(c);
+    const struct drv_series *s = rc == 0 ? find(drv_call_result(c), DRV_M_CPU, NULL) : NULL;
+    o->cpu_last[i] = s && s->n == 2 ? s->points[1].value : NAN;
+    o->mem_status[i] = drv_call_result(c)->status[DRV_M_MEM];
+    snprintf(o->message[i], sizeof o->message[i], "%s", drv_call_error(c)->message);
+    pthread_mutex_unlock(&o->lock);
+}
+
+static int ndone(struct outcome *o)
+{
+    pthread_mutex_lock(&o->lock);
+    int n = o->ndone;
+    pthread_mutex_unlock(&o->lock);
+    return n;
+}
+
+/* Waits (a deadlock guard, not a timing check) until pred(ud) holds. */
+static void wait_for(bool (*pred)(void *), void *ud, const char *what)
+{
+    for (int i = 0; i < 600 && !pred(ud); i++) usleep(50 * 1000);
+    if (!pred(ud)) fail_msg("gave up waiting for %s", what);
+}
+
+static bool all_done(void *ud)
+{
+    return ndone(ud) == NCALLS;
+}
+
+static bool three_held(void *ud)
+{
+    (void)ud;
+    return mock_stat("inflight") == 3;
+}
+
+/* Twelve CB-Spider fetches (eight requests in a row each, every answer
+ * 0.4 s late) submitted at once run at once: the mock sees all twelve
+ * requests open together, and every call's result is the synchronous
+ * fetch's. One thread does all of it. */
+static void test_multi_concurrent(void **state)
+{
+    (void)state;
+    const char *fmt =
+        "{\"endpoint\":\"http://127.0.0.1:%d/cb/slow\",\"connection_name\":\"aws-conn\","
+        "\"instance\":\"web-1\",\"credentials\":{\"username\":\"admin\",\"password\":\"cbpw\"}}";
+    const struct drv_ops *ops;
+    struct drv *d[NCALLS];
+    for (int i = 0; i < NCALLS; i++) d[i] = make("cbspider", fmt, &ops);
+    struct drv_multi *m;
+    struct drv_multi_opts mo = {.max_host_conns = 16};
+    assert_int_equal(drv_multi_new(&m, &mo), 0);
+    struct outcome o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct drv_query q = query(DRV_MASK_ALL, 120);
+    for (int i = 0; i < NCALLS; i++) {
+        struct drv_call *c = drv_call_new(ops, d[i], &q);
+        assert_non_null(c);
+        assert_int_equal(drv_multi_submit(m, c, on_done, &o), 0);
+    }
+    wait_for(all_done, &o, "twelve calls");
+    assert_int_equal(drv_multi_active(m), 0);
+    for (int i = 0; i < NCALLS; i++) {
+        if (o.rc[i]) fail_msg("call %d: %s", i, o.message[i]);
+        assert_int_equal(o.requests[i], DRV_M_COUNT); /* one per metric */
+        assert_true(o.cpu_last[i] == 3.5);
+        assert_int_equal(o.mem_status[i], DRV_E_BADREQUEST);
+    }
+    /* 12 calls of 8 sequential requests: only concurrency makes 12 at once. */
+    assert_int_equal(mock_stat("max_inflight"), NCALLS);
+    drv_multi_free(m);
+    for (int i = 0; i < NCALLS; i++) ops->destroy(d[i]);
+    assert_mock_clean();
+}
+
+/* A transport failure ends the call with DRV_E_TRANSPORT and the URL in
+ * the message; freeing the multi cancels calls under way (done() with
+ * -ECANCELED, before drv_multi_free returns). */
+static void test_multi_fail_cancel(void **state)
+{
+    (void)state;
+    const struct drv_ops *ops;
+    struct drv *dead = make("cbspider",
+                            "{\"endpoint\":\"http://127.0.0.1:1/cb\",\"connection_name\":\"c\","
+                            "\"instance\":\"web-1\",\"timeout_ms\":2000}",
+                            &ops);
+    struct drv_multi *m;
+    assert_int_equal(drv_multi_new(&m, NULL), 0);
+    struct outcome o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct drv_query q = query(DRV_MASK(DRV_M_CPU), 120);
+    assert_int_equal(drv_multi_submit(m, drv_call_new(ops, dead, &q), on_done, &o), 0);
+    for (int i = 0; i < 600 && ndone(&o) < 1; i++) usleep(10 * 1000);
+    assert_int_equal(ndone(&o), 1);
+    assert_int_equal(o.rc[0], DRV_E_TRANSPORT);
+    assert_non_null(strstr(o.message[0], "127.0.0.1:1"));
+
+    const char *fmt =
+        "{\"endpoint\":\"http://127.0.0.1:%d/cb/hold\",\"connection_name\":\"aws-conn\","
+        "\"instance\":\"web-1\",\"credentials\":{\"username\":\"admin\",\"password\":\"cbpw\"}}";
+    struct drv *d[3];
+    for (int i = 0; i < 3; i++) {
+        d[i] = make("cbspider", fmt, &ops);
+        assert_int_equal(drv_multi_submit(m, drv_call_new(ops, d[i], &q), on_done, &o), 0);
+    }
+    wait_for(three_held, NULL, "three held requests");
+    assert_int_equal(drv_multi_active(m), 3);
+    drv_multi_free(m);
+    assert_int_equal(ndone(&o), 4);
+    for (int i = 1; i < 4; i++) assert_int_equal(o.rc[i], -ECANCELED);
+    for (int i = 0; i < 3; i++) ops->destroy(d[i]);
+    ops->destroy(dead);
+}
+
 /* Config errors name the key. */
 static void test_config_errors(void **state)
 {
@@ -692,6 +839,8 @@ int main(void)
         cmocka_unit_test(test_openstack),
         cmocka_unit_test(test_ncp),
         cmocka_unit_test(test_cbspider),
+        cmocka_unit_test(test_multi_concurrent),
+        cmocka_unit_test(test_multi_fail_cancel),
         cmocka_unit_test(test_config_errors),
     };
     signal(SIGPIPE, SIG_IGN);
