@@ -27,7 +27,7 @@
 #define THROTTLE_DEFAULT_S 10 /* when a provider throttles without saying how long */
 
 /* One target at run time. Its configuration (t) never changes: an update
- * replaces the entry, so a worker polling it needs no lock to read t. */
+ * replaces the entry, so a poll under way needs no lock to read t. */
 struct entry {
     struct agl_target t;
     bool busy;    /* a poll of it is under way (and owns drv) */
@@ -196,7 +196,7 @@ static struct entry *entries_find(struct agl *a, int64_t id, size_t *idx)
     return NULL;
 }
 
-/* Takes entry idx out of the list; frees it unless a worker holds it. */
+/* Takes entry idx out of the list; frees it unless a poll holds it. */
 static void entries_remove(struct agl *a, size_t idx)
 {
     struct entry *e = a->e[idx];

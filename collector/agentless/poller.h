@@ -86,7 +86,7 @@ int agl_api_create(struct agl *a, const char *body, size_t len, json_t **out, ch
 int agl_api_update(struct agl *a, int64_t id, const char *body, size_t len, json_t **out, char *err,
                    size_t errlen);
 int agl_api_delete(struct agl *a, int64_t id);
-/* Polls id as soon as a worker and its driver's rate allow, also when it
+/* Polls id as soon as the concurrency limit and its driver's rate allow, also when it
  * was stopped (after the operator fixed a permission on the cloud side). */
 int agl_api_poll_now(struct agl *a, int64_t id, json_t **out);
 
