@@ -61,68 +61,6 @@ long compat_agent_interval(struct coll_compat *c)
 
 /* ---- request bodies ------------------------------------------------------ */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX and '+' of a form value in place; false on a bad escape. */
-static bool form_decode(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '+') {
-            *o++ = ' ';
-        } else if (*p == '%') {
-            int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return false;
-            *o++ = (char)(hi * 16 + lo);
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-    return true;
-}
-
-json_t *compat_form_parse(const char *body, size_t len, char *err, size_t errlen)
-{
-    char *copy = strndup(body, len);
-    json_t *obj = json_object();
-    if (!copy || !obj) {
-        free(copy);
-        json_decref(obj);
-        snprintf(err, errlen, "out of memory reading the request body");
-        return NULL;
-    }
-    if (strlen(copy) != len) { /* a NUL inside */
-        snprintf(err, errlen, "request body: a NUL byte in the form fields");
-        json_decref(obj);
-        free(copy);
-        return NULL;
-    }
-    char *save = NULL;
-    for (char *kv = strtok_r(copy, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(kv, '=');
-        char *v = eq ? eq + 1 : kv + strlen(kv);
-        if (eq) *eq = '\0';
-        if (!form_decode(kv) || !form_decode(v) || !*kv) {
-            snprintf(err, errlen,
-                     "request body: a malformed form field (bad %%-escape or no name)");
-            json_decref(obj);
-            free(copy);
-            return NULL;
-        }
-        json_object_set_new(obj, kv, json_string(v));
-    }
-    free(copy);
-    return obj;
-}
-
 json_t *compat_body(struct api_req *rq, struct api_resp *rs)
 {
     const char *ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Content-Type");

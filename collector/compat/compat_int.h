@@ -11,6 +11,7 @@
 
 #include "api/api_int.h"
 #include "compat.h"
+#include "form.h"
 
 #define COMPAT_MAX_JOBS 64
 
@@ -42,10 +43,6 @@ int compat_save(struct coll_compat *c);
 json_t *compat_body(struct api_req *rq, struct api_resp *rs);
 /* Counts an answer of the /dragonfly routes (pantala_compat_requests_total). */
 void compat_count(struct api_req *rq, int status);
-/* application/x-www-form-urlencoded text as an object of strings (the last
- * of a repeated name wins); NULL with a message in err. A value that is not
- * valid UTF-8 is dropped by jansson: the key is then missing. */
-json_t *compat_form_parse(const char *body, size_t len, char *err, size_t errlen);
 /* Method check: false with a 405 set. */
 bool compat_method(struct api_req *rq, struct api_resp *rs, const char *allow);
 

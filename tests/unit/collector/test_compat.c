@@ -1,4 +1,4 @@
-/* collector/compat/compat.c: the form fields CB-Dragonfly's clients send
+/* collector/compat/form.c and compat.c: the form fields CB-Dragonfly's clients send
  * (hostile input: escapes, NULs, empty names) and the agent UUID. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,6 +55,17 @@ static void test_form_refused(void **state)
     err[0] = '\0';
     assert_null(compat_form_parse("a=1\0b=2", 7, err, sizeof err));
     assert_non_null(strstr(err, "NUL"));
+    /* Not UTF-8 once decoded (a Latin-1 byte, a lone continuation byte), in
+     * a value or a name: refused with a reason, never a field gone missing. */
+    static const char *const latin[] = {"name=caf%E9", "a=1&%80=2", NULL};
+    for (int i = 0; latin[i]; i++) {
+        err[0] = '\0';
+        assert_null(parse(latin[i], err, sizeof err));
+        assert_non_null(strstr(err, "UTF-8"));
+    }
+    json_t *o = parse("name=caf%C3%A9", err, sizeof err); /* UTF-8 escaped is fine */
+    assert_string_equal(json_string_value(json_object_get(o, "name")), "caf\xc3\xa9");
+    json_decref(o);
 }
 
 static void test_agent_uuid(void **state)
