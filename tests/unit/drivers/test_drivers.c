@@ -140,8 +140,8 @@ static void expect(const struct drv_result *r, enum drv_metric m, const char *ta
     }
 }
 
-/* No request the mock saw failed its checks (signatures included). */
-static void assert_mock_clean(void)
+/* The mock's GET /_failures document: failures, counts, inflight ... */
+static json_t *mock_stats(void)
 {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/_failures", port);
@@ -150,25 +150,26 @@ static void assert_mock_clean(void)
     struct drv_error e;
     assert_int_equal(http->request(http, &req, &resp, &e), 0);
     json_t *j = json_loads(resp.body, 0, NULL);
+    assert_non_null(j);
+    drv_http_resp_free(&resp);
+    return j;
+}
+
+/* No request the mock saw failed its checks (signatures included). */
+static void assert_mock_clean(void)
+{
+    json_t *j = mock_stats();
     const json_t *f = json_object_get(j, "failures");
     if (json_array_size(f) > 0)
         fail_msg("mock saw bad requests: %s", json_string_value(json_array_get(f, 0)));
     json_decref(j);
-    drv_http_resp_free(&resp);
 }
 
 static int mock_count(const char *key)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/_failures", port);
-    struct drv_http_req req = {"GET", url, NULL, 0, NULL, 0, NULL, NULL, 5000};
-    struct drv_http_resp resp;
-    struct drv_error e;
-    assert_int_equal(http->request(http, &req, &resp, &e), 0);
-    json_t *j = json_loads(resp.body, 0, NULL);
+    json_t *j = mock_stats();
     int n = (int)json_integer_value(json_object_get(json_object_get(j, "counts"), key));
     json_decref(j);
-    drv_http_resp_free(&resp);
     return n;
 }
 
@@ -667,16 +668,9 @@ static void test_cbspider(void **state)
 
 static int mock_stat(const char *key)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/_failures", port);
-    struct drv_http_req req = {"GET", url, NULL, 0, NULL, 0, NULL, NULL, 5000};
-    struct drv_http_resp resp;
-    struct drv_error e;
-    assert_int_equal(http->request(http, &req, &resp, &e), 0);
-    json_t *j = json_loads(resp.body, 0, NULL);
+    json_t *j = mock_stats();
     int n = (int)json_integer_value(json_object_get(j, key));
     json_decref(j);
-    drv_http_resp_free(&resp);
     return n;
 }
 
