@@ -22,9 +22,10 @@
 #include "sign/sign.h"
 #include "xml.h"
 
-#define AWS_MAX_VOLUMES 16
-#define AWS_MAX_QUERIES (4 + 4 * AWS_MAX_VOLUMES + 2)
-#define AWS_MAX_PAGES   50
+#define AWS_MAX_VOLUMES       16
+#define AWS_MAX_QUERIES       (4 + 4 * AWS_MAX_VOLUMES + 2)
+#define AWS_MAX_PAGES         50
+#define AWS_MAX_SESSION_TOKEN 8192
 
 enum aws_disk { AWS_DISK_EBS, AWS_DISK_INSTANCE_STORE, AWS_DISK_VOLUMES };
 
@@ -37,6 +38,9 @@ struct drv {
     size_t nvolumes;
     long min_period, timeout_ms;
 };
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_aws_ops;
 
 struct aws_q {
     enum drv_metric m;
@@ -114,10 +118,13 @@ static int aws_create(const json_t *conf, const struct drv_env *env, struct drv 
             }
         }
     }
-    /* The header buffers of aws_fetch hold 2 KiB; a longer token would be cut and the signature fail. */
-    if (rc == 0 && d->session_token && strlen(d->session_token) > 2000)
+    /* AWS documents no fixed size for STS session tokens, and the request
+     * headers are sized to their content; the ceiling only keeps a wrongly
+     * pasted file out of every request. */
+    if (rc == 0 && d->session_token && strlen(d->session_token) > AWS_MAX_SESSION_TOKEN)
         rc = drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                         "aws: credentials.session_token longer than 2000 bytes");
+                         "aws: credentials.session_token longer than %d bytes",
+                         AWS_MAX_SESSION_TOKEN);
     if (rc == 0 && (d->min_period < 1 || (d->min_period > 60 && d->min_period % 60)))
         rc = drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
                          "aws: min_period must be 1..60 or a multiple of 60");
@@ -265,9 +272,9 @@ static int aws_error(const struct drv *d, const struct drv_http_resp *resp, stru
     return rc;
 }
 
-/* One page of results into res; the next token into token ("" at the end). */
+/* One page of results into res; the next token into cursor (empty at the end). */
 static int parse_page(const struct drv_http_resp *resp, const struct aws_q *q, size_t nq,
-                      long period, struct drv_result *res, char *token, size_t tokenlen,
+                      long period, struct drv_result *res, struct drv_buf *cursor,
                       struct drv_error *err)
 {
     struct drv_xml doc = {resp->body, resp->body + resp->body_len}, result, list, member;
@@ -277,10 +284,14 @@ static int parse_page(const struct drv_http_resp *resp, const struct aws_q *q, s
             err, DRV_E_PARSE, (int)resp->status, NULL, NULL,
             "CloudWatch GetMetricData: no GetMetricDataResult/MetricDataResults in the response");
     /* NextToken of the result, not of a member (members have none). */
-    token[0] = '\0';
+    char token[2048] = "";
     struct drv_xml tok;
     const char *after = list.end;
-    if (drv_xml_next(result, "NextToken", &after, &tok)) drv_xml_value(tok, token, tokenlen);
+    if (drv_xml_next(result, "NextToken", &after, &tok)) drv_xml_value(tok, token, sizeof token);
+    cursor->len = 0;
+    if (cursor->p) cursor->p[0] = '\0';
+    if (token[0] && drv_buf_adds(cursor, token) < 0)
+        return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
 
     const char *from = NULL;
     while (drv_xml_next(list, "member", &from, &member)) {
@@ -330,82 +341,112 @@ static int parse_page(const struct drv_http_resp *resp, const struct aws_q *q, s
     return 0;
 }
 
-static int aws_fetch(struct drv *d, const struct drv_query *qry, struct drv_result *res,
-                     struct drv_error *err)
+/* The period CloudWatch will aggregate to: at least min_period, and a
+ * multiple of 60 above a minute. */
+static long aws_period(const struct drv *d, const struct drv_query *q)
 {
-    drv_result_init(res, "aws");
-    memset(err, 0, sizeof *err);
-    const char *instance = qry->instance ? qry->instance : d->instance;
-    if (!instance)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                           "aws: no instance id in the query or the config");
-    long period = qry->period_s > 0 ? qry->period_s : 60;
+    long period = q->period_s > 0 ? q->period_s : 60;
     if (period < d->min_period) period = d->min_period;
     if (period > 60 && period % 60) period += 60 - period % 60;
+    return period;
+}
 
-    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
-    struct aws_q q[AWS_MAX_QUERIES];
-    size_t nq = aws_plan(d, qry->metrics & supported, instance, q);
-
-    char host[256], path[256];
-    if (drv_url_split(d->endpoint, host, sizeof host, path, sizeof path) < 0)
+/* The endpoint's authority and path, which SigV4 signs. */
+static int aws_endpoint(const struct drv *d, char *host, size_t hostlen, char *path, size_t pathlen,
+                        struct drv_error *err)
+{
+    if (drv_url_split(d->endpoint, host, hostlen, path, pathlen) < 0)
         return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL, "aws: bad endpoint \"%s\"",
                            d->endpoint);
-    char token[2048] = "";
-    int rc = 0;
-    for (int page = 0; nq > 0 && page < AWS_MAX_PAGES; page++) {
-        struct drv_buf body;
-        drv_buf_init(&body, 0);
-        rc = build_body(q, nq, qry->from, qry->to, period, token[0] ? token : NULL, &body);
-        if (rc < 0) {
-            drv_buf_free(&body);
-            return drv_err_set(err, rc, 0, NULL, NULL, "aws: request too large");
-        }
-        char amz_date[20];
-        drv_fmt_time(drv_now_ms(&d->env) / 1000, "%Y%m%dT%H%M%SZ", amz_date, sizeof amz_date);
-        const char *ctype = "application/x-www-form-urlencoded; charset=utf-8";
-        struct drv_sigv4_header sh[4] = {{"Content-Type", ctype},
-                                         {"Host", host},
-                                         {"X-Amz-Date", amz_date},
-                                         {"X-Amz-Security-Token", d->session_token}};
-        struct drv_sigv4_in in = {
-            "POST",        path,     "",        sh,           d->session_token ? 4u : 3u,
-            body.p,        body.len, d->region, "monitoring", d->access_key,
-            d->secret_key, amz_date};
-        struct drv_sigv4_out so;
-        rc = drv_sigv4_sign(&in, &so);
-        char h[5][2200];
-        snprintf(h[0], sizeof h[0], "Content-Type: %s", ctype);
-        snprintf(h[1], sizeof h[1], "Host: %s", host);
-        snprintf(h[2], sizeof h[2], "X-Amz-Date: %s", amz_date);
-        snprintf(h[3], sizeof h[3], "Authorization: %s", so.authorization);
-        snprintf(h[4], sizeof h[4], "X-Amz-Security-Token: %s",
-                 d->session_token ? d->session_token : "");
-        drv_sigv4_out_free(&so);
-        const char *hp[5] = {h[0], h[1], h[2], h[3], h[4]};
-        char url[600];
-        snprintf(url, sizeof url, "%s", d->endpoint);
-        struct drv_http_req req = {"POST",       url,      hp,   d->session_token ? 5u : 4u,
-                                   body.p,       body.len, NULL, NULL,
-                                   d->timeout_ms};
-        struct drv_http_resp resp;
-        if (rc == 0)
-            rc = drv_http_do(&d->env, &req, &resp, err);
-        else
-            drv_err_set(err, rc, 0, NULL, NULL, "aws: signing failed");
-        drv_buf_free(&body);
-        if (rc < 0) return rc;
-        if (resp.status != 200) {
-            rc = aws_error(d, &resp, err);
-        } else {
-            rc = parse_page(&resp, q, nq, period, res, token, sizeof token, err);
-        }
-        drv_http_resp_free(&resp);
-        if (rc < 0) return rc;
-        if (!token[0]) break;
-    }
-    drv_result_finish(res, qry->metrics, supported);
     return 0;
 }
 
-const struct drv_ops drv_aws_ops = {"aws", aws_create, aws_supports, aws_fetch, NULL, aws_destroy};
+/* Builds the request for one page of GetMetricData (the first, or the one
+ * after c->cursor's NextToken), signed now by the injected clock. */
+static int aws_send_page(struct drv *d, struct drv_call *c, const struct aws_q *q, size_t nq)
+{
+    char host[256], path[256];
+    int rc = aws_endpoint(d, host, sizeof host, path, sizeof path, &c->err);
+    if (rc < 0) return rc;
+    drv_call_req(c, "POST", d->timeout_ms);
+    rc = drv_buf_adds(&c->url, d->endpoint);
+    if (rc == 0)
+        rc = build_body(q, nq, c->q.from, c->q.to, c->period,
+                        c->cursor.len ? drv_buf_str(&c->cursor) : NULL, &c->body);
+    if (rc < 0) return drv_call_send(c, rc, "aws");
+
+    char amz_date[20];
+    drv_fmt_time(drv_now_ms(&d->env) / 1000, "%Y%m%dT%H%M%SZ", amz_date, sizeof amz_date);
+    const char *ctype = "application/x-www-form-urlencoded; charset=utf-8";
+    struct drv_sigv4_header sh[4] = {{"Content-Type", ctype},
+                                     {"Host", host},
+                                     {"X-Amz-Date", amz_date},
+                                     {"X-Amz-Security-Token", d->session_token}};
+    struct drv_sigv4_in in = {.method = "POST",
+                              .path = path,
+                              .query = "",
+                              .headers = sh,
+                              .nheaders = d->session_token ? 4u : 3u,
+                              .payload = c->body.p,
+                              .payload_len = c->body.len,
+                              .region = d->region,
+                              .service = "monitoring",
+                              .access_key = d->access_key,
+                              .secret_key = d->secret_key,
+                              .amz_date = amz_date};
+    struct drv_sigv4_out so;
+    rc = drv_sigv4_sign(&in, &so);
+    if (rc < 0) {
+        drv_sigv4_out_free(&so);
+        return drv_err_set(&c->err, rc, 0, NULL, NULL, "aws: signing failed");
+    }
+    rc = drv_call_header(c, "Content-Type: %s", ctype);
+    if (rc == 0) rc = drv_call_header(c, "Host: %s", host);
+    if (rc == 0) rc = drv_call_header(c, "X-Amz-Date: %s", amz_date);
+    if (rc == 0) rc = drv_call_header(c, "Authorization: %s", so.authorization);
+    if (rc == 0 && d->session_token)
+        rc = drv_call_header(c, "X-Amz-Security-Token: %s", d->session_token);
+    drv_sigv4_out_free(&so);
+    return drv_call_send(c, rc, "aws");
+}
+
+/* GetMetricData, page after page (at most AWS_MAX_PAGES): c->index counts
+ * the pages taken, c->cursor holds the NextToken, c->period the period. The
+ * plan of queries is a pure function of the query and the config, so each
+ * step recomputes it rather than keeping it in the call. */
+static int aws_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *instance = c->q.instance ? c->q.instance : d->instance;
+    if (!instance)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
+                           "aws: no instance id in the query or the config");
+    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
+    struct aws_q q[AWS_MAX_QUERIES];
+    size_t nq = aws_plan(d, c->q.metrics & supported, instance, q);
+    if (!resp) {
+        /* A bad endpoint fails the fetch even when nothing is to be asked. */
+        char host[256], path[256];
+        int rc = aws_endpoint(d, host, sizeof host, path, sizeof path, &c->err);
+        if (rc < 0) return rc;
+        c->period = aws_period(d, &c->q);
+    } else {
+        int rc = resp->status != 200
+                     ? aws_error(d, resp, &c->err)
+                     : parse_page(resp, q, nq, c->period, &c->res, &c->cursor, &c->err);
+        if (rc < 0) return rc;
+        c->index++;
+    }
+    if (nq > 0 && c->index < AWS_MAX_PAGES && (c->index == 0 || c->cursor.len))
+        return aws_send_page(d, c, q, nq);
+    drv_result_finish(&c->res, c->q.metrics, supported);
+    return 0;
+}
+
+static int aws_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
+                     struct drv_error *err)
+{
+    return drv_fetch_steps(&drv_aws_ops, d, q, res, err);
+}
+
+const struct drv_ops drv_aws_ops = {"aws",     aws_create, aws_supports,
+                                    aws_fetch, aws_step,   aws_destroy};

@@ -26,9 +26,14 @@ struct drv {
     char *tenant, *client_id, *client_secret;
     char *endpoint, *token_endpoint, *instance;
     long timeout_ms;
-    char *token;
-    int64_t token_expires_ms;
+    struct drv_oauth_token token; /* cached across fetches */
 };
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_azure_ops;
+
+/* c->stage: which answer the call awaits. */
+enum az_stage { AZ_STAGE_TOKEN, AZ_STAGE_METRICS };
 
 static const struct {
     const char *name; /* Azure metric name */
@@ -55,7 +60,7 @@ static void az_destroy(struct drv *d)
     free(d->endpoint);
     free(d->token_endpoint);
     free(d->instance);
-    free(d->token);
+    drv_oauth_drop(&d->token);
     free(d);
 }
 
@@ -133,54 +138,23 @@ static int az_error(const struct drv *d, const struct drv_http_resp *resp, const
     return c;
 }
 
-static int az_token(struct drv *d, struct drv_error *err)
+/* Builds the token request: the client-credentials grant, the client
+ * secret in the body (wiped once sent). */
+static int az_send_token(struct drv *d, struct drv_call *c)
 {
-    int64_t now = drv_now_ms(&d->env);
-    if (d->token && now < d->token_expires_ms - 300000) return 0;
-    struct drv_buf body, url;
-    drv_buf_init(&body, 0);
-    drv_buf_init(&url, 0);
-    int rc = drv_form_add(&body, "grant_type", "client_credentials");
-    if (rc == 0) rc = drv_form_add(&body, "client_id", d->client_id);
-    if (rc == 0) rc = drv_form_add(&body, "client_secret", d->client_secret);
-    if (rc == 0) rc = drv_form_add(&body, "scope", "https://management.azure.com/.default");
-    if (rc == 0) rc = drv_buf_addf(&url, "%s/", d->token_endpoint);
-    if (rc == 0) rc = drv_pct_encode(&url, d->tenant, false);
-    if (rc == 0) rc = drv_buf_adds(&url, "/oauth2/v2.0/token");
-    if (rc < 0) {
-        drv_buf_free(&body);
-        drv_buf_free(&url);
-        return drv_err_set(err, rc, 0, NULL, NULL, "azure: token request too large");
-    }
-    const char *h[] = {"Content-Type: application/x-www-form-urlencoded"};
-    struct drv_http_req req = {"POST", url.p, h, 1, body.p, body.len, NULL, NULL, d->timeout_ms};
-    struct drv_http_resp resp;
-    rc = drv_http_do(&d->env, &req, &resp, err);
-    if (body.p) memset(body.p, 0, body.len); /* holds the client secret */
-    drv_buf_free(&body);
-    drv_buf_free(&url);
-    if (rc < 0) return rc;
-    if (resp.status != 200) {
-        rc = az_error(d, &resp, "azure token", err);
-        drv_http_resp_free(&resp);
-        return rc;
-    }
-    json_t *j;
-    rc = drv_json_body(&resp, &j, "azure token", err);
-    drv_http_resp_free(&resp);
-    if (rc < 0) return rc;
-    const char *tok = json_string_value(json_object_get(j, "access_token"));
-    double exp = 0;
-    if (!tok || !drv_json_num(json_object_get(j, "expires_in"), &exp)) {
-        json_decref(j);
-        return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
-                           "azure token: no access_token/expires_in in the answer");
-    }
-    free(d->token);
-    d->token = strdup(tok);
-    d->token_expires_ms = now + (int64_t)(exp * 1000);
-    json_decref(j);
-    return d->token ? 0 : drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
+    c->stage = AZ_STAGE_TOKEN;
+    d->token.asked_ms = drv_now_ms(&d->env);
+    drv_call_req(c, "POST", d->timeout_ms);
+    c->body_secret = true;
+    int rc = drv_form_add(&c->body, "grant_type", "client_credentials");
+    if (rc == 0) rc = drv_form_add(&c->body, "client_id", d->client_id);
+    if (rc == 0) rc = drv_form_add(&c->body, "client_secret", d->client_secret);
+    if (rc == 0) rc = drv_form_add(&c->body, "scope", "https://management.azure.com/.default");
+    if (rc == 0) rc = drv_buf_addf(&c->url, "%s/", d->token_endpoint);
+    if (rc == 0) rc = drv_pct_encode(&c->url, d->tenant, false);
+    if (rc == 0) rc = drv_buf_adds(&c->url, "/oauth2/v2.0/token");
+    if (rc == 0) rc = drv_call_header(c, "Content-Type: application/x-www-form-urlencoded");
+    return drv_call_send(c, rc, "azure token");
 }
 
 /* Azure accepts only these grains (ISO 8601). */
@@ -253,80 +227,99 @@ static int az_parse(struct drv *d, const json_t *root, unsigned want, int interv
     return 0;
 }
 
-static int az_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
-                    struct drv_error *err)
+/* Builds the metrics request, every wanted metric at once, with the
+ * cached token. */
+static int az_send_metrics(struct drv *d, struct drv_call *c, const char *instance)
 {
-    drv_result_init(res, "azure");
-    memset(err, 0, sizeof *err);
-    const char *instance = q->instance ? q->instance : d->instance;
+    c->stage = AZ_STAGE_METRICS;
+    unsigned want = c->q.metrics & DRV_MASK_ALL;
+    char iso[16], t0[32], t1[32], timespan[80];
+    az_interval(c->q.period_s > 0 ? c->q.period_s : 60, iso, sizeof iso);
+    drv_fmt_time(c->q.from, "%Y-%m-%dT%H:%M:%SZ", t0, sizeof t0);
+    drv_fmt_time(c->q.to, "%Y-%m-%dT%H:%M:%SZ", t1, sizeof t1);
+    snprintf(timespan, sizeof timespan, "%s/%s", t0, t1);
+    struct drv_buf names;
+    drv_buf_init(&names, 0);
+    int rc = 0;
+    for (int m = 0; rc == 0 && m < DRV_M_COUNT; m++)
+        if (want & DRV_MASK(m))
+            rc = drv_buf_addf(&names, "%s%s", names.len ? "," : "", az_map[m].name);
+    drv_call_req(c, "GET", d->timeout_ms);
+    if (rc == 0) rc = drv_buf_adds(&c->url, d->endpoint);
+    if (rc == 0) rc = drv_pct_encode(&c->url, instance, true);
+    if (rc == 0)
+        rc = drv_buf_adds(
+            &c->url, "/providers/Microsoft.Insights/metrics?api-version=2018-01-01&metricnames=");
+    if (rc == 0) rc = drv_pct_encode(&c->url, drv_buf_str(&names), false);
+    if (rc == 0) rc = drv_buf_adds(&c->url, "&timespan=");
+    if (rc == 0) rc = drv_pct_encode(&c->url, timespan, false);
+    if (rc == 0) rc = drv_buf_addf(&c->url, "&interval=%s&aggregation=Average%%2CTotal", iso);
+    drv_buf_free(&names);
+    if (rc == 0) rc = drv_call_header(c, "Authorization: Bearer %s", d->token.value);
+    if (rc == 0) rc = drv_call_header(c, "Accept: application/json");
+    return drv_call_send(c, rc, "azure metrics");
+}
+
+/* The next request: the metrics, after a new token when none is fresh. */
+static int az_send(struct drv *d, struct drv_call *c, const char *instance)
+{
+    if (!drv_oauth_fresh(&d->token, &d->env)) return az_send_token(d, c);
+    return az_send_metrics(d, c, instance);
+}
+
+/* The metrics answer (a 200) into c->res. */
+static int az_take_metrics(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    char iso[16], rid[96] = "";
+    int interval = az_interval(c->q.period_s > 0 ? c->q.period_s : 60, iso, sizeof iso);
+    drv_http_resp_header(resp, "x-ms-request-id", rid, sizeof rid);
+    json_t *root;
+    int rc = drv_json_body(resp, &root, "azure metrics", &c->err);
+    if (rc < 0) return rc;
+    rc = az_parse(d, root, c->q.metrics & DRV_MASK_ALL, interval, &c->res, rid, &c->err);
+    json_decref(root);
+    return rc;
+}
+
+/* Token (when the cached one is missing or near expiry), then one metrics
+ * request for every wanted metric. c->attempt: 1 once a 401 made us drop
+ * the token and ask again. */
+static int az_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *instance = c->q.instance ? c->q.instance : d->instance;
     if (!instance || instance[0] != '/')
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
                            "azure: the instance must be a VM resource id "
                            "(/subscriptions/.../virtualMachines/NAME)");
-    unsigned want = q->metrics & DRV_MASK_ALL;
-    if (!want) return 0;
-    char iso[16], t0[32], t1[32];
-    int interval = az_interval(q->period_s > 0 ? q->period_s : 60, iso, sizeof iso);
-    drv_fmt_time(q->from, "%Y-%m-%dT%H:%M:%SZ", t0, sizeof t0);
-    drv_fmt_time(q->to, "%Y-%m-%dT%H:%M:%SZ", t1, sizeof t1);
-
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = az_token(d, err);
-        if (rc < 0) return rc;
-        struct drv_buf url, names;
-        drv_buf_init(&url, 0);
-        drv_buf_init(&names, 0);
-        for (int m = 0; m < DRV_M_COUNT; m++)
-            if (want & DRV_MASK(m))
-                drv_buf_addf(&names, "%s%s", names.len ? "," : "", az_map[m].name);
-        char timespan[80];
-        snprintf(timespan, sizeof timespan, "%s/%s", t0, t1);
-        rc = drv_buf_addf(&url, "%s", d->endpoint);
-        if (rc == 0) rc = drv_pct_encode(&url, instance, true);
-        if (rc == 0)
-            rc = drv_buf_adds(
-                &url, "/providers/Microsoft.Insights/metrics?api-version=2018-01-01&metricnames=");
-        if (rc == 0) rc = drv_pct_encode(&url, drv_buf_str(&names), false);
-        if (rc == 0) rc = drv_buf_adds(&url, "&timespan=");
-        if (rc == 0) rc = drv_pct_encode(&url, timespan, false);
-        if (rc == 0) rc = drv_buf_addf(&url, "&interval=%s&aggregation=Average%%2CTotal", iso);
-        drv_buf_free(&names);
-        char auth[4096];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", d->token);
-        const char *h[] = {auth, "Accept: application/json"};
-        struct drv_http_req req = {"GET", url.p, h, 2, NULL, 0, NULL, NULL, d->timeout_ms};
-        struct drv_http_resp resp;
-        if (rc == 0)
-            rc = drv_http_do(&d->env, &req, &resp, err);
-        else
-            drv_err_set(err, rc, 0, NULL, NULL, "azure: URL too long");
-        drv_buf_free(&url);
-        if (rc < 0) return rc;
-        if (resp.status == 401 && attempt == 0) {
-            /* The token was revoked or expired early: get a new one, once. */
-            free(d->token);
-            d->token = NULL;
-            drv_http_resp_free(&resp);
-            continue;
-        }
-        if (resp.status != 200) {
-            rc = az_error(d, &resp, "azure metrics", err);
-            drv_http_resp_free(&resp);
-            return rc;
-        }
-        char rid[96] = "";
-        drv_http_resp_header(&resp, "x-ms-request-id", rid, sizeof rid);
-        json_t *root;
-        rc = drv_json_body(&resp, &root, "azure metrics", err);
-        drv_http_resp_free(&resp);
-        if (rc < 0) return rc;
-        rc = az_parse(d, root, want, interval, res, rid, err);
-        json_decref(root);
-        if (rc < 0) return rc;
-        break;
+    if (!resp) {
+        /* Nothing asked: nothing to do (not even a token). */
+        if (!(c->q.metrics & DRV_MASK_ALL)) return 0;
+        return az_send(d, c, instance);
     }
-    drv_result_finish(res, q->metrics, DRV_MASK_ALL);
+    if (c->stage == AZ_STAGE_TOKEN) {
+        if (resp->status != 200) return az_error(d, resp, "azure token", &c->err);
+        int rc = drv_oauth_take(&d->token, resp, "azure token", &c->err);
+        if (rc < 0) return rc;
+        return az_send_metrics(d, c, instance);
+    }
+    if (resp->status == 401 && c->attempt == 0) {
+        /* The token was revoked or expired early: get a new one, once. */
+        drv_oauth_drop(&d->token);
+        c->attempt++;
+        return az_send(d, c, instance);
+    }
+    if (resp->status != 200) return az_error(d, resp, "azure metrics", &c->err);
+    int rc = az_take_metrics(d, c, resp);
+    if (rc < 0) return rc;
+    drv_result_finish(&c->res, c->q.metrics, DRV_MASK_ALL);
     return 0;
 }
 
-const struct drv_ops drv_azure_ops = {"azure", az_create, az_supports, az_fetch, NULL, az_destroy};
+static int az_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
+                    struct drv_error *err)
+{
+    return drv_fetch_steps(&drv_azure_ops, d, q, res, err);
+}
+
+const struct drv_ops drv_azure_ops = {"azure",  az_create, az_supports,
+                                      az_fetch, az_step,   az_destroy};

@@ -109,6 +109,22 @@ bool drv_json_num(const json_t *v, double *out);
 /* Strips a trailing '/' from a base URL in place. */
 void drv_trim_slash(char *url);
 
+/* An OAuth2 bearer token a driver caches between its fetches (azure, gcp).
+ * asked_ms is the clock when the token request was built: expires_in counts
+ * from then, a little before the answer, which errs on the early side. */
+struct drv_oauth_token {
+    char *value; /* NULL: none */
+    int64_t expires_ms, asked_ms;
+};
+/* true when t holds a token good for five more minutes (by env's clock). */
+bool drv_oauth_fresh(const struct drv_oauth_token *t, const struct drv_env *env);
+/* Takes a token endpoint's 200 answer {"access_token", "expires_in"} into t.
+ * DRV_E_PARSE naming what when it is not shaped so, -ENOMEM. */
+int drv_oauth_take(struct drv_oauth_token *t, const struct drv_http_resp *resp, const char *what,
+                   struct drv_error *err);
+/* Forgets the token (wiped first). */
+void drv_oauth_drop(struct drv_oauth_token *t);
+
 /* ---- Steps: how a driver writes its fetch --------------------------------
  *
  * A driver's fetch is one function, its step: called first with resp NULL,

@@ -27,8 +27,19 @@ struct drv {
     struct drv_env env;
     char *email, *key_pem, *token_uri, *project, *endpoint, *instance;
     long timeout_ms;
-    char *token;
-    int64_t token_expires_ms;
+    struct drv_oauth_token token; /* cached across fetches */
+};
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_gcp_ops;
+
+/* c->stage: which answer the call awaits. */
+enum g_stage { G_STAGE_TOKEN, G_STAGE_PAGE };
+
+/* The call's place beyond struct drv_call's fields (c->priv): pages taken
+ * of the current metric (c->index), whose paging token is c->cursor. */
+struct g_place {
+    int page;
 };
 
 static const struct {
@@ -63,7 +74,7 @@ static void g_destroy(struct drv *d)
     free(d->project);
     free(d->endpoint);
     free(d->instance);
-    free(d->token);
+    drv_oauth_drop(&d->token);
     free(d);
 }
 
@@ -138,63 +149,39 @@ static int g_error(const struct drv *d, const struct drv_http_resp *resp, const 
     return c;
 }
 
-static int g_token(struct drv *d, struct drv_error *err)
+/* Builds the token request: a JWT assertion signed with the service
+ * account's key, dated by the injected clock (the body is wiped once sent). */
+static int g_send_token(struct drv *d, struct drv_call *c)
 {
-    int64_t now_ms = drv_now_ms(&d->env), now = now_ms / 1000;
-    if (d->token && now_ms < d->token_expires_ms - 300000) return 0;
+    c->stage = G_STAGE_TOKEN;
+    d->token.asked_ms = drv_now_ms(&d->env);
+    int64_t now = d->token.asked_ms / 1000;
     json_t *claims =
         json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", d->email, "scope",
                   "https://www.googleapis.com/auth/monitoring.read", "aud", d->token_uri, "iat",
                   (json_int_t)now, "exp", (json_int_t)(now + 3600));
     char *cj = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
     json_decref(claims);
-    if (!cj) return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
-    struct drv_buf jwt, body;
+    if (!cj) return drv_err_set(&c->err, -ENOMEM, 0, NULL, NULL, "out of memory");
+    struct drv_buf jwt;
     drv_buf_init(&jwt, 0);
-    drv_buf_init(&body, 0);
     int rc = drv_jwt_rs256(d->key_pem, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", cj, &jwt);
     free(cj);
-    if (rc == DRV_E_CONFIG) {
-        drv_buf_free(&jwt);
-        return drv_err_set(err, rc, 0, NULL, NULL,
-                           "gcp: credentials.private_key is not a PEM RSA private key");
-    }
+    drv_call_req(c, "POST", d->timeout_ms);
+    c->body_secret = true;
     if (rc == 0)
-        rc = drv_form_add(&body, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
-    if (rc == 0) rc = drv_form_add(&body, "assertion", jwt.p);
+        rc = drv_form_add(&c->body, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+    if (rc == 0) rc = drv_form_add(&c->body, "assertion", jwt.p);
+    if (jwt.p) memset(jwt.p, 0, jwt.cap); /* a bearer credential for an hour */
     drv_buf_free(&jwt);
-    if (rc < 0) {
-        drv_buf_free(&body);
-        return drv_err_set(err, rc, 0, NULL, NULL, "gcp: cannot build the token request");
-    }
-    const char *h[] = {"Content-Type: application/x-www-form-urlencoded"};
-    struct drv_http_req req = {"POST", d->token_uri, h, 1, body.p, body.len, NULL,
-                               NULL,   d->timeout_ms};
-    struct drv_http_resp resp;
-    rc = drv_http_do(&d->env, &req, &resp, err);
-    drv_buf_free(&body);
-    if (rc < 0) return rc;
-    if (resp.status != 200) {
-        rc = g_error(d, &resp, "gcp token", err);
-        drv_http_resp_free(&resp);
-        return rc;
-    }
-    json_t *j;
-    rc = drv_json_body(&resp, &j, "gcp token", err);
-    drv_http_resp_free(&resp);
-    if (rc < 0) return rc;
-    const char *tok = json_string_value(json_object_get(j, "access_token"));
-    double exp = 0;
-    if (!tok || !drv_json_num(json_object_get(j, "expires_in"), &exp)) {
-        json_decref(j);
-        return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
-                           "gcp token: no access_token/expires_in in the answer");
-    }
-    free(d->token);
-    d->token = strdup(tok);
-    d->token_expires_ms = now_ms + (int64_t)(exp * 1000);
-    json_decref(j);
-    return d->token ? 0 : drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
+    if (rc == DRV_E_CONFIG)
+        return drv_err_set(&c->err, rc, 0, NULL, NULL,
+                           "gcp: credentials.private_key is not a PEM RSA private key");
+    if (rc < 0)
+        return drv_err_set(&c->err, rc, 0, NULL, NULL, "gcp: cannot build the token request");
+    rc = drv_buf_adds(&c->url, d->token_uri);
+    if (rc == 0) rc = drv_call_header(c, "Content-Type: application/x-www-form-urlencoded");
+    return drv_call_send(c, rc, "gcp token");
 }
 
 static int g_page(struct drv *d, enum drv_metric m, const json_t *root, long period,
@@ -236,93 +223,132 @@ static int g_page(struct drv *d, enum drv_metric m, const json_t *root, long per
     return 0;
 }
 
+/* Builds the request for the next page of metric c->index (after the
+ * paging token in c->cursor, if any), with the cached token. */
+static int g_send_page(struct drv *d, struct drv_call *c, const char *instance)
+{
+    c->stage = G_STAGE_PAGE;
+    int m = c->index;
+    char filter[512], t0[32], t1[32];
+    snprintf(filter, sizeof filter, "metric.type = \"%s\" AND resource.labels.instance_id = \"%s\"",
+             g_map[m].type, instance);
+    drv_fmt_time(c->q.from, "%Y-%m-%dT%H:%M:%SZ", t0, sizeof t0);
+    drv_fmt_time(c->q.to, "%Y-%m-%dT%H:%M:%SZ", t1, sizeof t1);
+    drv_call_req(c, "GET", d->timeout_ms);
+    int rc = drv_buf_addf(&c->url, "%s/v3/projects/", d->endpoint);
+    if (rc == 0) rc = drv_pct_encode(&c->url, d->project, false);
+    if (rc == 0) rc = drv_buf_adds(&c->url, "/timeSeries?filter=");
+    if (rc == 0) rc = drv_pct_encode(&c->url, filter, false);
+    if (rc == 0)
+        rc = drv_buf_addf(
+            &c->url,
+            "&interval.startTime=%s&interval.endTime=%s&aggregation.alignmentPeriod=%lds"
+            "&aggregation.perSeriesAligner=%s&aggregation.crossSeriesReducer=%s",
+            t0, t1, c->period, g_map[m].aligner, g_map[m].reducer);
+    if (rc == 0 && g_map[m].by_device)
+        rc = drv_buf_adds(&c->url, "&aggregation.groupByFields=metric.labels.device_name");
+    if (rc == 0 && c->cursor.len) {
+        rc = drv_buf_adds(&c->url, "&pageToken=");
+        if (rc == 0) rc = drv_pct_encode(&c->url, drv_buf_str(&c->cursor), false);
+    }
+    if (rc == 0) rc = drv_call_header(c, "Authorization: Bearer %s", d->token.value);
+    if (rc == 0) rc = drv_call_header(c, "Accept: application/json");
+    return drv_call_send(c, rc, "gcp timeSeries.list");
+}
+
+/* The next request: the page, after a new token when none is fresh (the
+ * token is checked before every page, as a fetch may outlast it). */
+static int g_send(struct drv *d, struct drv_call *c, const char *instance)
+{
+    if (!drv_oauth_fresh(&d->token, &d->env)) return g_send_token(d, c);
+    return g_send_page(d, c, instance);
+}
+
+/* Starts the first requested, supported metric from c->index on, or
+ * finishes the fetch when none is left. */
+static int g_next_metric(struct drv *d, struct drv_call *c, const char *instance)
+{
+    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
+    while (c->index < DRV_M_COUNT && !(c->q.metrics & supported & DRV_MASK(c->index))) c->index++;
+    if (c->index == DRV_M_COUNT) {
+        drv_result_finish(&c->res, c->q.metrics, supported);
+        return 0;
+    }
+    struct g_place *pl = c->priv;
+    pl->page = 0;
+    c->attempt = 0;
+    c->cursor.len = 0;
+    if (c->cursor.p) c->cursor.p[0] = '\0';
+    return g_send(d, c, instance);
+}
+
+/* A page of metric c->index (a 200) into c->res, its nextPageToken into
+ * c->cursor (empty on the last page). */
+static int g_take_page(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    json_t *root;
+    int rc = drv_json_body(resp, &root, "gcp timeSeries.list", &c->err);
+    if (rc < 0) return rc;
+    rc = g_page(d, c->index, root, c->period, &c->res, &c->err);
+    const char *next = json_string_value(json_object_get(root, "nextPageToken"));
+    c->cursor.len = 0;
+    if (c->cursor.p) c->cursor.p[0] = '\0';
+    if (rc == 0 && next && *next && drv_buf_adds(&c->cursor, next) < 0)
+        rc = drv_err_set(&c->err, -ENOMEM, 0, NULL, NULL, "gcp: paging token too long");
+    json_decref(root);
+    return rc;
+}
+
+/* One metric after the other, each page after page (at most GCP_MAX_PAGES),
+ * each page after a token when the cached one is missing or near expiry.
+ * c->index: the metric; c->attempt: 1 once a 401 made us drop the token
+ * and ask again for this metric; c->period: the alignment period. */
+static int g_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *instance = c->q.instance ? c->q.instance : d->instance;
+    if (!instance)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
+                           "gcp: no instance id in the query or the config");
+    if (!resp) {
+        if (!(c->priv = calloc(1, sizeof(struct g_place))))
+            return drv_err_set(&c->err, -ENOMEM, 0, NULL, NULL, "out of memory");
+        c->priv_free = free;
+        c->period = c->q.period_s >= 60 ? c->q.period_s : 60;
+        c->index = 0;
+        return g_next_metric(d, c, instance);
+    }
+    if (c->stage == G_STAGE_TOKEN) {
+        if (resp->status != 200) return g_error(d, resp, "gcp token", &c->err);
+        int rc = drv_oauth_take(&d->token, resp, "gcp token", &c->err);
+        if (rc < 0) return rc;
+        return g_send_page(d, c, instance);
+    }
+    if (resp->status == 401 && c->attempt == 0) {
+        /* Revoked early: one more try of this page with a new token. */
+        drv_oauth_drop(&d->token);
+        c->attempt++;
+        return g_send(d, c, instance);
+    }
+    if (resp->status != 200) {
+        int rc = g_error(d, resp, "gcp timeSeries.list", &c->err);
+        if (rc != DRV_E_BADREQUEST && rc != DRV_E_NOTFOUND) return rc;
+        drv_result_metric_error(&c->res, c->index, &c->err); /* this metric only */
+        memset(&c->err, 0, sizeof c->err);
+        c->index++;
+        return g_next_metric(d, c, instance);
+    }
+    int rc = g_take_page(d, c, resp);
+    if (rc < 0) return rc;
+    struct g_place *pl = c->priv;
+    if (c->cursor.len && ++pl->page < GCP_MAX_PAGES) return g_send(d, c, instance);
+    c->index++;
+    return g_next_metric(d, c, instance);
+}
+
 static int g_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
                    struct drv_error *err)
 {
-    drv_result_init(res, "gcp");
-    memset(err, 0, sizeof *err);
-    const char *instance = q->instance ? q->instance : d->instance;
-    if (!instance)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                           "gcp: no instance id in the query or the config");
-    long period = q->period_s >= 60 ? q->period_s : 60;
-    char t0[32], t1[32], align[24];
-    drv_fmt_time(q->from, "%Y-%m-%dT%H:%M:%SZ", t0, sizeof t0);
-    drv_fmt_time(q->to, "%Y-%m-%dT%H:%M:%SZ", t1, sizeof t1);
-    snprintf(align, sizeof align, "%lds", period);
-    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
-
-    for (int m = 0; m < DRV_M_COUNT; m++) {
-        if (!(q->metrics & supported & DRV_MASK(m))) continue;
-        char filter[512], page_token[1024] = "";
-        bool retried = false;
-        snprintf(filter, sizeof filter,
-                 "metric.type = \"%s\" AND resource.labels.instance_id = \"%s\"", g_map[m].type,
-                 instance);
-        for (int page = 0; page < GCP_MAX_PAGES; page++) {
-            int rc = g_token(d, err);
-            if (rc < 0) return rc;
-            struct drv_buf url;
-            drv_buf_init(&url, 0);
-            rc = drv_buf_addf(&url, "%s/v3/projects/", d->endpoint);
-            if (rc == 0) rc = drv_pct_encode(&url, d->project, false);
-            if (rc == 0) rc = drv_buf_adds(&url, "/timeSeries?filter=");
-            if (rc == 0) rc = drv_pct_encode(&url, filter, false);
-            if (rc == 0)
-                rc = drv_buf_addf(
-                    &url,
-                    "&interval.startTime=%s&interval.endTime=%s&aggregation.alignmentPeriod=%s"
-                    "&aggregation.perSeriesAligner=%s&aggregation.crossSeriesReducer=%s",
-                    t0, t1, align, g_map[m].aligner, g_map[m].reducer);
-            if (rc == 0 && g_map[m].by_device)
-                rc = drv_buf_adds(&url, "&aggregation.groupByFields=metric.labels.device_name");
-            if (rc == 0 && page_token[0]) {
-                rc = drv_buf_adds(&url, "&pageToken=");
-                if (rc == 0) rc = drv_pct_encode(&url, page_token, false);
-            }
-            char auth[4096];
-            snprintf(auth, sizeof auth, "Authorization: Bearer %s", d->token);
-            const char *h[] = {auth, "Accept: application/json"};
-            struct drv_http_req req = {"GET", url.p, h, 2, NULL, 0, NULL, NULL, d->timeout_ms};
-            struct drv_http_resp resp;
-            if (rc == 0)
-                rc = drv_http_do(&d->env, &req, &resp, err);
-            else
-                drv_err_set(err, rc, 0, NULL, NULL, "gcp: URL too long");
-            drv_buf_free(&url);
-            if (rc < 0) return rc;
-            if (resp.status == 401 && !retried) {
-                free(d->token); /* revoked early: one more try with a new token */
-                d->token = NULL;
-                drv_http_resp_free(&resp);
-                retried = true;
-                page--;
-                continue;
-            }
-            if (resp.status != 200) {
-                rc = g_error(d, &resp, "gcp timeSeries.list", err);
-                drv_http_resp_free(&resp);
-                if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
-                    drv_result_metric_error(res, m, err); /* this metric only */
-                    memset(err, 0, sizeof *err);
-                    break;
-                }
-                return rc;
-            }
-            json_t *root;
-            rc = drv_json_body(&resp, &root, "gcp timeSeries.list", err);
-            drv_http_resp_free(&resp);
-            if (rc < 0) return rc;
-            rc = g_page(d, m, root, period, res, err);
-            const char *next = json_string_value(json_object_get(root, "nextPageToken"));
-            snprintf(page_token, sizeof page_token, "%s", next ? next : "");
-            json_decref(root);
-            if (rc < 0) return rc;
-            if (!page_token[0]) break;
-        }
-    }
-    drv_result_finish(res, q->metrics, supported);
-    return 0;
+    return drv_fetch_steps(&drv_gcp_ops, d, q, res, err);
 }
 
-const struct drv_ops drv_gcp_ops = {"gcp", g_create, g_supports, g_fetch, NULL, g_destroy};
+const struct drv_ops drv_gcp_ops = {"gcp", g_create, g_supports, g_fetch, g_step, g_destroy};

@@ -1,5 +1,6 @@
 /* Shared helpers of the drivers: bounded buffers, percent/base64/hex
- * encodings, hashes, UTC time formats, error and result building. */
+ * encodings, hashes, UTC time formats, error and result building, the
+ * OAuth2 bearer token cache. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -577,4 +578,42 @@ bool drv_json_num(const json_t *v, double *out)
         }
     }
     return false;
+}
+
+bool drv_oauth_fresh(const struct drv_oauth_token *t, const struct drv_env *env)
+{
+    return t->value && drv_now_ms(env) < t->expires_ms - 300000;
+}
+
+int drv_oauth_take(struct drv_oauth_token *t, const struct drv_http_resp *resp, const char *what,
+                   struct drv_error *err)
+{
+    json_t *j;
+    int rc = drv_json_body(resp, &j, what, err);
+    if (rc < 0) return rc;
+    const char *tok = json_string_value(json_object_get(j, "access_token"));
+    double exp = 0;
+    if (!tok || !drv_json_num(json_object_get(j, "expires_in"), &exp)) {
+        json_decref(j);
+        return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
+                           "%s: no access_token/expires_in in the answer", what);
+    }
+    /* A year at most: a hostile huge (or NaN) value would overflow the cast. */
+    if (!(exp >= 0 && exp <= 366 * 86400.0)) {
+        json_decref(j);
+        return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
+                           "%s: expires_in %g is not 0 to a year of seconds", what, exp);
+    }
+    drv_oauth_drop(t);
+    t->value = strdup(tok);
+    t->expires_ms = t->asked_ms + (int64_t)(exp * 1000);
+    json_decref(j);
+    return t->value ? 0 : drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
+}
+
+void drv_oauth_drop(struct drv_oauth_token *t)
+{
+    if (t->value) memset(t->value, 0, strlen(t->value));
+    free(t->value);
+    t->value = NULL;
 }
