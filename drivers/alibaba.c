@@ -29,6 +29,9 @@ struct drv {
     bool intranet;
     long timeout_ms;
 };
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_alibaba_ops;
 
 static void ali_destroy(struct drv *d)
 {
@@ -133,22 +136,22 @@ static int ali_map(long status, const char *code)
     return c ? c : DRV_E_BADREQUEST;
 }
 
-static int ali_page(struct drv *d, const char *metric, const char *instance,
-                    const struct drv_query *q, long period, const char *token,
-                    struct drv_http_resp *resp, struct drv_error *err)
+/* Asks DescribeMetricList for metric c->index, the page after the token in
+ * c->cursor (none: the first), signed now. */
+static int ali_send_page(struct drv *d, struct drv_call *c, const char *instance)
 {
-    char start[24], end[24], per[16], nonce[33], ts[32], dims[256];
-    snprintf(start, sizeof start, "%lld", (long long)q->from * 1000);
-    snprintf(end, sizeof end, "%lld", (long long)q->to * 1000);
-    snprintf(per, sizeof per, "%ld", period);
+    double scale;
+    const char *metric = ali_metric(d, c->index, &scale);
+    char start[24], end[24], per[16], nonce[33], ts[32];
+    snprintf(start, sizeof start, "%lld", (long long)c->q.from * 1000);
+    snprintf(end, sizeof end, "%lld", (long long)c->q.to * 1000);
+    snprintf(per, sizeof per, "%ld", c->period);
     drv_random_hex(&d->env, nonce, 16);
     drv_fmt_time(drv_now_ms(&d->env) / 1000, "%Y-%m-%dT%H:%M:%SZ", ts, sizeof ts);
     json_t *dj = json_pack("[{s:s}]", "instanceId", instance);
-    char *ds = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
+    char *dims = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
     json_decref(dj);
-    if (!ds) return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
-    snprintf(dims, sizeof dims, "%s", ds);
-    free(ds);
+    if (!dims) return drv_err_set(&c->err, -ENOMEM, 0, NULL, NULL, "out of memory");
     struct drv_aliyun_param p[18] = {
         {"AccessKeyId", d->key_id},
         {"Action", "DescribeMetricList"},
@@ -168,117 +171,127 @@ static int ali_page(struct drv *d, const char *metric, const char *instance,
         {"Length", "1440"},
     };
     size_t n = 16;
-    if (token) p[n++] = (struct drv_aliyun_param){"NextToken", token};
-    struct drv_buf query, sts, url;
+    if (c->cursor.len) p[n++] = (struct drv_aliyun_param){"NextToken", drv_buf_str(&c->cursor)};
+    struct drv_buf query, sts;
     drv_buf_init(&query, 0);
     drv_buf_init(&sts, 0);
-    drv_buf_init(&url, 0);
     char sig[64];
+    drv_call_req(c, "GET", d->timeout_ms);
     int rc = drv_aliyun_sign("GET", p, n, d->secret, &query, &sts, sig);
-    if (rc == 0) rc = drv_buf_addf(&url, "%s/?%s&Signature=", d->endpoint, drv_buf_str(&query));
-    if (rc == 0) rc = drv_pct_encode(&url, sig, false);
+    if (rc == 0) rc = drv_buf_addf(&c->url, "%s/?%s&Signature=", d->endpoint, drv_buf_str(&query));
+    if (rc == 0) rc = drv_pct_encode(&c->url, sig, false);
+    if (rc == 0) rc = drv_call_header(c, "Accept: application/json");
     drv_buf_free(&query);
     drv_buf_free(&sts);
+    free(dims);
+    return drv_call_send(c, rc, "alibaba");
+}
+
+/* One page of DescribeMetricList's answer for metric m into c->res; its
+ * NextToken (or nothing) into c->cursor. */
+static int ali_take_page(struct drv *d, struct drv_call *c, int m, const struct drv_http_resp *resp)
+{
+    struct drv_error *err = &c->err;
+    double scale;
+    const char *metric = ali_metric(d, m, &scale);
+    c->cursor.len = 0;
+    json_t *root;
+    int rc = drv_json_body(resp, &root, "alibaba DescribeMetricList", err);
     if (rc < 0) {
-        drv_buf_free(&url);
-        return drv_err_set(err, rc, 0, NULL, NULL, "alibaba: cannot build the request");
+        if (resp->status != 200) {
+            rc = drv_err_set(err, ali_map(resp->status, NULL), (int)resp->status, NULL, NULL,
+                             "alibaba DescribeMetricList: HTTP %ld", resp->status);
+            if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(resp, &d->env, 10);
+        }
+        return rc;
     }
-    const char *h[] = {"Accept: application/json"};
-    struct drv_http_req req = {"GET", url.p, h, 1, NULL, 0, NULL, NULL, d->timeout_ms};
-    rc = drv_http_do(&d->env, &req, resp, err);
-    drv_buf_free(&url);
+    const char *code = json_string_value(json_object_get(root, "Code"));
+    const char *rid = json_string_value(json_object_get(root, "RequestId"));
+    const json_t *ok = json_object_get(root, "Success");
+    /* Errors come as 4xx/5xx or as 200 with Success false. */
+    if (resp->status != 200 || (ok && !json_is_true(ok))) {
+        const char *msg = json_string_value(json_object_get(root, "Message"));
+        rc = drv_err_set(err, ali_map(resp->status, code), (int)resp->status, code, rid,
+                         "alibaba DescribeMetricList %s: HTTP %ld %s: %s", metric, resp->status,
+                         code ? code : "", msg ? msg : "(no message)");
+        if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(resp, &d->env, 10);
+        json_decref(root);
+        /* A metric the API refuses is that metric's error (no further
+         * pages); auth, throttling and transport stop the whole fetch. */
+        if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
+            drv_result_metric_error(&c->res, m, err);
+            memset(err, 0, sizeof *err);
+            return 0;
+        }
+        return rc;
+    }
+    /* Datapoints: a string holding a JSON array. */
+    const char *dps = json_string_value(json_object_get(root, "Datapoints"));
+    json_t *arr = dps ? json_loads(dps, 0, NULL) : json_array();
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        json_decref(root);
+        return drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
+                           "alibaba %s: Datapoints is not a JSON array string", metric);
+    }
+    struct drv_series *s = drv_result_series(&c->res, m, NULL, NULL);
+    size_t i;
+    const json_t *pt;
+    json_array_foreach(arr, i, pt)
+    {
+        double ts, v;
+        if (!drv_json_num(json_object_get(pt, "timestamp"), &ts) ||
+            !drv_json_num(json_object_get(pt, "Average"), &v)) {
+            rc = drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
+                             "alibaba %s: point %zu lacks timestamp/Average", metric, i);
+            break;
+        }
+        if (!s || drv_series_push(s, (int64_t)(ts / 1000), v * scale) < 0) {
+            rc = drv_err_set(err, -ENOMEM, 0, NULL, rid, "alibaba: out of memory");
+            break;
+        }
+    }
+    json_decref(arr);
+    const char *next = json_string_value(json_object_get(root, "NextToken"));
+    if (rc == 0 && next && drv_buf_adds(&c->cursor, next) < 0)
+        rc =
+            drv_err_set(err, DRV_E_PARSE, 200, NULL, rid, "alibaba %s: NextToken too long", metric);
+    json_decref(root);
     return rc;
+}
+
+/* c->index is the metric asked for, c->stage its page (NextToken paging,
+ * at most ALI_MAX_PAGES), c->cursor the token of the next page. */
+static int ali_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *instance = c->q.instance ? c->q.instance : d->instance;
+    if (!instance)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
+                           "alibaba: no instance id in the query or the config");
+    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
+    if (!resp) {
+        c->period = c->q.period_s >= 60 ? c->q.period_s : 60;
+    } else {
+        int rc = ali_take_page(d, c, c->index, resp);
+        if (rc < 0) return rc;
+        if (c->cursor.len && ++c->stage < ALI_MAX_PAGES) return ali_send_page(d, c, instance);
+        /* That metric is complete: on to the next. */
+        c->index++;
+        c->stage = 0;
+        c->cursor.len = 0;
+    }
+    if (!drv_step_metric(c, c->q.metrics & supported)) {
+        drv_result_finish(&c->res, c->q.metrics, supported);
+        return 0;
+    }
+    return ali_send_page(d, c, instance);
 }
 
 static int ali_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
                      struct drv_error *err)
 {
-    drv_result_init(res, "alibaba");
-    memset(err, 0, sizeof *err);
-    const char *instance = q->instance ? q->instance : d->instance;
-    if (!instance)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                           "alibaba: no instance id in the query or the config");
-    long period = q->period_s >= 60 ? q->period_s : 60;
-    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
-    for (int m = 0; m < DRV_M_COUNT; m++) {
-        if (!(q->metrics & supported & DRV_MASK(m))) continue;
-        double scale;
-        const char *metric = ali_metric(d, m, &scale);
-        char token[512] = "";
-        for (int page = 0; page < ALI_MAX_PAGES; page++) {
-            struct drv_http_resp resp;
-            int rc = ali_page(d, metric, instance, q, period, token[0] ? token : NULL, &resp, err);
-            if (rc < 0) return rc;
-            json_t *root;
-            rc = drv_json_body(&resp, &root, "alibaba DescribeMetricList", err);
-            if (rc < 0) {
-                if (resp.status != 200) {
-                    rc = drv_err_set(err, ali_map(resp.status, NULL), (int)resp.status, NULL, NULL,
-                                     "alibaba DescribeMetricList: HTTP %ld", resp.status);
-                    if (rc == DRV_E_THROTTLED)
-                        err->retry_after_s = drv_retry_after(&resp, &d->env, 10);
-                }
-                drv_http_resp_free(&resp);
-                return rc;
-            }
-            const char *code = json_string_value(json_object_get(root, "Code"));
-            const char *rid = json_string_value(json_object_get(root, "RequestId"));
-            const json_t *ok = json_object_get(root, "Success");
-            /* Errors come as 4xx/5xx or as 200 with Success false. */
-            if (resp.status != 200 || (ok && !json_is_true(ok))) {
-                const char *msg = json_string_value(json_object_get(root, "Message"));
-                rc = drv_err_set(err, ali_map(resp.status, code), (int)resp.status, code, rid,
-                                 "alibaba DescribeMetricList %s: HTTP %ld %s: %s", metric,
-                                 resp.status, code ? code : "", msg ? msg : "(no message)");
-                if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(&resp, &d->env, 10);
-                drv_http_resp_free(&resp);
-                json_decref(root);
-                if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
-                    drv_result_metric_error(res, m, err);
-                    memset(err, 0, sizeof *err);
-                    break;
-                }
-                return rc;
-            }
-            drv_http_resp_free(&resp);
-            /* Datapoints: a string holding a JSON array. */
-            const char *dps = json_string_value(json_object_get(root, "Datapoints"));
-            json_t *arr = dps ? json_loads(dps, 0, NULL) : json_array();
-            if (!json_is_array(arr)) {
-                json_decref(arr);
-                json_decref(root);
-                return drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
-                                   "alibaba %s: Datapoints is not a JSON array string", metric);
-            }
-            struct drv_series *s = drv_result_series(res, m, NULL, NULL);
-            size_t i;
-            const json_t *pt;
-            json_array_foreach(arr, i, pt)
-            {
-                double ts, v;
-                if (!drv_json_num(json_object_get(pt, "timestamp"), &ts) ||
-                    !drv_json_num(json_object_get(pt, "Average"), &v)) {
-                    rc = drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
-                                     "alibaba %s: point %zu lacks timestamp/Average", metric, i);
-                    break;
-                }
-                if (!s || drv_series_push(s, (int64_t)(ts / 1000), v * scale) < 0) {
-                    rc = drv_err_set(err, -ENOMEM, 0, NULL, rid, "alibaba: out of memory");
-                    break;
-                }
-            }
-            json_decref(arr);
-            const char *next = json_string_value(json_object_get(root, "NextToken"));
-            snprintf(token, sizeof token, "%s", next ? next : "");
-            json_decref(root);
-            if (rc < 0) return rc;
-            if (!token[0]) break;
-        }
-    }
-    drv_result_finish(res, q->metrics, supported);
-    return 0;
+    return drv_fetch_steps(&drv_alibaba_ops, d, q, res, err);
 }
 
 const struct drv_ops drv_alibaba_ops = {"alibaba", ali_create, ali_supports,
-                                        ali_fetch, NULL,       ali_destroy};
+                                        ali_fetch, ali_step,   ali_destroy};

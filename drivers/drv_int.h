@@ -98,6 +98,10 @@ int drv_url_split(const char *url, char *host, size_t hostlen, char *path, size_
  * query string or form body. */
 int drv_form_add(struct drv_buf *b, const char *k, const char *v);
 
+/* Appends j as compact JSON to b and drops the reference (a NULL j, from a
+ * failed json_pack, is -ENOMEM). The temporary text is wiped. */
+int drv_buf_add_json(struct drv_buf *b, json_t *j);
+
 /* Parses a response body as JSON (*out owned by the caller). DRV_E_PARSE,
  * naming what, when it is not JSON. */
 int drv_json_body(const struct drv_http_resp *r, json_t **out, const char *what,
@@ -184,5 +188,9 @@ int drv_call_send(struct drv_call *c, int rc, const char *what);
  * driver's fetch op is. */
 int drv_fetch_steps(const struct drv_ops *ops, struct drv *d, const struct drv_query *q,
                     struct drv_result *res, struct drv_error *err);
+
+/* For drivers asking one metric at a time: moves c->index to the first
+ * metric of mask from c->index on; false when none is left. */
+bool drv_step_metric(struct drv_call *c, unsigned mask);
 
 #endif

@@ -31,6 +31,9 @@ struct drv {
     char *names[DRV_M_COUNT];
     long timeout_ms;
 };
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_ncp_ops;
 
 static const struct {
     const char *name;
@@ -110,110 +113,122 @@ static int ncp_map_err(long status, const char *code)
     return c ? c : DRV_E_PARSE;
 }
 
-static int ncp_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
-                     struct drv_error *err)
+/* Asks QueryData for the next requested metric from c->index on (one
+ * request per metric), or finishes. */
+static int ncp_send(struct drv *d, struct drv_call *c, const char *instance)
 {
-    drv_result_init(res, "ncp");
-    memset(err, 0, sizeof *err);
-    const char *instance = q->instance ? q->instance : d->instance;
-    if (!instance)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                           "ncp: no instanceNo in the query or the config");
-    int period = q->period_s;
+    if (!drv_step_metric(c, c->q.metrics)) {
+        drv_result_finish(&c->res, c->q.metrics, DRV_MASK_ALL);
+        return 0;
+    }
+    char host[256], base_path[256];
+    if (drv_url_split(d->endpoint, host, sizeof host, base_path, sizeof base_path) < 0)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL, "ncp: bad endpoint \"%s\"",
+                           d->endpoint);
+    /* The signature covers the path as the gateway sees it, under any
+     * base path of the endpoint. */
+    const char *bp = strcmp(base_path, "/") == 0 ? "" : base_path;
+    int period = c->q.period_s;
     const char *interval = period <= 60     ? "Min1"
                            : period <= 300  ? "Min5"
                            : period <= 1800 ? "Min30"
                            : period <= 7200 ? "Hour2"
                                             : "Day1";
-    char host[256], base_path[256];
-    if (drv_url_split(d->endpoint, host, sizeof host, base_path, sizeof base_path) < 0)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL, "ncp: bad endpoint \"%s\"",
-                           d->endpoint);
-    const char *bp = strcmp(base_path, "/") == 0 ? "" : base_path;
+    char ts[24], uri[300], sig[64];
+    snprintf(ts, sizeof ts, "%lld", (long long)drv_now_ms(&d->env));
+    snprintf(uri, sizeof uri, "%s%s", bp, NCP_PATH);
+    int rc = drv_ncp_sign("POST", uri, ts, d->access_key, d->secret_key, sig);
+    if (rc < 0) return drv_err_set(&c->err, rc, 0, NULL, NULL, "ncp: signing failed");
+    drv_call_req(c, "POST", d->timeout_ms);
+    rc = drv_buf_addf(&c->url, "%s%s", d->endpoint, NCP_PATH);
+    if (rc == 0)
+        rc = drv_buf_add_json(
+            &c->body, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "timeStart",
+                                (json_int_t)c->q.from * 1000, "timeEnd", (json_int_t)c->q.to * 1000,
+                                "cw_key", d->cw_key, "productName", d->product, "metric",
+                                d->names[c->index], "interval", interval, "aggregation", "AVG",
+                                "dimensions", "instanceNo", instance));
+    if (rc == 0) rc = drv_call_header(c, "x-ncp-apigw-timestamp: %s", ts);
+    if (rc == 0) rc = drv_call_header(c, "x-ncp-iam-access-key: %s", d->access_key);
+    if (rc == 0) rc = drv_call_header(c, "x-ncp-apigw-signature-v2: %s", sig);
+    if (rc == 0) rc = drv_call_header(c, "Content-Type: application/json");
+    return drv_call_send(c, rc, "ncp");
+}
 
-    for (int m = 0; m < DRV_M_COUNT; m++) {
-        if (!(q->metrics & DRV_MASK(m))) continue;
-        json_t *body =
-            json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "timeStart",
-                      (json_int_t)q->from * 1000, "timeEnd", (json_int_t)q->to * 1000, "cw_key",
-                      d->cw_key, "productName", d->product, "metric", d->names[m], "interval",
-                      interval, "aggregation", "AVG", "dimensions", "instanceNo", instance);
-        char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        if (!payload) return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
-        char ts[24], uri[300], sig[64], url[600];
-        snprintf(ts, sizeof ts, "%lld", (long long)drv_now_ms(&d->env));
-        snprintf(uri, sizeof uri, "%s%s", bp, NCP_PATH);
-        snprintf(url, sizeof url, "%s%s", d->endpoint, NCP_PATH);
-        int rc = drv_ncp_sign("POST", uri, ts, d->access_key, d->secret_key, sig);
-        char h[4][300];
-        snprintf(h[0], sizeof h[0], "x-ncp-apigw-timestamp: %s", ts);
-        snprintf(h[1], sizeof h[1], "x-ncp-iam-access-key: %s", d->access_key);
-        snprintf(h[2], sizeof h[2], "x-ncp-apigw-signature-v2: %s", sig);
-        snprintf(h[3], sizeof h[3], "Content-Type: application/json");
-        const char *hp[4] = {h[0], h[1], h[2], h[3]};
-        struct drv_http_req req = {"POST", url,  hp,           4, payload, strlen(payload),
-                                   NULL,   NULL, d->timeout_ms};
-        struct drv_http_resp resp;
-        if (rc == 0)
-            rc = drv_http_do(&d->env, &req, &resp, err);
-        else
-            drv_err_set(err, rc, 0, NULL, NULL, "ncp: signing failed");
-        free(payload);
-        if (rc < 0) return rc;
-        json_t *root;
-        rc = drv_json_body(&resp, &root, "ncp QueryData", err);
-        char rid[96] = "";
-        drv_http_resp_header(&resp, "x-ncp-trace-id", rid, sizeof rid);
-        if (rc < 0 && resp.status == 200) {
-            drv_http_resp_free(&resp);
-            return rc;
+/* The QueryData answer for metric m into c->res. */
+static int ncp_take(struct drv *d, struct drv_call *c, int m, const struct drv_http_resp *resp)
+{
+    struct drv_error *err = &c->err;
+    json_t *root;
+    int rc = drv_json_body(resp, &root, "ncp QueryData", err);
+    char rid[96] = "";
+    drv_http_resp_header(resp, "x-ncp-trace-id", rid, sizeof rid);
+    if (rc < 0 && resp->status == 200) return rc;
+    if (resp->status != 200) {
+        /* root may be NULL (an error page that is not JSON): the status decides. */
+        const json_t *e = json_object_get(root, "error");
+        const char *code = json_string_value(json_object_get(e, "errorCode"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        rc = drv_err_set(err, ncp_map_err(resp->status, code), (int)resp->status, code, rid,
+                         "ncp QueryData %s: HTTP %ld %s: %s", d->names[m], resp->status,
+                         code ? code : "", msg ? msg : "(no message)");
+        if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(resp, &d->env, 10);
+        json_decref(root);
+        /* A metric the gateway refuses is that metric's error; auth,
+         * throttling and transport stop the whole fetch. */
+        if (rc == DRV_E_BADREQUEST) {
+            drv_result_metric_error(&c->res, m, err);
+            memset(err, 0, sizeof *err);
+            return 0;
         }
-        if (resp.status != 200) {
-            const json_t *e = json_object_get(root, "error");
-            const char *code = json_string_value(json_object_get(e, "errorCode"));
-            const char *msg = json_string_value(json_object_get(e, "message"));
-            rc = drv_err_set(err, ncp_map_err(resp.status, code), (int)resp.status, code, rid,
-                             "ncp QueryData %s: HTTP %ld %s: %s", d->names[m], resp.status,
-                             code ? code : "", msg ? msg : "(no message)");
-            if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(&resp, &d->env, 10);
-            drv_http_resp_free(&resp);
-            json_decref(root);
-            if (rc == DRV_E_BADREQUEST) {
-                drv_result_metric_error(res, m, err);
-                memset(err, 0, sizeof *err);
-                continue;
-            }
-            return rc;
-        }
-        drv_http_resp_free(&resp);
-        if (!json_is_array(root)) {
+        return rc;
+    }
+    if (!json_is_array(root)) {
+        json_decref(root);
+        return drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
+                           "ncp QueryData %s: answer is not a JSON array", d->names[m]);
+    }
+    struct drv_series *s = drv_result_series(&c->res, m, NULL, NULL);
+    size_t i;
+    const json_t *pt;
+    json_array_foreach(root, i, pt)
+    {
+        double t, v;
+        if (!json_is_array(pt) || !drv_json_num(json_array_get(pt, 0), &t) ||
+            !drv_json_num(json_array_get(pt, 1), &v)) {
             json_decref(root);
             return drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
-                               "ncp QueryData %s: answer is not a JSON array", d->names[m]);
+                               "ncp %s: point %zu is not [timestamp_ms, value]", d->names[m], i);
         }
-        struct drv_series *s = drv_result_series(res, m, NULL, NULL);
-        size_t i;
-        const json_t *pt;
-        json_array_foreach(root, i, pt)
-        {
-            double t, v;
-            if (!json_is_array(pt) || !drv_json_num(json_array_get(pt, 0), &t) ||
-                !drv_json_num(json_array_get(pt, 1), &v)) {
-                json_decref(root);
-                return drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
-                                   "ncp %s: point %zu is not [timestamp_ms, value]", d->names[m],
-                                   i);
-            }
-            if (!s || drv_series_push(s, (int64_t)(t / 1000), v * ncp_map[m].scale) < 0) {
-                json_decref(root);
-                return drv_err_set(err, -ENOMEM, 0, NULL, rid, "ncp: out of memory");
-            }
+        if (!s || drv_series_push(s, (int64_t)(t / 1000), v * ncp_map[m].scale) < 0) {
+            json_decref(root);
+            return drv_err_set(err, -ENOMEM, 0, NULL, rid, "ncp: out of memory");
         }
-        json_decref(root);
     }
-    drv_result_finish(res, q->metrics, DRV_MASK_ALL);
+    json_decref(root);
     return 0;
 }
 
-const struct drv_ops drv_ncp_ops = {"ncp", ncp_create, ncp_supports, ncp_fetch, NULL, ncp_destroy};
+/* One metric per exchange, c->index the metric asked for. */
+static int ncp_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *instance = c->q.instance ? c->q.instance : d->instance;
+    if (!instance)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
+                           "ncp: no instanceNo in the query or the config");
+    if (resp) {
+        int rc = ncp_take(d, c, c->index, resp);
+        if (rc < 0) return rc;
+        c->index++;
+    }
+    return ncp_send(d, c, instance);
+}
+
+static int ncp_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
+                     struct drv_error *err)
+{
+    return drv_fetch_steps(&drv_ncp_ops, d, q, res, err);
+}
+
+const struct drv_ops drv_ncp_ops = {"ncp",     ncp_create, ncp_supports,
+                                    ncp_fetch, ncp_step,   ncp_destroy};

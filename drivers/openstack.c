@@ -33,6 +33,9 @@ struct drv {
     char *token, *gnocchi;
     int64_t token_expires_ms;
 };
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_openstack_ops;
 
 static void os_destroy(struct drv *d)
 {
@@ -113,49 +116,12 @@ static int os_error(const struct drv *d, const struct drv_http_resp *resp, const
     return c;
 }
 
-static int os_auth(struct drv *d, struct drv_error *err)
+/* ---- Keystone: the token and the Gnocchi endpoint ---------------------- */
+
+/* The URL of the "metric" service's endpoint of our interface (and region)
+ * in the token's catalog, malloc'ed; NULL when there is none. */
+static char *os_catalog_gnocchi(const struct drv *d, const json_t *tok)
 {
-    int64_t now = drv_now_ms(&d->env);
-    if (d->token && now < d->token_expires_ms - 300000) return 0;
-    json_t *body =
-        json_pack("{s:{s:{s:[s], s:{s:{s:s, s:{s:s}, s:s}}}, s:{s:{s:s, s:{s:s}}}}}", "auth",
-                  "identity", "methods", "password", "password", "user", "name", d->user, "domain",
-                  "name", d->user_domain, "password", d->password, "scope", "project", "name",
-                  d->project, "domain", "name", d->project_domain);
-    char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!payload) return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
-    char url[600];
-    snprintf(url, sizeof url, "%s/auth/tokens", d->auth_url);
-    const char *h[] = {"Content-Type: application/json"};
-    struct drv_http_req req = {"POST", url,          h, 1, payload, strlen(payload), NULL,
-                               NULL,   d->timeout_ms};
-    struct drv_http_resp resp;
-    int rc = drv_http_do(&d->env, &req, &resp, err);
-    memset(payload, 0, strlen(payload)); /* holds the password */
-    free(payload);
-    if (rc < 0) return rc;
-    if (resp.status != 201 && resp.status != 200) {
-        rc = os_error(d, &resp, "keystone auth", err);
-        drv_http_resp_free(&resp);
-        return rc;
-    }
-    char token[2048];
-    if (drv_http_resp_header(&resp, "X-Subject-Token", token, sizeof token) < 0) {
-        drv_http_resp_free(&resp);
-        return drv_err_set(err, DRV_E_PARSE, 201, NULL, NULL,
-                           "keystone auth: no X-Subject-Token header in the answer");
-    }
-    json_t *root;
-    rc = drv_json_body(&resp, &root, "keystone auth", err);
-    drv_http_resp_free(&resp);
-    if (rc < 0) return rc;
-    const json_t *tok = json_object_get(root, "token");
-    int64_t exp;
-    if (drv_parse_time(json_string_value(json_object_get(tok, "expires_at")), &exp) < 0)
-        exp = now / 1000 + 3600;
-    /* Catalog: the "metric" service's endpoint of our interface (and region). */
-    char *found = NULL;
     size_t i, k;
     const json_t *svc, *ep;
     json_array_foreach(json_object_get(tok, "catalog"), i, svc)
@@ -170,61 +136,107 @@ static int os_auth(struct drv *d, struct drv_error *err)
             const char *u = json_string_value(json_object_get(ep, "url"));
             if (!u || !itf || strcmp(itf, d->interface) != 0) continue;
             if (d->region && (!reg || strcmp(reg, d->region) != 0)) continue;
-            free(found);
-            found = strdup(u);
-            break;
+            return strdup(u);
         }
     }
+    return NULL;
+}
+
+/* Builds the password authentication request (POST /v3/auth/tokens). */
+static int os_send_auth(struct drv *d, struct drv_call *c)
+{
+    drv_call_req(c, "POST", d->timeout_ms);
+    c->body_secret = true; /* holds the password */
+    int rc = drv_buf_addf(&c->url, "%s/auth/tokens", d->auth_url);
+    if (rc == 0)
+        rc = drv_buf_add_json(
+            &c->body,
+            json_pack("{s:{s:{s:[s], s:{s:{s:s, s:{s:s}, s:s}}}, s:{s:{s:s, s:{s:s}}}}}", "auth",
+                      "identity", "methods", "password", "password", "user", "name", d->user,
+                      "domain", "name", d->user_domain, "password", d->password, "scope", "project",
+                      "name", d->project, "domain", "name", d->project_domain));
+    if (rc == 0) rc = drv_call_header(c, "Content-Type: application/json");
+    return drv_call_send(c, rc, "keystone auth");
+}
+
+/* Keystone's answer: the token (X-Subject-Token), its expiry and the
+ * Gnocchi endpoint (the "endpoint" key, else the catalog's) into d. */
+static int os_take_auth(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    struct drv_error *err = &c->err;
+    if (resp->status != 201 && resp->status != 200) return os_error(d, resp, "keystone auth", err);
+    char token[2048];
+    if (drv_http_resp_header(resp, "X-Subject-Token", token, sizeof token) < 0)
+        return drv_err_set(err, DRV_E_PARSE, (int)resp->status, NULL, NULL,
+                           "keystone auth: no X-Subject-Token header in the answer");
+    json_t *root;
+    int rc = drv_json_body(resp, &root, "keystone auth", err);
+    if (rc < 0) return rc;
+    const json_t *tok = json_object_get(root, "token");
+    int64_t exp;
+    if (drv_parse_time(json_string_value(json_object_get(tok, "expires_at")), &exp) < 0)
+        exp = drv_now_ms(&d->env) / 1000 + 3600;
+    char *found = d->endpoint ? strdup(d->endpoint) : os_catalog_gnocchi(d, tok);
     json_decref(root);
-    if (!d->endpoint && !found)
+    if (!found && !d->endpoint)
         return drv_err_set(
-            err, DRV_E_NOTFOUND, 201, NULL, NULL,
+            err, DRV_E_NOTFOUND, (int)resp->status, NULL, NULL,
             "keystone catalog has no \"metric\" (Gnocchi) endpoint for interface %s%s%s",
             d->interface, d->region ? " in region " : "", d->region ? d->region : "");
     free(d->gnocchi);
-    d->gnocchi = d->endpoint ? strdup(d->endpoint) : found;
-    if (d->endpoint) free(found);
     free(d->token);
+    d->gnocchi = found;
     d->token = strdup(token);
-    if (!d->gnocchi || !d->token) return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
+    memset(token, 0, sizeof token);
+    if (!d->gnocchi || !d->token) {
+        /* Both or neither: a token without an endpoint would be used. */
+        free(d->gnocchi);
+        free(d->token);
+        d->gnocchi = d->token = NULL;
+        return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
+    }
     drv_trim_slash(d->gnocchi);
     d->token_expires_ms = exp * 1000;
     return 0;
 }
 
-/* GET/POST against Gnocchi with the token; one re-authentication on 401. */
-static int os_call(struct drv *d, const char *method, const char *path, const char *body,
-                   json_t **out, struct drv_error *err)
+/* ---- One fetch: the Gnocchi requests it makes ----------------------------
+ *
+ * c->stage is the Gnocchi request whose answer is awaited; before each, a
+ * missing or expiring token is renewed (f->authing while Keystone's answer
+ * is awaited), and a 401 drops the token and asks once more with a fresh
+ * one (c->attempt). The per-device meters go through os_dev[] (c->index). */
+enum os_stage {
+    OS_START,        /* nothing asked yet */
+    OS_INSTANCE,     /* GET the instance resource: its metric ids */
+    OS_VCPUS,        /* measures of "vcpus" (when the config has no "vcpus") */
+    OS_CPU,          /* measures of "cpu" */
+    OS_MEM_USAGE,    /* measures of "memory.usage" */
+    OS_MEM_TOTAL,    /* measures of "memory" */
+    OS_DEV_SEARCH,   /* search the instance's resources of os_dev[c->index] */
+    OS_DEV_MEASURES, /* measures of that meter on resource f->k of them */
+};
+
+/* Per-device meters live on instance_disk / instance_network_interface resources. */
+static const struct {
+    const char *rtype, *tag;
+    enum drv_metric m;
+    const char *meter;
+    double scale;
+} os_dev[] = {
+    {"instance_disk", "disk", DRV_M_KB_READ, "disk.device.read.bytes", 1.0 / 1024},
+    {"instance_disk", "disk", DRV_M_KB_WRITTEN, "disk.device.write.bytes", 1.0 / 1024},
+    {"instance_disk", "disk", DRV_M_OPS_READ, "disk.device.read.requests", 1},
+    {"instance_disk", "disk", DRV_M_OPS_WRITE, "disk.device.write.requests", 1},
+    {"instance_network_interface", "interface", DRV_M_BYTES_IN, "network.incoming.bytes", 1},
+    {"instance_network_interface", "interface", DRV_M_BYTES_OUT, "network.outgoing.bytes", 1},
+};
+#define OS_NDEV (sizeof os_dev / sizeof os_dev[0])
+
+/* The search results of os_dev[i]'s resource type: 0 disks, 1 interfaces. */
+static int os_dev_slot(size_t i)
 {
-    *out = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = os_auth(d, err);
-        if (rc < 0) return rc;
-        char url[1200], auth[2100];
-        snprintf(url, sizeof url, "%s%s", d->gnocchi, path);
-        snprintf(auth, sizeof auth, "X-Auth-Token: %s", d->token);
-        const char *h[] = {auth, "Content-Type: application/json", "Accept: application/json"};
-        struct drv_http_req req = {method, url,          h, 3, body, body ? strlen(body) : 0, NULL,
-                                   NULL,   d->timeout_ms};
-        struct drv_http_resp resp;
-        rc = drv_http_do(&d->env, &req, &resp, err);
-        if (rc < 0) return rc;
-        if (resp.status == 401 && attempt == 0) {
-            free(d->token);
-            d->token = NULL;
-            drv_http_resp_free(&resp);
-            continue;
-        }
-        if (resp.status != 200) {
-            rc = os_error(d, &resp, "gnocchi", err);
-            drv_http_resp_free(&resp);
-            return rc;
-        }
-        rc = drv_json_body(&resp, out, "gnocchi", err);
-        drv_http_resp_free(&resp);
-        return rc;
-    }
-    return drv_err_set(err, DRV_E_AUTH, 401, NULL, NULL, "gnocchi refused a fresh token");
+    return strcmp(os_dev[i].rtype, "instance_disk") == 0 ? 0 : 1;
 }
 
 struct raw {
@@ -240,52 +252,104 @@ static void raw_free(struct raw *r)
     memset(r, 0, sizeof *r);
 }
 
-static int os_measures(struct drv *d, const char *metric_id, const struct drv_query *q, long gran,
-                       struct raw *out, struct drv_error *err)
+/* What a fetch keeps between its steps (c->priv). */
+struct os_fetch {
+    bool authing;       /* Keystone's answer is awaited */
+    const char *method; /* the Gnocchi request to send, once there is a token */
+    struct drv_buf path, body;
+    const char *metric_id; /* of a measures request; points into inst or found */
+    json_t *inst;          /* the instance resource */
+    json_t *found[2];      /* its disks and its network interfaces (os_dev_slot) */
+    size_t k;              /* the resource of found[] asked for */
+    double vcpus;
+    struct raw mem_usage; /* "memory.usage", until "memory" arrives */
+};
+
+static void os_fetch_free(void *priv)
 {
-    memset(out, 0, sizeof *out);
-    char t0[32], t1[32], path[400];
-    /* One granularity earlier, so the first period has a predecessor to diff against. */
-    drv_fmt_time(q->from - gran, "%Y-%m-%dT%H:%M:%SZ", t0, sizeof t0);
-    drv_fmt_time(q->to, "%Y-%m-%dT%H:%M:%SZ", t1, sizeof t1);
-    struct drv_buf id;
-    drv_buf_init(&id, 256);
-    if (drv_pct_encode(&id, metric_id, false) < 0) {
-        drv_buf_free(&id);
-        return drv_err_set(err, DRV_E_PARSE, 0, NULL, NULL, "gnocchi: metric id too long");
+    struct os_fetch *f = priv;
+    if (!f) return;
+    drv_buf_free(&f->path);
+    drv_buf_free(&f->body);
+    json_decref(f->inst);
+    json_decref(f->found[0]);
+    json_decref(f->found[1]);
+    raw_free(&f->mem_usage);
+    free(f);
+}
+
+/* Builds the pending Gnocchi request with the token, or the Keystone
+ * request first when there is no token or it expires within 5 minutes. */
+static int os_send_gnocchi(struct drv *d, struct drv_call *c)
+{
+    struct os_fetch *f = c->priv;
+    if (!d->token || drv_now_ms(&d->env) >= d->token_expires_ms - 300000) {
+        f->authing = true;
+        return os_send_auth(d, c);
     }
-    snprintf(path, sizeof path, "/v1/metric/%s/measures?start=%s&stop=%s&granularity=%ld", id.p, t0,
-             t1, gran);
-    drv_buf_free(&id);
-    json_t *arr;
-    int rc = os_call(d, "GET", path, NULL, &arr, err);
-    if (rc < 0) return rc;
-    size_t n = json_array_size(arr);
-    out->ts = calloc(n ? n : 1, sizeof *out->ts);
-    out->v = calloc(n ? n : 1, sizeof *out->v);
-    if (!out->ts || !out->v) {
-        json_decref(arr);
-        raw_free(out);
-        return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        const json_t *m = json_array_get(arr, i);
-        int64_t t;
-        double v;
-        if (json_array_size(m) != 3 ||
-            drv_parse_time(json_string_value(json_array_get(m, 0)), &t) < 0 ||
-            !drv_json_num(json_array_get(m, 2), &v)) {
-            json_decref(arr);
-            raw_free(out);
-            return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
-                               "gnocchi measures %s: item %zu is not [time, granularity, value]",
-                               metric_id, i);
-        }
-        out->ts[out->n] = t;
-        out->v[out->n++] = v;
-    }
-    json_decref(arr);
-    return 0;
+    drv_call_req(c, f->method, d->timeout_ms);
+    int rc = drv_buf_addf(&c->url, "%s%s", d->gnocchi, drv_buf_str(&f->path));
+    if (rc == 0 && f->body.len) rc = drv_buf_add(&c->body, f->body.p, f->body.len);
+    if (rc == 0) rc = drv_call_header(c, "X-Auth-Token: %s", d->token);
+    if (rc == 0) rc = drv_call_header(c, "Content-Type: application/json");
+    if (rc == 0) rc = drv_call_header(c, "Accept: application/json");
+    return drv_call_send(c, rc, "gnocchi");
+}
+
+/* Starts a Gnocchi request: empties the pending path and body. */
+static void os_request(struct os_fetch *f, const char *method)
+{
+    f->method = method;
+    f->path.len = f->body.len = 0;
+}
+
+/* Asks the pending request (rc: how building its path and body went) as stage. */
+static int os_ask(struct drv *d, struct drv_call *c, enum os_stage stage, int rc)
+{
+    if (rc < 0) return drv_err_set(&c->err, rc, 0, NULL, NULL, "gnocchi: request too large");
+    c->stage = stage;
+    c->attempt = 0;
+    return os_send_gnocchi(d, c);
+}
+
+static int os_ask_instance(struct drv *d, struct drv_call *c, const char *instance)
+{
+    struct os_fetch *f = c->priv;
+    os_request(f, "GET");
+    int rc = drv_buf_adds(&f->path, "/v1/resource/instance/");
+    if (rc == 0) rc = drv_pct_encode(&f->path, instance, false);
+    return os_ask(d, c, OS_INSTANCE, rc);
+}
+
+/* Measures of metric_id over the query's range at c->period granularity,
+ * from one granularity earlier, so the first period has a predecessor to
+ * diff against. */
+static int os_ask_measures(struct drv *d, struct drv_call *c, enum os_stage stage,
+                           const char *metric_id)
+{
+    struct os_fetch *f = c->priv;
+    char t0[32], t1[32];
+    drv_fmt_time(c->q.from - c->period, "%Y-%m-%dT%H:%M:%SZ", t0, sizeof t0);
+    drv_fmt_time(c->q.to, "%Y-%m-%dT%H:%M:%SZ", t1, sizeof t1);
+    f->metric_id = metric_id;
+    os_request(f, "GET");
+    int rc = drv_buf_adds(&f->path, "/v1/metric/");
+    if (rc == 0) rc = drv_pct_encode(&f->path, metric_id, false);
+    if (rc == 0)
+        rc =
+            drv_buf_addf(&f->path, "/measures?start=%s&stop=%s&granularity=%ld", t0, t1, c->period);
+    return os_ask(d, c, stage, rc);
+}
+
+/* The instance's resources of os_dev[c->index]'s type. */
+static int os_ask_search(struct drv *d, struct drv_call *c, const char *instance)
+{
+    struct os_fetch *f = c->priv;
+    os_request(f, "POST");
+    int rc = drv_buf_addf(&f->path, "/v1/search/resource/%s", os_dev[c->index].rtype);
+    if (rc == 0)
+        rc = drv_buf_add_json(&f->body, json_pack("{s:{s:s}}", "=", "instance_id", instance));
+    return os_ask(d, c, OS_DEV_SEARCH, rc);
 }
 
 /* Rates of a cumulative counter: (v[i] - v[i-1]) / (t[i] - t[i-1]) × scale,
@@ -305,131 +369,210 @@ static int push_rates(struct drv_series *s, const struct raw *r, double scale,
     return 0;
 }
 
-static int os_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
-                    struct drv_error *err)
+/* Measures [[time, granularity, value], ...] of f->metric_id into out. */
+static int os_raw_parse(const json_t *arr, const char *metric_id, struct raw *out,
+                        struct drv_error *err)
 {
-    drv_result_init(res, "openstack");
-    memset(err, 0, sizeof *err);
-    const char *instance = q->instance ? q->instance : d->instance;
-    if (!instance)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                           "openstack: no server id in the query or the config");
-    long gran = q->period_s > 0 ? q->period_s : 60;
-    struct drv_buf b;
-    drv_buf_init(&b, 0);
-    int rc = 0;
-    json_t *res_inst = NULL;
-
-    if (q->metrics & (DRV_MASK(DRV_M_CPU) | DRV_MASK(DRV_M_MEM))) {
-        drv_buf_adds(&b, "/v1/resource/instance/");
-        drv_pct_encode(&b, instance, false);
-        rc = os_call(d, "GET", drv_buf_str(&b), NULL, &res_inst, err);
-        drv_buf_free(&b);
-        if (rc < 0) return rc;
-        const json_t *mets = json_object_get(res_inst, "metrics");
-        const char *cpu = json_string_value(json_object_get(mets, "cpu"));
-        const char *vc = json_string_value(json_object_get(mets, "vcpus"));
-        const char *mu = json_string_value(json_object_get(mets, "memory.usage"));
-        const char *mt = json_string_value(json_object_get(mets, "memory"));
-        if ((q->metrics & DRV_MASK(DRV_M_CPU)) && cpu) {
-            double vcpus = (double)d->vcpus;
-            struct raw r, rv;
-            if (vcpus <= 0 && vc && (rc = os_measures(d, vc, q, gran, &rv, err)) == 0) {
-                if (rv.n) vcpus = rv.v[rv.n - 1];
-                raw_free(&rv);
-            }
-            if (rc == 0 && vcpus <= 0) {
-                struct drv_error me;
-                drv_err_set(&me, DRV_E_NODATA, 0, NULL, NULL,
-                            "openstack: vcpus of %s unknown (no \"vcpus\" meter): set \"vcpus\" in "
-                            "the target",
-                            instance);
-                drv_result_metric_error(res, DRV_M_CPU, &me);
-            } else if (rc == 0 && (rc = os_measures(d, cpu, q, gran, &r, err)) == 0) {
-                struct drv_series *s = drv_result_series(res, DRV_M_CPU, NULL, NULL);
-                rc = s ? push_rates(s, &r, 100.0 / 1e9 / vcpus, q) : -ENOMEM;
-                raw_free(&r);
-            }
-        }
-        if (rc == 0 && (q->metrics & DRV_MASK(DRV_M_MEM)) && mu && mt) {
-            struct drv_raw_pair {
-                struct raw u, t;
-            } p;
-            if ((rc = os_measures(d, mu, q, gran, &p.u, err)) == 0) {
-                if ((rc = os_measures(d, mt, q, gran, &p.t, err)) == 0) {
-                    struct drv_series *s = drv_result_series(res, DRV_M_MEM, NULL, NULL);
-                    for (size_t i = 0, j = 0; s && i < p.u.n; i++) {
-                        while (j < p.t.n && p.t.ts[j] < p.u.ts[i]) j++;
-                        /* memory (the flavor's MB) changes only on resize: the latest known value applies. */
-                        size_t k =
-                            (j < p.t.n && p.t.ts[j] == p.u.ts[i]) ? j : (j > 0 ? j - 1 : p.t.n);
-                        if (k >= p.t.n || p.t.v[k] <= 0 || p.u.ts[i] < q->from ||
-                            p.u.ts[i] >= q->to)
-                            continue;
-                        if (drv_series_push(s, p.u.ts[i], p.u.v[i] / p.t.v[k] * 100.0) < 0) break;
-                    }
-                    raw_free(&p.t);
-                }
-                raw_free(&p.u);
-            }
-        }
-        json_decref(res_inst);
-        if (rc < 0)
-            return rc < -4000 ? rc
-                              : drv_err_set(err, rc, 0, NULL, NULL, "openstack: out of memory");
+    memset(out, 0, sizeof *out);
+    size_t n = json_array_size(arr);
+    out->ts = calloc(n ? n : 1, sizeof *out->ts);
+    out->v = calloc(n ? n : 1, sizeof *out->v);
+    if (!out->ts || !out->v) {
+        raw_free(out);
+        return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
     }
-
-    /* Per-device meters live on instance_disk / instance_network_interface resources. */
-    static const struct {
-        const char *rtype, *tag;
-        enum drv_metric m;
-        const char *meter;
-        double scale;
-    } dev[] = {
-        {"instance_disk", "disk", DRV_M_KB_READ, "disk.device.read.bytes", 1.0 / 1024},
-        {"instance_disk", "disk", DRV_M_KB_WRITTEN, "disk.device.write.bytes", 1.0 / 1024},
-        {"instance_disk", "disk", DRV_M_OPS_READ, "disk.device.read.requests", 1},
-        {"instance_disk", "disk", DRV_M_OPS_WRITE, "disk.device.write.requests", 1},
-        {"instance_network_interface", "interface", DRV_M_BYTES_IN, "network.incoming.bytes", 1},
-        {"instance_network_interface", "interface", DRV_M_BYTES_OUT, "network.outgoing.bytes", 1},
-    };
-    json_t *found[2] = {NULL, NULL};
-    for (size_t i = 0; rc == 0 && i < sizeof dev / sizeof dev[0]; i++) {
-        if (!(q->metrics & DRV_MASK(dev[i].m))) continue;
-        int slot = strcmp(dev[i].rtype, "instance_disk") == 0 ? 0 : 1;
-        if (!found[slot]) {
-            json_t *filter = json_pack("{s:{s:s}}", "=", "instance_id", instance);
-            char *fs = filter ? json_dumps(filter, JSON_COMPACT) : NULL;
-            json_decref(filter);
-            char path[128];
-            snprintf(path, sizeof path, "/v1/search/resource/%s", dev[i].rtype);
-            rc = fs ? os_call(d, "POST", path, fs, &found[slot], err) : -ENOMEM;
-            free(fs);
-            if (rc < 0) break;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *m = json_array_get(arr, i);
+        int64_t t;
+        double v;
+        if (json_array_size(m) != 3 ||
+            drv_parse_time(json_string_value(json_array_get(m, 0)), &t) < 0 ||
+            !drv_json_num(json_array_get(m, 2), &v)) {
+            raw_free(out);
+            return drv_err_set(err, DRV_E_PARSE, 200, NULL, NULL,
+                               "gnocchi measures %s: item %zu is not [time, granularity, value]",
+                               metric_id, i);
         }
-        size_t k;
-        const json_t *r;
-        json_array_foreach(found[slot], k, r)
-        {
-            const char *name = json_string_value(json_object_get(r, "name"));
-            const char *mid =
-                json_string_value(json_object_get(json_object_get(r, "metrics"), dev[i].meter));
-            if (!mid) continue;
-            struct raw raw;
-            if ((rc = os_measures(d, mid, q, gran, &raw, err)) < 0) break;
-            struct drv_series *s = drv_result_series(res, dev[i].m, dev[i].tag, name ? name : "");
-            rc = s ? push_rates(s, &raw, dev[i].scale, q) : -ENOMEM;
-            raw_free(&raw);
-            if (rc < 0) break;
-        }
+        out->ts[out->n] = t;
+        out->v[out->n++] = v;
     }
-    json_decref(found[0]);
-    json_decref(found[1]);
-    if (rc < 0)
-        return rc < -4000 ? rc : drv_err_set(err, rc, 0, NULL, NULL, "openstack: out of memory");
-    drv_result_finish(res, q->metrics, DRV_MASK_ALL);
     return 0;
 }
 
+/* memory.usage / memory × 100 at each usage point. memory (the flavor's
+ * MB) changes only on resize: the latest known value applies. */
+static int push_mem(struct drv_series *s, const struct raw *u, const struct raw *t,
+                    const struct drv_query *q)
+{
+    for (size_t i = 0, j = 0; i < u->n; i++) {
+        while (j < t->n && t->ts[j] < u->ts[i]) j++;
+        size_t k = (j < t->n && t->ts[j] == u->ts[i]) ? j : (j > 0 ? j - 1 : t->n);
+        if (k >= t->n || t->v[k] <= 0 || u->ts[i] < q->from || u->ts[i] >= q->to) continue;
+        int rc = drv_series_push(s, u->ts[i], u->v[i] / t->v[k] * 100.0);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+/* The measures answered for c->stage into c->res (or kept in f); takes r. */
+static int os_take_measures(struct drv_call *c, struct raw *r)
+{
+    struct os_fetch *f = c->priv;
+    struct drv_series *s;
+    int rc = 0;
+    switch (c->stage) {
+    case OS_VCPUS:
+        if (r->n) f->vcpus = r->v[r->n - 1];
+        break;
+    case OS_CPU: /* cumulative ns of all vCPUs → % */
+        s = drv_result_series(&c->res, DRV_M_CPU, NULL, NULL);
+        rc = s ? push_rates(s, r, 100.0 / 1e9 / f->vcpus, &c->q) : -ENOMEM;
+        break;
+    case OS_MEM_USAGE:
+        f->mem_usage = *r;
+        return 0;
+    case OS_MEM_TOTAL:
+        s = drv_result_series(&c->res, DRV_M_MEM, NULL, NULL);
+        rc = s ? push_mem(s, &f->mem_usage, r, &c->q) : -ENOMEM;
+        raw_free(&f->mem_usage);
+        break;
+    default: { /* OS_DEV_MEASURES: a device's counter, tagged with its name */
+        const json_t *res = json_array_get(f->found[os_dev_slot(c->index)], f->k++);
+        const char *name = json_string_value(json_object_get(res, "name"));
+        s = drv_result_series(&c->res, os_dev[c->index].m, os_dev[c->index].tag, name ? name : "");
+        rc = s ? push_rates(s, r, os_dev[c->index].scale, &c->q) : -ENOMEM;
+        break;
+    }
+    }
+    raw_free(r);
+    return rc < 0 ? drv_err_set(&c->err, rc, 0, NULL, NULL, "openstack: out of memory") : 0;
+}
+
+/* Gnocchi's answer to c->stage. */
+static int os_take(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    struct os_fetch *f = c->priv;
+    if (resp->status != 200) return os_error(d, resp, "gnocchi", &c->err);
+    json_t *j;
+    int rc = drv_json_body(resp, &j, "gnocchi", &c->err);
+    if (rc < 0) return rc;
+    if (c->stage == OS_INSTANCE) {
+        f->inst = j;
+        return 0;
+    }
+    if (c->stage == OS_DEV_SEARCH) {
+        f->found[os_dev_slot(c->index)] = j;
+        f->k = 0;
+        return 0;
+    }
+    struct raw r;
+    rc = os_raw_parse(j, f->metric_id, &r, &c->err);
+    json_decref(j);
+    return rc < 0 ? rc : os_take_measures(c, &r);
+}
+
+/* The next device meter to ask for from os_dev[c->index], resource f->k,
+ * on; finishes when none is left. */
+static int os_next_device(struct drv *d, struct drv_call *c, const char *instance)
+{
+    struct os_fetch *f = c->priv;
+    for (; c->index < (int)OS_NDEV; c->index++, f->k = 0) {
+        if (!(c->q.metrics & DRV_MASK(os_dev[c->index].m))) continue;
+        const json_t *found = f->found[os_dev_slot(c->index)];
+        if (!found) return os_ask_search(d, c, instance);
+        for (; f->k < json_array_size(found); f->k++) {
+            const json_t *mets = json_object_get(json_array_get(found, f->k), "metrics");
+            const char *mid = json_string_value(json_object_get(mets, os_dev[c->index].meter));
+            if (mid) return os_ask_measures(d, c, OS_DEV_MEASURES, mid);
+        }
+    }
+    drv_result_finish(&c->res, c->q.metrics, DRV_MASK_ALL);
+    return 0;
+}
+
+/* The request after c->stage: the instance's own meters (cpu, memory),
+ * then the devices'. */
+static int os_next(struct drv *d, struct drv_call *c, const char *instance)
+{
+    struct os_fetch *f = c->priv;
+    const json_t *mets = json_object_get(f->inst, "metrics");
+    const char *cpu = json_string_value(json_object_get(mets, "cpu"));
+    const char *vc = json_string_value(json_object_get(mets, "vcpus"));
+    const char *mu = json_string_value(json_object_get(mets, "memory.usage"));
+    const char *mt = json_string_value(json_object_get(mets, "memory"));
+    bool want_cpu = (c->q.metrics & DRV_MASK(DRV_M_CPU)) && cpu;
+    bool want_mem = (c->q.metrics & DRV_MASK(DRV_M_MEM)) && mu && mt;
+    switch (c->stage) {
+    case OS_START:
+        if (c->q.metrics & (DRV_MASK(DRV_M_CPU) | DRV_MASK(DRV_M_MEM)))
+            return os_ask_instance(d, c, instance);
+        break;
+    case OS_INSTANCE:
+        f->vcpus = (double)d->vcpus;
+        if (want_cpu && f->vcpus <= 0 && vc) return os_ask_measures(d, c, OS_VCPUS, vc);
+        /* fall through */
+    case OS_VCPUS:
+        if (want_cpu && f->vcpus > 0) return os_ask_measures(d, c, OS_CPU, cpu);
+        if (want_cpu) {
+            struct drv_error me;
+            drv_err_set(&me, DRV_E_NODATA, 0, NULL, NULL,
+                        "openstack: vcpus of %s unknown (no \"vcpus\" meter): set \"vcpus\" in "
+                        "the target",
+                        instance);
+            drv_result_metric_error(&c->res, DRV_M_CPU, &me);
+        }
+        /* fall through */
+    case OS_CPU:
+        if (want_mem) return os_ask_measures(d, c, OS_MEM_USAGE, mu);
+        break;
+    case OS_MEM_USAGE:
+        return os_ask_measures(d, c, OS_MEM_TOTAL, mt);
+    default: /* OS_MEM_TOTAL and the devices' stages */
+        break;
+    }
+    return os_next_device(d, c, instance);
+}
+
+static int os_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *instance = c->q.instance ? c->q.instance : d->instance;
+    if (!instance)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
+                           "openstack: no server id in the query or the config");
+    struct os_fetch *f = c->priv;
+    if (!resp) {
+        if (!(f = calloc(1, sizeof *f)))
+            return drv_err_set(&c->err, -ENOMEM, 0, NULL, NULL, "out of memory");
+        drv_buf_init(&f->path, 0);
+        drv_buf_init(&f->body, 0);
+        c->priv = f;
+        c->priv_free = os_fetch_free;
+        c->period = c->q.period_s > 0 ? c->q.period_s : 60; /* the granularity */
+        c->stage = OS_START;
+        return os_next(d, c, instance);
+    }
+    int rc;
+    if (f->authing) {
+        f->authing = false;
+        if ((rc = os_take_auth(d, c, resp)) < 0) return rc;
+        return os_send_gnocchi(d, c);
+    }
+    if (resp->status == 401 && c->attempt == 0) {
+        /* Revoked or expired early: once more, with a fresh token. */
+        free(d->token);
+        d->token = NULL;
+        c->attempt = 1;
+        return os_send_gnocchi(d, c);
+    }
+    if ((rc = os_take(d, c, resp)) < 0) return rc;
+    return os_next(d, c, instance);
+}
+
+static int os_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
+                    struct drv_error *err)
+{
+    return drv_fetch_steps(&drv_openstack_ops, d, q, res, err);
+}
+
 const struct drv_ops drv_openstack_ops = {"openstack", os_create, os_supports,
-                                          os_fetch,    NULL,      os_destroy};
+                                          os_fetch,    os_step,   os_destroy};

@@ -27,6 +27,9 @@ struct drv {
     bool lan;
     long timeout_ms;
 };
+DRV_ENV_FIRST(struct drv);
+
+extern const struct drv_ops drv_tencent_ops;
 
 static void tc_destroy(struct drv *d)
 {
@@ -117,126 +120,139 @@ static int tc_map(const char *code)
     return DRV_E_BADREQUEST; /* InvalidParameter*, MissingParameter, UnsupportedOperation, ... */
 }
 
-static int tc_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
-                    struct drv_error *err)
+/* Asks GetMonitorData for the next requested metric from c->index on (one
+ * request per metric), signed now, or finishes. */
+static int tc_send(struct drv *d, struct drv_call *c, const char *instance)
 {
-    drv_result_init(res, "tencent");
-    memset(err, 0, sizeof *err);
-    const char *instance = q->instance ? q->instance : d->instance;
-    if (!instance)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL,
-                           "tencent: no instance id in the query or the config");
+    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
+    if (!drv_step_metric(c, c->q.metrics & supported)) {
+        drv_result_finish(&c->res, c->q.metrics, supported);
+        return 0;
+    }
     char host[256], path[256];
     if (drv_url_split(d->endpoint, host, sizeof host, path, sizeof path) < 0)
-        return drv_err_set(err, DRV_E_CONFIG, 0, NULL, NULL, "tencent: bad endpoint \"%s\"",
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL, "tencent: bad endpoint \"%s\"",
                            d->endpoint);
     /* Periods GetMonitorData accepts for CVM: 10, 60, 300, 3600, 86400 s. */
-    long period = q->period_s <= 10     ? 10
-                  : q->period_s <= 60   ? 60
-                  : q->period_s <= 300  ? 300
-                  : q->period_s <= 3600 ? 3600
-                                        : 86400;
+    int p = c->q.period_s;
+    long period = p <= 10 ? 10 : p <= 60 ? 60 : p <= 300 ? 300 : p <= 3600 ? 3600 : 86400;
     char t0[40], t1[40];
-    drv_fmt_time(q->from, "%Y-%m-%dT%H:%M:%S+00:00", t0, sizeof t0);
-    drv_fmt_time(q->to, "%Y-%m-%dT%H:%M:%S+00:00", t1, sizeof t1);
-    unsigned supported = DRV_MASK_ALL & ~DRV_MASK(DRV_M_MEM);
+    drv_fmt_time(c->q.from, "%Y-%m-%dT%H:%M:%S+00:00", t0, sizeof t0);
+    drv_fmt_time(c->q.to, "%Y-%m-%dT%H:%M:%S+00:00", t1, sizeof t1);
+    double scale;
+    const char *metric = tc_metric(d, c->index, &scale);
+    drv_call_req(c, "POST", d->timeout_ms);
+    int rc = drv_buf_adds(&c->url, d->endpoint);
+    if (rc == 0)
+        rc = drv_buf_add_json(&c->body, json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:[{s:s, s:s}]}]}",
+                                                  "Namespace", "QCE/CVM", "MetricName", metric,
+                                                  "Period", (json_int_t)period, "StartTime", t0,
+                                                  "EndTime", t1, "Instances", "Dimensions", "Name",
+                                                  "InstanceId", "Value", instance));
+    if (rc < 0) return drv_call_send(c, rc, "tencent");
+    /* The signature covers the payload and the timestamp header. */
+    int64_t now = drv_now_ms(&d->env) / 1000;
+    const char *ctype = "application/json; charset=utf-8";
+    struct drv_tc3_in in = {d->secret_id, d->secret_key, "monitor",   host,
+                            ctype,        c->body.p,     c->body.len, now};
+    struct drv_tc3_out so;
+    rc = drv_tc3_sign(&in, &so);
+    if (rc == 0) rc = drv_call_header(c, "Authorization: %s", so.authorization);
+    drv_tc3_out_free(&so);
+    if (rc < 0) return drv_err_set(&c->err, rc, 0, NULL, NULL, "tencent: signing failed");
+    if (rc == 0) rc = drv_call_header(c, "Content-Type: %s", ctype);
+    if (rc == 0) rc = drv_call_header(c, "Host: %s", host);
+    if (rc == 0) rc = drv_call_header(c, "X-TC-Action: GetMonitorData");
+    if (rc == 0) rc = drv_call_header(c, "X-TC-Timestamp: %lld", (long long)now);
+    if (rc == 0) rc = drv_call_header(c, "X-TC-Version: 2018-07-24");
+    if (rc == 0) rc = drv_call_header(c, "X-TC-Region: %s", d->region);
+    return drv_call_send(c, rc, "tencent");
+}
 
-    for (int m = 0; m < DRV_M_COUNT; m++) {
-        if (!(q->metrics & supported & DRV_MASK(m))) continue;
-        double scale;
-        const char *metric = tc_metric(d, m, &scale);
-        json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:[{s:s, s:s}]}]}", "Namespace",
-                                 "QCE/CVM", "MetricName", metric, "Period", (json_int_t)period,
-                                 "StartTime", t0, "EndTime", t1, "Instances", "Dimensions", "Name",
-                                 "InstanceId", "Value", instance);
-        char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        if (!payload) return drv_err_set(err, -ENOMEM, 0, NULL, NULL, "out of memory");
-        int64_t now = drv_now_ms(&d->env) / 1000;
-        const char *ctype = "application/json; charset=utf-8";
-        struct drv_tc3_in in = {d->secret_id, d->secret_key, "monitor",       host,
-                                ctype,        payload,       strlen(payload), now};
-        struct drv_tc3_out so;
-        int rc = drv_tc3_sign(&in, &so);
-        char h[7][600];
-        snprintf(h[0], sizeof h[0], "Authorization: %s", so.authorization);
-        snprintf(h[1], sizeof h[1], "Content-Type: %s", ctype);
-        snprintf(h[2], sizeof h[2], "Host: %s", host);
-        snprintf(h[3], sizeof h[3], "X-TC-Action: GetMonitorData");
-        snprintf(h[4], sizeof h[4], "X-TC-Timestamp: %lld", (long long)now);
-        snprintf(h[5], sizeof h[5], "X-TC-Version: 2018-07-24");
-        snprintf(h[6], sizeof h[6], "X-TC-Region: %s", d->region);
-        drv_tc3_out_free(&so);
-        const char *hp[7] = {h[0], h[1], h[2], h[3], h[4], h[5], h[6]};
-        struct drv_http_req req = {"POST", d->endpoint, hp,           7, payload, strlen(payload),
-                                   NULL,   NULL,        d->timeout_ms};
-        struct drv_http_resp resp;
-        if (rc == 0)
-            rc = drv_http_do(&d->env, &req, &resp, err);
-        else
-            drv_err_set(err, rc, 0, NULL, NULL, "tencent: signing failed");
-        free(payload);
-        if (rc < 0) return rc;
-        json_t *root;
-        rc = drv_json_body(&resp, &root, "tencent GetMonitorData", err);
-        if (rc < 0) {
-            if (resp.status != 200)
-                rc = drv_err_set(err, drv_err_from_status(resp.status), (int)resp.status, NULL,
-                                 NULL, "tencent GetMonitorData: HTTP %ld", resp.status);
-            drv_http_resp_free(&resp);
-            return rc;
-        }
-        const json_t *r = json_object_get(root, "Response");
-        const char *rid = json_string_value(json_object_get(r, "RequestId"));
-        const json_t *e = json_object_get(r, "Error");
-        if (e || resp.status != 200) {
-            const char *code = json_string_value(json_object_get(e, "Code"));
-            const char *msg = json_string_value(json_object_get(e, "Message"));
-            rc = drv_err_set(err, code ? tc_map(code) : drv_err_from_status(resp.status),
-                             (int)resp.status, code, rid, "tencent GetMonitorData %s: %s: %s",
-                             metric, code ? code : "", msg ? msg : "(no message)");
-            if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(&resp, &d->env, 1);
-            drv_http_resp_free(&resp);
-            json_decref(root);
-            if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
-                drv_result_metric_error(res, m, err);
-                memset(err, 0, sizeof *err);
-                continue;
-            }
-            return rc;
-        }
-        drv_http_resp_free(&resp);
-        struct drv_series *s = drv_result_series(res, m, NULL, NULL);
-        size_t i;
-        const json_t *dp;
-        json_array_foreach(json_object_get(r, "DataPoints"), i, dp)
-        {
-            const json_t *ts = json_object_get(dp, "Timestamps"),
-                         *vs = json_object_get(dp, "Values");
-            if (!json_is_array(ts) || !json_is_array(vs) ||
-                json_array_size(ts) != json_array_size(vs)) {
-                json_decref(root);
-                return drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
-                                   "tencent %s: Timestamps/Values missing or of different lengths",
-                                   metric);
-            }
-            for (size_t k = 0; k < json_array_size(ts); k++) {
-                double t, v;
-                /* A null value is a period without data: skipped, not zero. */
-                if (!drv_json_num(json_array_get(ts, k), &t) ||
-                    !drv_json_num(json_array_get(vs, k), &v))
-                    continue;
-                if (!s || drv_series_push(s, (int64_t)t, v * scale) < 0) {
-                    json_decref(root);
-                    return drv_err_set(err, -ENOMEM, 0, NULL, rid, "tencent: out of memory");
-                }
-            }
-        }
-        json_decref(root);
+/* The GetMonitorData answer for metric m into c->res. */
+static int tc_take(struct drv *d, struct drv_call *c, int m, const struct drv_http_resp *resp)
+{
+    struct drv_error *err = &c->err;
+    double scale;
+    const char *metric = tc_metric(d, m, &scale);
+    json_t *root;
+    int rc = drv_json_body(resp, &root, "tencent GetMonitorData", err);
+    if (rc < 0) {
+        if (resp->status != 200)
+            rc = drv_err_set(err, drv_err_from_status(resp->status), (int)resp->status, NULL, NULL,
+                             "tencent GetMonitorData: HTTP %ld", resp->status);
+        return rc;
     }
-    drv_result_finish(res, q->metrics, supported);
+    const json_t *r = json_object_get(root, "Response");
+    const char *rid = json_string_value(json_object_get(r, "RequestId"));
+    const json_t *e = json_object_get(r, "Error");
+    /* Errors come inside an HTTP 200 (or with a 4xx/5xx). */
+    if (e || resp->status != 200) {
+        const char *code = json_string_value(json_object_get(e, "Code"));
+        const char *msg = json_string_value(json_object_get(e, "Message"));
+        rc = drv_err_set(err, code ? tc_map(code) : drv_err_from_status(resp->status),
+                         (int)resp->status, code, rid, "tencent GetMonitorData %s: %s: %s", metric,
+                         code ? code : "", msg ? msg : "(no message)");
+        if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(resp, &d->env, 1);
+        json_decref(root);
+        /* A metric the API refuses is that metric's error; auth,
+         * throttling and transport stop the whole fetch. */
+        if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
+            drv_result_metric_error(&c->res, m, err);
+            memset(err, 0, sizeof *err);
+            return 0;
+        }
+        return rc;
+    }
+    struct drv_series *s = drv_result_series(&c->res, m, NULL, NULL);
+    size_t i;
+    const json_t *dp;
+    json_array_foreach(json_object_get(r, "DataPoints"), i, dp)
+    {
+        const json_t *ts = json_object_get(dp, "Timestamps"), *vs = json_object_get(dp, "Values");
+        if (!json_is_array(ts) || !json_is_array(vs) ||
+            json_array_size(ts) != json_array_size(vs)) {
+            json_decref(root);
+            return drv_err_set(err, DRV_E_PARSE, 200, NULL, rid,
+                               "tencent %s: Timestamps/Values missing or of different lengths",
+                               metric);
+        }
+        for (size_t k = 0; k < json_array_size(ts); k++) {
+            double t, v;
+            /* A null value is a period without data: skipped, not zero. */
+            if (!drv_json_num(json_array_get(ts, k), &t) ||
+                !drv_json_num(json_array_get(vs, k), &v))
+                continue;
+            if (!s || drv_series_push(s, (int64_t)t, v * scale) < 0) {
+                json_decref(root);
+                return drv_err_set(err, -ENOMEM, 0, NULL, rid, "tencent: out of memory");
+            }
+        }
+    }
+    json_decref(root);
     return 0;
 }
 
+/* One metric per exchange, c->index the metric asked for. */
+static int tc_step(struct drv *d, struct drv_call *c, const struct drv_http_resp *resp)
+{
+    const char *instance = c->q.instance ? c->q.instance : d->instance;
+    if (!instance)
+        return drv_err_set(&c->err, DRV_E_CONFIG, 0, NULL, NULL,
+                           "tencent: no instance id in the query or the config");
+    if (resp) {
+        int rc = tc_take(d, c, c->index, resp);
+        if (rc < 0) return rc;
+        c->index++;
+    }
+    return tc_send(d, c, instance);
+}
+
+static int tc_fetch(struct drv *d, const struct drv_query *q, struct drv_result *res,
+                    struct drv_error *err)
+{
+    return drv_fetch_steps(&drv_tencent_ops, d, q, res, err);
+}
+
 const struct drv_ops drv_tencent_ops = {"tencent", tc_create, tc_supports,
-                                        tc_fetch,  NULL,      tc_destroy};
+                                        tc_fetch,  tc_step,   tc_destroy};

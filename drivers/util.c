@@ -552,6 +552,18 @@ int drv_form_add(struct drv_buf *b, const char *k, const char *v)
     return rc;
 }
 
+int drv_buf_add_json(struct drv_buf *b, json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text) return -ENOMEM;
+    size_t n = strlen(text);
+    int rc = drv_buf_add(b, text, n);
+    memset(text, 0, n); /* a Keystone body holds the password */
+    free(text);
+    return rc;
+}
+
 int drv_json_body(const struct drv_http_resp *r, json_t **out, const char *what,
                   struct drv_error *err)
 {
@@ -616,4 +628,10 @@ void drv_oauth_drop(struct drv_oauth_token *t)
     if (t->value) memset(t->value, 0, strlen(t->value));
     free(t->value);
     t->value = NULL;
+}
+
+bool drv_step_metric(struct drv_call *c, unsigned mask)
+{
+    while (c->index < DRV_M_COUNT && !(mask & DRV_MASK(c->index))) c->index++;
+    return c->index < DRV_M_COUNT;
 }
