@@ -68,7 +68,7 @@ class Agentless(unittest.TestCase):
                 "listen": {"udp": "127.0.0.1:%d" % free_port(), "http": "127.0.0.1:%d" % cls.http},
                 "api": {"tokens": [TOKEN]},
                 "writer": {"flush": "50ms"},
-                "agentless": {"concurrency": 2, "rate_limit": 20, "max_backoff": "30s"},
+                "agentless": {"concurrency": 6, "rate_limit": 20, "max_backoff": "30s"},
             }, f)
         cls.start_daemon()
 
@@ -206,6 +206,19 @@ class Agentless(unittest.TestCase):
             self.assertIsNotNone(st["status"]["next_poll"])
         t0 = self.t0
         rng = "from=%d&to=%d" % (t0 - 600, t0 + 600)
+        # A poll is "ok" once its frames are on their way to the writer; they
+        # are stored at its next flush (50 ms here): wait for both VMs' last.
+        for vm in ("vm-a", "vm-b"):
+            deadline = time.time() + 10
+            while True:
+                code, j, raw = self.jreq("GET", "/api/v1/ns/%s/mcis/%s/vm/%s/latest" % (NS, MCIS, vm))
+                # One frame per timestamp, stored in order: the newest in all
+                # three measurements means every point is in.
+                if code == 200 and len(j["measurements"]) >= 3 and all(
+                        m["time"] == iso(t0 + 60) for m in j["measurements"]):
+                    break
+                self.assertLess(time.time(), deadline, "%s's points never stored: %s" % (vm, raw))
+                time.sleep(0.05)
         # Per VM: raw points, exactly the mock's values converted by the driver.
         s = self.series("/api/v1/ns/%s/mcis/%s/vm/vm-a/metrics/cpu?fields=cpu_utilization&%s"
                         % (NS, MCIS, rng))
@@ -450,6 +463,35 @@ class Agentless(unittest.TestCase):
         self.write_conf(None)
         type(self).start_daemon()
         self.assertEqual(self.req("GET", "/api/v1/targets/%d" % tid)[0], 404)
+
+    def mock_stats(self):
+        with urllib.request.urlopen(self.mock_url + "/_failures", timeout=10) as r:
+            return json.loads(r.read())
+
+    def test_8b_concurrent_polls_prompt_shutdown(self):
+        # Five targets whose cloud answers each request 0.4 s late (a poll:
+        # 8 requests, 3.2 s): polled at once on libcurl multi, the mock sees
+        # five requests open together; polled one after another, one.
+        ids = [self.create(self.target("vm-slow%d" % i, "slow", interval="1h"))["id"]
+               for i in range(5)]
+        for tid in ids:
+            j = self.wait_status(tid, lambda s: s["state"] == "ok", "a slow poll")
+            self.assertEqual(j["status"]["values"], 9, j)  # cpu, disk_read, network_in: 3 each
+        self.assertGreaterEqual(self.mock_stats()["max_inflight"], 5)
+        # Shutdown does not wait for a cloud that does not answer (the
+        # mock's "hold" answers after 30 s): the poll is cancelled.
+        held = self.create(self.target("vm-held", "hold", interval="1h"))
+        deadline = time.time() + 15
+        while self.mock_stats()["inflight"] < 1:
+            self.assertLess(time.time(), deadline, "the held poll never started")
+            time.sleep(0.1)
+        t0 = time.time()
+        type(self).stop_daemon()
+        self.assertEqual(self.daemon.returncode, 0, self.read_log()[-3000:])
+        self.assertLess(time.time() - t0, 10, "shutdown waited for the held request")
+        type(self).start_daemon()
+        for tid in ids + [held["id"]]:
+            self.assertEqual(self.req("DELETE", "/api/v1/targets/%d" % tid)[0], 204)
 
     def test_9_restart_and_wrong_key(self):
         t = self.create(self.target("vm-e"))
