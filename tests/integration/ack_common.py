@@ -13,91 +13,16 @@ import random
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
-AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
+from harness import AGENT, PANTALAD, Pantalad, pack_uint, unpack, wait_until  # noqa: F401
+
 TOKEN = "ack-test-token-0123456789abcdef"
 
 
-def free_port(kind=socket.SOCK_DGRAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # ---------------------------------------------------------------- msgpack
-
-def unpack(b, i=0):
-    """Decodes one msgpack object at b[i:]; returns (object, next index)."""
-    t = b[i]
-    if t <= 0x7f:
-        return t, i + 1
-    if t >= 0xe0:
-        return t - 0x100, i + 1
-    if 0x80 <= t <= 0x8f:
-        return _map(b, i + 1, t & 0x0f)
-    if 0x90 <= t <= 0x9f:
-        return _array(b, i + 1, t & 0x0f)
-    if 0xa0 <= t <= 0xbf:
-        n = t & 0x1f
-        return b[i + 1:i + 1 + n].decode(), i + 1 + n
-    fixed = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q", 0xd0: ">b", 0xd1: ">h",
-             0xd2: ">i", 0xd3: ">q", 0xca: ">f", 0xcb: ">d"}
-    if t in fixed:
-        n = struct.calcsize(fixed[t])
-        return struct.unpack_from(fixed[t], b, i + 1)[0], i + 1 + n
-    if t in (0xd9, 0xda, 0xdb):
-        w = {0xd9: ">B", 0xda: ">H", 0xdb: ">I"}[t]
-        n = struct.unpack_from(w, b, i + 1)[0]
-        j = i + 1 + struct.calcsize(w)
-        return b[j:j + n].decode(), j + n
-    if t in (0xdc, 0xdd):
-        w = ">H" if t == 0xdc else ">I"
-        return _array(b, i + 1 + struct.calcsize(w), struct.unpack_from(w, b, i + 1)[0])
-    if t in (0xde, 0xdf):
-        w = ">H" if t == 0xde else ">I"
-        return _map(b, i + 1 + struct.calcsize(w), struct.unpack_from(w, b, i + 1)[0])
-    if t == 0xd7:  # fixext 8: the wire's int64
-        return struct.unpack_from(">q", b, i + 2)[0], i + 10
-    raise ValueError("msgpack type 0x%02x not expected" % t)
-
-
-def _array(b, i, n):
-    out = []
-    for _ in range(n):
-        v, i = unpack(b, i)
-        out.append(v)
-    return out, i
-
-
-def _map(b, i, n):
-    out = {}
-    for _ in range(n):
-        k, i = unpack(b, i)
-        v, i = unpack(b, i)
-        out[k] = v
-    return out, i
-
-
-def pack_uint(v):
-    if v < 0x80:
-        return bytes([v])
-    if v < 1 << 8:
-        return b"\xcc" + struct.pack(">B", v)
-    if v < 1 << 16:
-        return b"\xcd" + struct.pack(">H", v)
-    if v < 1 << 32:
-        return b"\xce" + struct.pack(">I", v)
-    return b"\xcf" + struct.pack(">Q", v)
-
 
 def make_ack(key, agent_id, epoch, cum, top, gaps=(), now_ns=0):
     """An ack frame (docs/protocol.md), signed with key (bytes) or unsigned."""
@@ -252,72 +177,19 @@ class Relay(threading.Thread):
 
 # ---------------------------------------------------------------- daemon
 
-class Collector:
-    """A pantalad in its own temp dir (data kept across restarts)."""
+class Collector(Pantalad):
+    """A pantalad in its own temp dir (data kept across restarts); extra:
+    config sections merged into the defaults."""
 
     def __init__(self, tmp, extra=None, udp_port=None):
-        self.dir = tmp
-        self.udp = udp_port or free_port()
-        self.http = free_port(socket.SOCK_STREAM)
-        self.api = "http://127.0.0.1:%d" % self.http
-        self.data = os.path.join(tmp, "data")
-        self.conf = os.path.join(tmp, "pantalad.json")
-        self.log = os.path.join(tmp, "pantalad.log")
-        conf = {
-            "data_dir": self.data,
-            "listen": {"udp": "127.0.0.1:%d" % self.udp, "http": "127.0.0.1:%d" % self.http},
-            "api": {"tokens": [TOKEN]},
-            "writer": {"flush": "100ms"},
-            "log": {"level": "info"},
-        }
+        conf = {"writer": {"flush": "100ms"}, "log": {"level": "info"}}
         for k, v in (extra or {}).items():
             conf.setdefault(k, {}).update(v)
-        with open(self.conf, "w") as f:
-            json.dump(conf, f, indent=1)
-        self.proc = None
+        super().__init__(tmp, TOKEN, conf, udp=udp_port, indent=1)
 
     def start(self):
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([PANTALAD, "--config", self.conf],
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError("pantalad exited: " + self.read_log()[-2000:])
-            time.sleep(0.05)
-        raise RuntimeError("pantalad did not answer: " + self.read_log()[-2000:])
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-
-    def read_log(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def request(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.api + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + TOKEN)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                raw, status, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as e:
-            raw, status, ctype = e.read(), e.code, e.headers.get("Content-Type", "")
-        if ctype.startswith("application/json") and raw:
-            return status, json.loads(raw)
-        return status, raw.decode(errors="replace")
+        self.binary = PANTALAD  # this module's: tests/bench/ack_bench.py sets it
+        return super().start(timeout=20)
 
     def register(self, vm):
         status, body = self.request("POST", "/api/v1/agents",
@@ -329,15 +201,6 @@ class Collector:
         status, body = self.request("GET", "/api/v1/agents/%d" % agent_id)
         assert status == 200, body
         return body
-
-    def metrics(self):
-        status, text = self.request("GET", "/metrics")
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
 
     def points(self, vm):
         """{ts: number of points} of one VM, read from metrics.db read-only
@@ -394,13 +257,3 @@ def expected_points(frames):
     for f in frames.values():
         out[f.ts] = out.get(f.ts, 0) + f.nmeas
     return out
-
-
-def wait_until(what, fn, timeout, log=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what + ("\n" + log()[-3000:] if log else ""))

@@ -44,8 +44,10 @@ class StoreFrozen(unittest.TestCase):
         self.influx.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def test_no_ack_while_the_store_is_frozen(self):
-        reg = self.c.register("frozen-1")
+    def start_agent(self, vm):
+        """Registers and starts an agent through the relay; returns its id
+        once acks flow (more than five samples acknowledged)."""
+        reg = self.c.register(vm)
         self.agent = ac.Agent(self.tmp, reg, self.relay.port, "agent", interval="200ms",
                               ring={"resend_after": "1s"})
         self.agent.start()
@@ -55,6 +57,10 @@ class StoreFrozen(unittest.TestCase):
             k = self.relay.last_ack(aid)
             return k and k.cum > 5
         ac.wait_until("acks", acks_flow, 30, self.c.read_log)
+        return aid
+
+    def test_no_ack_while_the_store_is_frozen(self):
+        aid = self.start_agent("frozen-1")
 
         self.influx.proc.send_signal(signal.SIGSTOP)
         frozen = time.time()
@@ -91,16 +97,7 @@ class StoreFrozen(unittest.TestCase):
 
 
     def test_acks_from_the_outbox_while_the_store_is_down(self):
-        reg = self.c.register("down-1")
-        self.agent = ac.Agent(self.tmp, reg, self.relay.port, "agent", interval="200ms",
-                              ring={"resend_after": "1s"})
-        self.agent.start()
-        aid = self.agent.id
-
-        def acks_flow():
-            k = self.relay.last_ack(aid)
-            return k and k.cum > 5
-        ac.wait_until("acks", acks_flow, 30, self.c.read_log)
+        aid = self.start_agent("down-1")
 
         self.influx.proc.kill()  # connection refused from now on
         self.influx.proc.wait()

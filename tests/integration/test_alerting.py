@@ -11,59 +11,39 @@ Standard library only.
 """
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 from webhook_receiver import Receiver  # noqa: E402
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
-AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
+from harness import AGENT, PANTALAD, Pantalad, remove_dir  # noqa: E402
+
 LOADGEN = os.environ.get("PANTALA_LOADGEN", "build/tests/bench/pantala-loadgen")
 TOKEN = "alerting-test-token-0123456789"
-
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Alerting(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="pt-alerting-")
-        cls.udp = free_port(socket.SOCK_DGRAM)
-        cls.http = free_port(socket.SOCK_STREAM)
-        cls.api = "http://127.0.0.1:%d" % cls.http
-        cls.conf = os.path.join(cls.dir, "pantalad.json")
         cls.hook = Receiver()
-        with open(cls.conf, "w") as f:
-            json.dump({
-                "data_dir": os.path.join(cls.dir, "data"),
-                "listen": {"udp": "127.0.0.1:%d" % cls.udp,
-                           "http": "127.0.0.1:%d" % cls.http},
-                "api": {"tokens": [TOKEN]},
-                "writer": {"flush": "100ms"},
-                "alerting": {
-                    "agent_down": {"enabled": True, "intervals": 3},
-                    # the square wave changes state every 2 s: no flap hold here
-                    "flap": {"changes": 0},
-                    "builtin_handlers": ["hook"],
-                    "tick": "50ms",
-                },
-            }, f, indent=1)
+        cls.pd = Pantalad(cls.dir, TOKEN, {
+            "writer": {"flush": "100ms"},
+            "alerting": {
+                "agent_down": {"enabled": True, "intervals": 3},
+                # the square wave changes state every 2 s: no flap hold here
+                "flap": {"changes": 0},
+                "builtin_handlers": ["hook"],
+                "tick": "50ms",
+            },
+        }, indent=1)
+        cls.udp, cls.http, cls.api = cls.pd.udp, cls.pd.http, cls.pd.api
         cls.daemon = None
         cls.agent = None
         cls.start_daemon()
@@ -80,47 +60,20 @@ class Alerting(unittest.TestCase):
                 p.kill()
                 p.wait()
         cls.hook.close()
-        if os.environ.get("PT_KEEP_TMP"):
-            print("kept", cls.dir)
-        else:
-            shutil.rmtree(cls.dir, ignore_errors=True)
+        remove_dir(cls.dir)
 
     @classmethod
     def start_daemon(cls):
-        with open(os.path.join(cls.dir, "pantalad.log"), "ab") as log:
-            cls.daemon = subprocess.Popen([PANTALAD, "--config", cls.conf],
-                                          stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            try:
-                if cls.request("GET", "/healthz", token=None)[0] == 200:
-                    return
-            except OSError:
-                pass
-            if cls.daemon.poll() is not None:
-                raise RuntimeError("pantalad exited: " + cls.read_log())
-            time.sleep(0.05)
-        raise RuntimeError("pantalad did not answer /healthz: " + cls.read_log())
+        cls.pd.start()
+        cls.daemon = cls.pd.proc
 
     @classmethod
     def read_log(cls):
-        with open(os.path.join(cls.dir, "pantalad.log"), errors="replace") as f:
-            return f.read()
+        return cls.pd.read_log()
 
     @classmethod
     def request(cls, method, path, body=None, token=TOKEN):
-        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-        req = urllib.request.Request(cls.api + path, data=data, method=method)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                raw, status = r.read(), r.status
-        except urllib.error.HTTPError as e:
-            raw, status = e.read(), e.code
-        return status, (json.loads(raw) if raw else None)
+        return cls.pd.request(method, path, body, token=token, decode="json")
 
     @staticmethod
     def unique(reqs, pred):
@@ -364,10 +317,7 @@ class Alerting(unittest.TestCase):
 
     @classmethod
     def request_text(cls, path):
-        req = urllib.request.Request(cls.api + path)
-        req.add_header("Authorization", "Bearer " + TOKEN)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
+        return cls.pd.request("GET", path, decode="text")
 
 
 if __name__ == "__main__":

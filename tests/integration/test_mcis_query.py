@@ -9,31 +9,20 @@ Run by ctest with PANTALAD pointing at the binary. Standard library only.
 """
 import hashlib
 import hmac
-import json
-import os
 import shutil
+import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
+from harness import Pantalad, pack_uint
+
 TOKEN = "integration-test-token-0123456789"
 NS, MCIS = "ns9", "web"
 VMS = ("vm-a", "vm-b", "vm-c")
-
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---- a minimal MessagePack encoder (the subset the wire protocol uses) ----
@@ -44,15 +33,7 @@ def mp(v):
     if isinstance(v, int):
         if v < 0:
             raise TypeError("negative ints are sent as ext 1")
-        if v < 128:
-            return bytes([v])
-        if v < 1 << 8:
-            return b"\xcc" + struct.pack(">B", v)
-        if v < 1 << 16:
-            return b"\xcd" + struct.pack(">H", v)
-        if v < 1 << 32:
-            return b"\xce" + struct.pack(">I", v)
-        return b"\xcf" + struct.pack(">Q", v)
+        return pack_uint(v)
     if isinstance(v, float):
         return b"\xcb" + struct.pack(">d", v)
     if isinstance(v, str):
@@ -90,71 +71,38 @@ class McisQuery(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="pt-mcis-")
-        cls.udp = free_port(socket.SOCK_DGRAM)
-        cls.http = free_port(socket.SOCK_STREAM)
-        cls.api = "http://127.0.0.1:%d" % cls.http
-        conf = os.path.join(cls.dir, "pantalad.json")
-        with open(conf, "w") as f:
-            json.dump({
-                "data_dir": os.path.join(cls.dir, "data"),
-                "listen": {"udp": "127.0.0.1:%d" % cls.udp,
-                           "http": "127.0.0.1:%d" % cls.http},
-                "api": {"tokens": [TOKEN]},
-                "writer": {"flush": "50ms"},
-                "store": {"retention_1m": "30d", "retention_1h": "60d"},
-            }, f)
-        with open(os.path.join(cls.dir, "pantalad.log"), "ab") as log:
-            cls.daemon = subprocess.Popen([PANTALAD, "--config", conf],
-                                          stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while True:
-            try:
-                if cls.get("/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if cls.daemon.poll() is not None or time.time() > deadline:
-                raise RuntimeError("pantalad did not start: " + cls.read_log())
-            time.sleep(0.05)
+        cls.pd = Pantalad(cls.dir, TOKEN, {
+            "writer": {"flush": "50ms"},
+            "store": {"retention_1m": "30d", "retention_1h": "60d"},
+        })
+        cls.udp, cls.api = cls.pd.udp, cls.pd.api
+        cls.pd.start()
         cls.base = (int(time.time()) // 60) * 60 - 600
         cls.send_data()
 
     @classmethod
     def tearDownClass(cls):
-        if cls.daemon.poll() is None:
-            cls.daemon.kill()
-            cls.daemon.wait()
+        cls.pd.stop(signal.SIGKILL)
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     @classmethod
     def read_log(cls):
-        with open(os.path.join(cls.dir, "pantalad.log"), errors="replace") as f:
-            return f.read()[-3000:]
+        return cls.pd.read_log()[-3000:]
 
     @classmethod
     def get(cls, path, params=None):
-        url = cls.api + path
         if params:
-            url += "?" + urllib.parse.urlencode(params)
-        req = urllib.request.Request(url, headers={"Authorization": "Bearer " + TOKEN})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            path += "?" + urllib.parse.urlencode(params)
+        return cls.pd.request("GET", path, decode="json")
 
     @classmethod
     def send_data(cls):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         epoch = int(time.time() * 1000)
         for v, vm in enumerate(VMS):
-            req = urllib.request.Request(
-                cls.api + "/api/v1/agents", method="POST",
-                data=json.dumps({"ns": NS, "mcis": MCIS, "vm": vm, "csp": "aws"}).encode(),
-                headers={"Authorization": "Bearer " + TOKEN,
-                         "Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=10) as r:
-                reg = json.loads(r.read())
+            status, reg = cls.pd.request("POST", "/api/v1/agents",
+                                         {"ns": NS, "mcis": MCIS, "vm": vm, "csp": "aws"})
+            assert status < 400, reg
             key = bytes.fromhex(reg["key"])
             for k in range(20):
                 meas = [["disk", {"device": "sda"}, {"disk_used": v + 1}],

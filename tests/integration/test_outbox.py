@@ -25,47 +25,28 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
+from harness import PANTALAD, Pantalad, UdpTee
+
 LOADGEN = os.environ.get("PANTALA_LOADGEN", "build/tests/bench/pantala-loadgen")
 TOKEN = "integration-test-token-0123456789"
 OUTAGE_S = float(os.environ.get("PT_OUTAGE_S", "8"))
 MEAS_PER_FRAME = 6  # pantala-loadgen's full-catalog frame
 
 
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Daemon:
-    """One pantalad in a directory of its own."""
+class Daemon(Pantalad):
+    """One pantalad in a directory of its own, taking unsigned frames."""
 
     def __init__(self, root, name, outbox_max_bytes=None, writer=None, store_url=None):
-        self.dir = os.path.join(root, name)
-        os.makedirs(self.dir)
-        self.udp = free_port(socket.SOCK_DGRAM)
-        self.http = free_port(socket.SOCK_STREAM)
-        self.data = os.path.join(self.dir, "data")
-        self.db = os.path.join(self.data, "metrics.db")
-        self.log = os.path.join(self.dir, "pantalad.log")
+        d = os.path.join(root, name)
+        os.makedirs(d)
         conf = {
-            "data_dir": self.data,
-            "listen": {"udp": "127.0.0.1:%d" % self.udp, "http": "127.0.0.1:%d" % self.http},
-            "api": {"tokens": [TOKEN]},
             "ingest": {"insecure": True},
             "writer": dict({"flush": "100ms", "drain": "3s"}, **(writer or {})),
         }
@@ -73,60 +54,13 @@ class Daemon:
             conf["outbox"] = {"max_bytes": outbox_max_bytes}
         if store_url:
             conf["store"] = {"url": store_url}
-        self.conf = os.path.join(self.dir, "pantalad.json")
-        with open(self.conf, "w") as f:
-            json.dump(conf, f)
-        self.proc = None
+        super().__init__(d, TOKEN, conf)
+        self.db = os.path.join(self.data, "metrics.db")
 
     def start(self):
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([PANTALAD, "--config", self.conf],
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            try:
-                if self.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError("pantalad exited: " + self.read_log())
-            time.sleep(0.05)
-        raise RuntimeError("pantalad did not answer: " + self.read_log())
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout)
-        rc = self.proc.returncode if self.proc else None
-        self.proc = None
-        return rc
-
-    def read_log(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def get(self, path):
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http, path))
-        req.add_header("Authorization", "Bearer " + TOKEN)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                raw, status, ctype = r.read(), r.status, r.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as e:
-            raw, status, ctype = e.read(), e.code, e.headers.get("Content-Type", "")
-        if ctype.startswith("application/json"):
-            return status, json.loads(raw)
-        return status, raw.decode()
-
-    def metrics(self):
-        status, text = self.get("/metrics")
-        assert status == 200, text
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
+        # this module's PANTALAD: tests/bench/outbox_bench.py sets it
+        self.binary = PANTALAD
+        return super().start()
 
     def rows(self):
         """Every stored point: (ns, mcis, vm, measurement, tags, ts, fields)."""
@@ -137,36 +71,6 @@ class Daemon:
                 "FROM points p JOIN series s ON s.id = p.series").fetchall()
         finally:
             con.close()
-
-
-class Relay(threading.Thread):
-    """Sends every datagram it receives to each target."""
-
-    def __init__(self, targets):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.targets = targets
-        self.count = 0
-        self.running = True
-
-    def run(self):
-        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        while self.running:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            self.count += 1
-            for t in self.targets:
-                out.sendto(data, ("127.0.0.1", t))
-        out.close()
-        self.sock.close()
 
 
 class StoreLock:
@@ -225,7 +129,7 @@ class Harness(unittest.TestCase):
 
     def stream(self, targets, rate, seconds, agents=20):
         """Starts pantala-loadgen sending unsigned frames through a relay."""
-        self.relay = Relay([d.udp for d in targets])
+        self.relay = UdpTee([d.udp for d in targets], rcvbuf=8 << 20)
         self.relay.start()
         self.loadgen = subprocess.Popen(
             [LOADGEN, "--target", "127.0.0.1:%d" % self.relay.port, "--unsigned",

@@ -8,78 +8,31 @@ Standard library only.
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
-AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
+from harness import AGENT, PANTALAD, Pantalad, UdpTee, remove_dir, wait_until
+
 TOKEN = "integration-test-token-0123456789"
-
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Recorder(threading.Thread):
-    """A UDP relay between agent and collector that keeps a copy of every
-    datagram, so the test can replay real frames."""
-
-    def __init__(self, target_port):
-        super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.target = ("127.0.0.1", target_port)
-        self.frames = []
-        self.running = True
-
-    def run(self):
-        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        while self.running:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            self.frames.append(data)
-            out.sendto(data, self.target)
 
 
 class Spine(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="pt-spine-")
-        cls.udp = free_port(socket.SOCK_DGRAM)
-        cls.http = free_port(socket.SOCK_STREAM)
-        cls.api = "http://127.0.0.1:%d" % cls.http
-        cls.conf = os.path.join(cls.dir, "pantalad.json")
-        with open(cls.conf, "w") as f:
-            f.write("# written by test_spine.py\n")
-            json.dump({
-                "data_dir": os.path.join(cls.dir, "data"),
-                "listen": {"udp": "127.0.0.1:%d" % cls.udp,
-                           "http": "127.0.0.1:%d" % cls.http},
-                "api": {"tokens": [TOKEN]},
-                "writer": {"flush": "100ms"},
-                "log": {"level": "info"},
-            }, f, indent=1)
+        cls.pd = Pantalad(cls.dir, TOKEN, {"writer": {"flush": "100ms"}, "log": {"level": "info"}},
+                          header="# written by test_spine.py", indent=1)
+        cls.udp, cls.http, cls.api = cls.pd.udp, cls.pd.http, cls.pd.api
         cls.daemon = None
         cls.agent = None
         cls.start_daemon()
-        cls.recorder = Recorder(cls.udp)
+        # between agent and collector, keeping every datagram to replay real frames
+        cls.recorder = UdpTee([cls.udp], keep=True, poll=0.2)
         cls.recorder.start()
 
     @classmethod
@@ -89,76 +42,30 @@ class Spine(unittest.TestCase):
             if p and p.poll() is None:
                 p.kill()
                 p.wait()
-        if os.environ.get("PT_KEEP_TMP"):
-            print("kept", cls.dir)
-        else:
-            shutil.rmtree(cls.dir, ignore_errors=True)
+        remove_dir(cls.dir)
 
     @classmethod
     def start_daemon(cls):
-        with open(os.path.join(cls.dir, "pantalad.log"), "ab") as log:
-            cls.daemon = subprocess.Popen([PANTALAD, "--config", cls.conf],
-                                          stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            try:
-                if cls.get("/healthz", token=None)[0] == 200:
-                    return
-            except OSError:
-                pass
-            if cls.daemon.poll() is not None:
-                raise RuntimeError("pantalad exited: " + cls.read_log())
-            time.sleep(0.05)
-        raise RuntimeError("pantalad did not answer /healthz: " + cls.read_log())
+        cls.pd.start()
+        cls.daemon = cls.pd.proc
 
     @classmethod
     def read_log(cls):
-        with open(os.path.join(cls.dir, "pantalad.log"), errors="replace") as f:
-            return f.read()
+        return cls.pd.read_log()
 
     @classmethod
     def request(cls, method, path, body=None, token=TOKEN):
-        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-        req = urllib.request.Request(cls.api + path, data=data, method=method)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                raw = r.read()
-                status = r.status
-                ctype = r.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            status = e.code
-            ctype = e.headers.get("Content-Type", "")
-        if ctype.startswith("application/json") and raw:
-            return status, json.loads(raw)
-        return status, raw.decode(errors="replace")
+        return cls.pd.request(method, path, body, token=token)
 
     @classmethod
     def get(cls, path, token=TOKEN):
         return cls.request("GET", path, token=token)
 
     def metrics(self):
-        status, text = self.get("/metrics")
-        self.assertEqual(status, 200)
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
+        return self.pd.metrics()
 
     def wait_for(self, what, fn, timeout=15):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            v = fn()
-            if v:
-                return v
-            time.sleep(0.1)
-        self.fail("timed out waiting for " + what + "\n" + self.read_log()[-3000:])
+        return wait_until(what, fn, timeout, self.read_log, interval=0.1)
 
     # ------------------------------------------------------------------ tests
 
