@@ -2,25 +2,17 @@
 (built by CMake, path in $NOTIFY_DRIVER) and imports the webhook receiver."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 from webhook_receiver import Receiver  # noqa: E402,F401
+from harness import free_port  # noqa: E402,F401 (the tests' import)
 
 DRIVER = os.environ.get("NOTIFY_DRIVER")
 if not DRIVER or not os.access(DRIVER, os.X_OK):
     sys.exit("NOTIFY_DRIVER must name the notify_driver binary (ctest sets it)")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def driver_args(outbox, htype, settings, *extra):

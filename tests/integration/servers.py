@@ -5,7 +5,6 @@ free loopback ports, and stopped (and its directory removed) by stop().
 Standard library only. Used by test_store_servers.py and tests/bench."""
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,17 +12,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from harness import free_port  # also test_store_servers.py's
+
 INFLUXD = os.environ.get("INFLUXD", shutil.which("influxd") or "/usr/bin/influxd")
 VICTORIA = os.environ.get("VICTORIA_METRICS",
                           shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Server:

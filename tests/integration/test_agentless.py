@@ -16,31 +16,21 @@ Run by ctest with PANTALAD and MOCK_CSP set. Standard library only.
 import json
 import os
 import re
-import shutil
-import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.error
 import urllib.request
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
+from harness import PANTALAD, Pantalad, remove_dir
+
 MOCK_CSP = os.environ.get("MOCK_CSP", os.path.join(os.path.dirname(__file__), "..", "unit",
                                                    "drivers", "mock_csp.py"))
 TOKEN = "agentless-test-token-0123456789"
 NS, MCIS = "ns-agl", "mc1"
 SECRET = "cbpw"  # the mock's CB-Spider password: must never come back
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def iso(t):
@@ -58,72 +48,35 @@ class Agentless(unittest.TestCase):
         cls.mock = subprocess.Popen([sys.executable, MOCK_CSP], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, env=env)
         cls.mock_url = "http://127.0.0.1:%d" % int(cls.mock.stdout.readline())
-        cls.http = free_port()
-        cls.api = "http://127.0.0.1:%d" % cls.http
-        cls.data = os.path.join(cls.dir, "data")
-        cls.conf = os.path.join(cls.dir, "pantalad.json")
-        with open(cls.conf, "w") as f:
-            json.dump({
-                "data_dir": cls.data,
-                "listen": {"udp": "127.0.0.1:%d" % free_port(), "http": "127.0.0.1:%d" % cls.http},
-                "api": {"tokens": [TOKEN]},
-                "writer": {"flush": "50ms"},
-                "agentless": {"concurrency": 6, "rate_limit": 20, "max_backoff": "30s"},
-            }, f)
+        cls.pd = Pantalad(cls.dir, TOKEN, {
+            "writer": {"flush": "50ms"},
+            "agentless": {"concurrency": 6, "rate_limit": 20, "max_backoff": "30s"},
+        })
+        cls.http, cls.api, cls.data, cls.conf = cls.pd.http, cls.pd.api, cls.pd.data, cls.pd.conf
         cls.start_daemon()
 
     @classmethod
     def start_daemon(cls):
-        cls.log = open(os.path.join(cls.dir, "pantalad.log"), "ab")
-        cls.daemon = subprocess.Popen([PANTALAD, "--config", cls.conf], stdout=cls.log,
-                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while True:
-            try:
-                if cls.req("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if cls.daemon.poll() is not None or time.time() > deadline:
-                raise RuntimeError("pantalad did not start: " + cls.read_log())
-            time.sleep(0.05)
+        cls.daemon = cls.pd.start().proc
 
     @classmethod
     def stop_daemon(cls):
-        cls.daemon.terminate()
-        try:
-            cls.daemon.wait(20)
-        except subprocess.TimeoutExpired:
-            cls.daemon.kill()
-            cls.daemon.wait()
-        cls.log.close()
+        cls.pd.stop(timeout=20, kill_on_timeout=True)
 
     @classmethod
     def tearDownClass(cls):
         cls.stop_daemon()
         cls.mock.stdin.close()
         cls.mock.wait(10)
-        if os.environ.get("PT_KEEP_TMP"):
-            print("kept", cls.dir)
-        else:
-            shutil.rmtree(cls.dir, ignore_errors=True)
+        remove_dir(cls.dir)
 
     @classmethod
     def read_log(cls):
-        with open(os.path.join(cls.dir, "pantalad.log"), errors="replace") as f:
-            return f.read()
+        return cls.pd.read_log()
 
     @classmethod
     def req(cls, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(cls.api + path, data=data, method=method,
-                                   headers={"Authorization": "Bearer " + TOKEN})
-        try:
-            with urllib.request.urlopen(r, timeout=10) as resp:
-                raw = resp.read().decode()
-                return resp.status, raw
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+        return cls.pd.request(method, path, body, decode="text")
 
     def jreq(self, method, path, body=None):
         code, raw = self.req(method, path, body)

@@ -11,49 +11,28 @@ seeding when importable, else a plain Query request).
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit",
                                 "drivers"))
-from test_aws_moto import find_moto, put_metrics  # noqa: E402  (the drivers' seeding helpers)
+# the drivers' moto helpers
+from test_aws_moto import find_moto, put_metrics, start_moto  # noqa: E402
+from harness import Pantalad, stop_process  # noqa: E402
 
 SKIP = 77
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
 TOKEN = "agentless-aws-token-0123456789"
 NS, MCIS = "ns-aws", "ec2-web"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-class Run:
-    def __init__(self, api):
-        self.api = api
-
+class Run(Pantalad):
     def req(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(self.api + path, data=data, method=method,
-                                   headers={"Authorization": "Bearer " + TOKEN})
-        try:
-            with urllib.request.urlopen(r, timeout=10) as resp:
-                return resp.status, json.loads(resp.read().decode() or "null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode() or "null")
+        return self.request(method, path, body, decode="json")
 
 
 def wait(what, fn, timeout=30):
@@ -74,23 +53,15 @@ def main():
               "agentless end-to-end test)")
         return SKIP
     tmp = tempfile.mkdtemp(prefix="pt-agl-aws-")
-    mport, hport = free_port(), free_port()
-    mlog = open(os.path.join(tmp, "moto.log"), "w")
-    motop = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(mport)], stdout=mlog,
-                             stderr=subprocess.STDOUT)
-    murl = "http://127.0.0.1:%d" % mport
-    daemon = None
+    try:
+        motop, murl, mlog = start_moto(moto, tmp, tries=300)
+    except RuntimeError as e:
+        print(e)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 1
+    run = None
     ok = False
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(murl + "/moto-api/", timeout=1).read()
-                break
-            except Exception:
-                if motop.poll() is not None:
-                    print("moto_server exited:\n" + open(mlog.name).read())
-                    return 1
-                time.sleep(0.05)
         # Two instances; recent minutes (CloudWatch and moto keep bounded history).
         t0 = (int(time.time()) // 60 - 10) * 60
         data = [("CPUUtilization", 12.0, t0 + 5, "Percent"), ("CPUUtilization", 24.0, t0 + 30, "Percent"),
@@ -99,16 +70,9 @@ def main():
         how = put_metrics(murl, data)
         seed2(murl, t0)
 
-        conf = os.path.join(tmp, "pantalad.json")
-        with open(conf, "w") as f:
-            json.dump({"data_dir": os.path.join(tmp, "data"),
-                       "listen": {"udp": "127.0.0.1:%d" % free_port(), "http": "127.0.0.1:%d" % hport},
-                       "api": {"tokens": [TOKEN]}, "writer": {"flush": "50ms"},
-                       "agentless": {"rate_limits": {"aws": 10}}}, f)
-        log = open(os.path.join(tmp, "pantalad.log"), "ab")
-        daemon = subprocess.Popen([PANTALAD, "--config", conf], stdout=log, stderr=subprocess.STDOUT)
-        run = Run("http://127.0.0.1:%d" % hport)
-        wait("pantalad up", lambda: (safe(run, "/healthz") == 200, None), 15)
+        run = Run(tmp, TOKEN, {"writer": {"flush": "50ms"},
+                               "agentless": {"rate_limits": {"aws": 10}}})
+        run.start(timeout=15)
 
         # An MCIS-level rule on the agentless metric, as for agents.
         code, r = run.req("POST", "/api/v1/rules", {
@@ -168,17 +132,9 @@ def main():
         print("FAIL: %s" % e)
         return 1
     finally:
-        if daemon:
-            daemon.terminate()
-            try:
-                daemon.wait(20)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-        motop.terminate()
-        try:
-            motop.wait(10)
-        except subprocess.TimeoutExpired:
-            motop.kill()
+        if run:
+            run.stop(timeout=20, kill_on_timeout=True)
+        stop_process(motop, timeout=10)
         mlog.close()
         if not ok:
             try:
@@ -186,13 +142,6 @@ def main():
             except OSError:
                 pass
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def safe(run, path):
-    try:
-        return run.req("GET", path)[0]
-    except OSError:
-        return 0
 
 
 def firing(j):
@@ -206,28 +155,8 @@ def ok_state(j):
 
 def seed2(url, t0):
     """The second instance, i-moto2: CPU 30 then 60 %."""
-    try:
-        import boto3
-        cw = boto3.client("cloudwatch", endpoint_url=url, region_name="us-east-1",
-                          aws_access_key_id="AKIDMOTO", aws_secret_access_key="moto-secret")
-        cw.put_metric_data(Namespace="AWS/EC2", MetricData=[
-            {"MetricName": "CPUUtilization", "Dimensions": [{"Name": "InstanceId", "Value": "i-moto2"}],
-             "Value": v, "Timestamp": ts, "Unit": "Percent"} for v, ts in ((30.0, t0 + 10), (60.0, t0 + 70))])
-        return
-    except ImportError:
-        pass
-    import urllib.parse
-    form = {"Action": "PutMetricData", "Version": "2010-08-01", "Namespace": "AWS/EC2"}
-    for i, (v, ts) in enumerate(((30.0, t0 + 10), (60.0, t0 + 70)), 1):
-        p = "MetricData.member.%d." % i
-        form.update({p + "MetricName": "CPUUtilization", p + "Value": repr(v), p + "Unit": "Percent",
-                     p + "Timestamp": iso(ts), p + "Dimensions.member.1.Name": "InstanceId",
-                     p + "Dimensions.member.1.Value": "i-moto2"})
-    req = urllib.request.Request(url + "/", data=urllib.parse.urlencode(form).encode(), headers={
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDMOTO/20250101/us-east-1/monitoring/aws4_request, "
-                         "SignedHeaders=host, Signature=0"})
-    urllib.request.urlopen(req, timeout=10).read()
+    put_metrics(url, [("CPUUtilization", 30.0, t0 + 10, "Percent"),
+                      ("CPUUtilization", 60.0, t0 + 70, "Percent")], instance="i-moto2")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from servers import Influx, Victoria, free_port  # noqa: E402
+from harness import AGENT, Pantalad  # noqa: E402
 
 TOOL = os.environ.get("PT_STORE_TOOL", "build/tests/integration/pt_store_tool")
 S = 10**9
@@ -535,8 +534,6 @@ class StoreServers(unittest.TestCase):
             self.assertEqual(r[0]["series"][0]["vals"], [[2.0]])
 
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
-AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
 API_TOKEN = "store-servers-test-token-0123456789"
 
 
@@ -546,39 +543,16 @@ class EndToEnd(unittest.TestCase):
 
     def run_daemon(self, store_url):
         d = tempfile.mkdtemp(prefix="pt-e2e-")
-        udp, http_port = free_port(), free_port()
-        conf = os.path.join(d, "pantalad.json")
-        with open(conf, "w") as f:
-            json.dump({"data_dir": os.path.join(d, "data"),
-                       "listen": {"udp": "127.0.0.1:%d" % udp, "http": "127.0.0.1:%d" % http_port},
-                       "api": {"tokens": [API_TOKEN]}, "writer": {"flush": "100ms"},
-                       "store": {"url": store_url}}, f)
-        log = open(os.path.join(d, "pantalad.log"), "wb")
-        daemon = subprocess.Popen([PANTALAD, "--config", conf], stdout=log, stderr=subprocess.STDOUT)
-        self.addCleanup(lambda: (daemon.terminate(), daemon.wait(10), log.close()))
-        api = "http://127.0.0.1:%d" % http_port
+        pd = Pantalad(d, API_TOKEN, {"writer": {"flush": "100ms"}, "store": {"url": store_url}})
+        pd.start(timeout=20)
+        self.addCleanup(pd.stop, timeout=10)
 
         def call(method, path, body=None):
-            req = urllib.request.Request(api + path, method=method,
-                                         data=json.dumps(body).encode() if body else None,
-                                         headers={"Authorization": "Bearer " + API_TOKEN})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    text = r.read().decode()
-                    return r.status, json.loads(text) if text.startswith(("{", "[")) else text
-            except urllib.error.HTTPError as e:
-                return e.code, e.read().decode()
+            status, text = pd.request(method, path, body or None, decode="text")
+            if status < 400 and text.startswith(("{", "[")):
+                return status, json.loads(text)
+            return status, text
 
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if call("GET", "/metrics")[0] == 200:
-                    break
-            except (urllib.error.URLError, OSError):
-                pass
-            self.assertIsNone(daemon.poll(), "pantalad exited")
-            self.assertLess(time.monotonic(), deadline, "pantalad did not start")
-            time.sleep(0.1)
         status, body = call("POST", "/api/v1/agents", {"ns": "ns01", "mcis": "e2e", "vm": "vm-1"})
         self.assertEqual(status, 201, body)
         aconf = dict(body["agent_config"], interval="1s")

@@ -7,7 +7,8 @@ usage: test_agent_e2e.py <pantala-agent> <tests/data>
 configuration, and the daemon sending signed frames to a UDP socket of ours
 (decoded here and checked against the HMAC), then the daemon facing a
 collector that is down. Uses only the standard library: python3-msgpack is
-not a dependency, so frames are decoded by the small reader below.
+not a dependency, so frames are decoded by the small reader in
+tests/integration/harness.py.
 """
 import hashlib
 import hmac
@@ -15,11 +16,15 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+# the msgpack reader shared with the integration tests
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "integration"))
+from harness import unpack  # noqa: E402
 
 AGENT, DATA = sys.argv[1], sys.argv[2]
 KEY = bytes(range(32))
@@ -41,60 +46,6 @@ MEM_FIELDS = {
     "page_out": float, "swap_in": float, "swap_out": float, "mem_available": int,
 }
 PERCENT = [k for k in CPU_FIELDS if k.startswith("cpu_") and k != "cpu_num"]
-
-
-def unpack(b, i=0):
-    """Decodes one msgpack object at b[i:]; returns (object, next index)."""
-    t = b[i]
-    if t <= 0x7f:
-        return t, i + 1
-    if t >= 0xe0:
-        return t - 0x100, i + 1
-    if 0x80 <= t <= 0x8f:
-        return unpack_map(b, i + 1, t & 0x0f)
-    if 0x90 <= t <= 0x9f:
-        return unpack_array(b, i + 1, t & 0x0f)
-    if 0xa0 <= t <= 0xbf:
-        n = t & 0x1f
-        return b[i + 1:i + 1 + n].decode(), i + 1 + n
-    fixed = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q", 0xd0: ">b", 0xd1: ">h",
-             0xd2: ">i", 0xd3: ">q", 0xca: ">f", 0xcb: ">d"}
-    if t in fixed:
-        n = struct.calcsize(fixed[t])
-        return struct.unpack_from(fixed[t], b, i + 1)[0], i + 1 + n
-    if t in (0xd9, 0xda, 0xdb):
-        w = {0xd9: ">B", 0xda: ">H", 0xdb: ">I"}[t]
-        n = struct.unpack_from(w, b, i + 1)[0]
-        j = i + 1 + struct.calcsize(w)
-        return b[j:j + n].decode(), j + n
-    if t in (0xdc, 0xdd):
-        w = ">H" if t == 0xdc else ">I"
-        return unpack_array(b, i + 1 + struct.calcsize(w), struct.unpack_from(w, b, i + 1)[0])
-    if t in (0xde, 0xdf):
-        w = ">H" if t == 0xde else ">I"
-        return unpack_map(b, i + 1 + struct.calcsize(w), struct.unpack_from(w, b, i + 1)[0])
-    if t == 0xc0:
-        return None, i + 1
-    if t in (0xc2, 0xc3):
-        return t == 0xc3, i + 1
-    raise ValueError("msgpack type 0x%02x not expected from the agent" % t)
-
-
-def unpack_array(b, i, n):
-    out = []
-    for _ in range(n):
-        v, i = unpack(b, i)
-        out.append(v)
-    return out, i
-
-
-def unpack_map(b, i, n):
-    out = {}
-    for _ in range(n):
-        k, i = unpack(b, i)
-        v, i = unpack(b, i)
-        out[k] = v
-    return out, i
 
 
 def check(cond, what):

@@ -10,7 +10,6 @@ moto_server is not installed (CI machines may lack it).
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,16 +17,12 @@ import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "integration"))
+from harness import free_port, stop_process  # noqa: E402
+
 SKIP = 77
 DRV_FETCH = os.environ.get("DRV_FETCH")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def find_moto():
@@ -37,14 +32,36 @@ def find_moto():
     return None
 
 
-def put_metrics(url, data):
-    """data: list of (name, value, ts, unit) for instance i-moto."""
+def start_moto(moto, tmp, tries=200):
+    """Starts moto_server on a free loopback port, output in tmp/moto.log;
+    returns (process, url, log file) once it answers (or after tries polls
+    of 50 ms); raises RuntimeError with the log if it exits first."""
+    port = free_port()
+    log = open(os.path.join(tmp, "moto.log"), "w")
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
+            break
+        except Exception:
+            if proc.poll() is not None:
+                log.close()
+                with open(log.name) as f:
+                    raise RuntimeError("moto_server exited; log:\n" + f.read())
+            time.sleep(0.05)
+    return proc, url, log
+
+
+def put_metrics(url, data, instance="i-moto"):
+    """data: list of (name, value, ts, unit) for one instance."""
     try:
         import boto3
         cw = boto3.client("cloudwatch", endpoint_url=url, region_name="us-east-1",
                           aws_access_key_id="AKIDMOTO", aws_secret_access_key="moto-secret")
         cw.put_metric_data(Namespace="AWS/EC2", MetricData=[
-            {"MetricName": n, "Dimensions": [{"Name": "InstanceId", "Value": "i-moto"}], "Value": v,
+            {"MetricName": n, "Dimensions": [{"Name": "InstanceId", "Value": instance}], "Value": v,
              "Timestamp": ts, "Unit": u} for n, v, ts, u in data])
         return "boto3"
     except ImportError:
@@ -55,7 +72,7 @@ def put_metrics(url, data):
         p = "MetricData.member.%d." % i
         form.update({p + "MetricName": n, p + "Value": repr(v), p + "Unit": u,
                      p + "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)),
-                     p + "Dimensions.member.1.Name": "InstanceId", p + "Dimensions.member.1.Value": "i-moto"})
+                     p + "Dimensions.member.1.Name": "InstanceId", p + "Dimensions.member.1.Value": instance})
     req = urllib.request.Request(url + "/", data=urllib.parse.urlencode(form).encode(), headers={
         "Content-Type": "application/x-www-form-urlencoded",
         "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDMOTO/20250101/us-east-1/monitoring/aws4_request, "
@@ -72,21 +89,14 @@ def main():
     if not DRV_FETCH:
         print("DRV_FETCH is not set (run through ctest)")
         return 1
-    port = free_port()
     tmp = tempfile.mkdtemp(prefix="pt-moto-")
-    log = open(os.path.join(tmp, "moto.log"), "w")
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
-                break
-            except Exception:
-                if proc.poll() is not None:
-                    print("moto_server exited; log:\n" + open(log.name).read())
-                    return 1
-                time.sleep(0.05)
+        proc, url, log = start_moto(moto, tmp)
+    except RuntimeError as e:
+        print(e)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 1
+    try:
         # Recent timestamps: CloudWatch (and moto) keep a bounded history.
         t0 = (int(time.time()) // 60 - 10) * 60
         data = []
@@ -138,11 +148,7 @@ def main():
         print("%s: seeded with %s, fetched %s" % ("PASS" if ok else "FAIL", how, json.dumps(got)))
         return 0 if ok else 1
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=10)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
