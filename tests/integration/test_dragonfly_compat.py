@@ -26,29 +26,24 @@ PT_SOURCE_DIR. Skips (exit 0) without sshd or ssh-keygen.
 import glob
 import json
 import os
-import pwd
-import random
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 from webhook_receiver import Receiver  # noqa: E402
 
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
-AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
+import harness  # noqa: E402
+from harness import AGENT, Pantalad, Sshd, free_port, have_sshd, remove_dir, run, \
+    stop_process  # noqa: E402
+
 SRC = os.environ.get("PT_SOURCE_DIR", ".")
 TOKEN = "dragonfly-compat-test-token-0123456789"
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-IS_ROOT = os.geteuid() == 0
 NS, MCIS, VM, CSP = "tb-ns", "tb-mcis", "tb-vm-1", "aws"
 
 CONFIG_KEYS = {"mcis_agent_interval": int, "mcis_collector_interval": int,
@@ -80,57 +75,10 @@ def source(field):
     raise KeyError(field)
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def run(*cmd, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("timeout", 120)
-    return subprocess.run([str(c) for c in cmd], **kw)
-
-
 def http(base, method, path, body=None, token=TOKEN, form=False, timeout=10):
-    data, headers = None, {}
-    if body is not None:
-        if form:
-            data = urllib.parse.urlencode(body).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        else:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        return e.code, json.loads(raw) if raw else None
-
-
-def start_pantalad(d, conf):
-    with open(os.path.join(d, "pantalad.json"), "w") as f:
-        json.dump(conf, f)
-    with open(os.path.join(d, "pantalad.log"), "ab") as log:
-        p = subprocess.Popen([PANTALAD, "--config", os.path.join(d, "pantalad.json")],
-                             stdout=log, stderr=subprocess.STDOUT)
-    base = "http://" + conf["listen"]["http"]
-    for _ in range(300):
-        try:
-            if http(base, "GET", "/healthz")[0] == 200:
-                return p
-        except OSError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("pantalad did not start; see " + d)
+    """harness.http with this test's token; JSON back (None when empty)."""
+    return harness.http(base, method, path, body, token=token, form=form, timeout=timeout,
+                        decode="json")
 
 
 class DragonflyCompat(unittest.TestCase):
@@ -139,7 +87,7 @@ class DragonflyCompat(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="pt-df-")
         os.chmod(cls.dir, 0o755)
         cls.procs = []
-        cls.made_user = False
+        cls.sshd = None
         cls.start_sshd()
         cls.prefix = os.path.join(cls.home, "pantala-df")
         cls.pkgs = os.path.join(cls.dir, "pkgs")
@@ -150,59 +98,20 @@ class DragonflyCompat(unittest.TestCase):
             for n in dirs + files:
                 os.chmod(os.path.join(root, n), 0o755)
         cls.udp = free_port(socket.SOCK_DGRAM)
-        http_port = free_port()
-        cls.api = "http://127.0.0.1:%d" % http_port
-        cls.data = os.path.join(cls.dir, "data")
-        cls.procs.append(start_pantalad(cls.dir, {
-            "data_dir": cls.data,
-            "listen": {"udp": "127.0.0.1:%d" % cls.udp, "http": "127.0.0.1:%d" % http_port},
-            "api": {"tokens": [TOKEN]}, "writer": {"flush": "100ms"},
+        cls.pd = Pantalad(cls.dir, TOKEN, {
+            "writer": {"flush": "100ms"},
             "provisioning": {"known_hosts": os.path.join(cls.dir, "known_hosts"),
                              "packages": cls.pkgs, "accept_new": True,
                              "collector": "127.0.0.1:%d" % cls.udp},
-            "compat": {"agent_prefix": cls.prefix}}))
+            "compat": {"agent_prefix": cls.prefix}}, udp=cls.udp)
+        cls.api, cls.data = cls.pd.api, cls.pd.data
+        cls.procs.append(cls.pd.start().proc)
 
     @classmethod
     def start_sshd(cls):
-        d = cls.dir
-        for k in ("hostkey", "id", "wrong_id"):
-            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, k))
-        auth = os.path.join(d, "authorized_keys")
-        shutil.copy(os.path.join(d, "id.pub"), auth)
-        os.chmod(auth, 0o644)
-        cls.home = os.path.join(d, "home")
-        if IS_ROOT:
-            cls.user = "ptdf%d" % random.randint(10000, 99999)
-            r = run("useradd", "-M", "-d", cls.home, "-s", "/bin/sh", cls.user)
-            assert r.returncode == 0, r.stderr
-            cls.made_user = True
-            run("usermod", "-p", "*", cls.user)  # not locked: sshd without PAM
-            os.makedirs(cls.home)
-            pw = pwd.getpwnam(cls.user)
-            os.chown(cls.home, pw.pw_uid, pw.pw_gid)
-            os.makedirs("/run/sshd", exist_ok=True)
-        else:
-            cls.user = pwd.getpwuid(os.getuid()).pw_name
-            os.makedirs(cls.home)
-        cls.ssh_port = free_port()
-        cfg = os.path.join(d, "sshd_config")
-        with open(cfg, "w") as f:
-            f.write("\n".join([
-                "Port %d" % cls.ssh_port, "ListenAddress 127.0.0.1",
-                "HostKey %s" % os.path.join(d, "hostkey"),
-                "PidFile %s" % os.path.join(d, "sshd.pid"),
-                "AuthorizedKeysFile %s" % auth, "StrictModes no", "UsePAM no",
-                "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-                "Subsystem sftp internal-sftp", ""]))
-        with open(os.path.join(d, "sshd.log"), "ab") as log:
-            cls.procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", cfg], stdout=log,
-                                              stderr=subprocess.STDOUT))
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", cls.ssh_port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        cls.sshd = Sshd(cls.dir, "ptdf")
+        cls.procs.append(cls.sshd.proc)
+        cls.user, cls.home, cls.ssh_port = cls.sshd.user, cls.sshd.home, cls.sshd.port
 
     @classmethod
     def tearDownClass(cls):
@@ -211,20 +120,10 @@ class DragonflyCompat(unittest.TestCase):
         if os.path.exists(os.path.join(cls.prefix, "bin")):
             cls.call("DELETE", "/dragonfly/agent", cls.agent_body(), timeout=120)
         for p in cls.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        if cls.made_user:
-            run("pkill", "-u", cls.user)
-            time.sleep(0.2)
-            run("userdel", cls.user)
-        if os.environ.get("PT_KEEP_TMP"):
-            print("kept", cls.dir)
-        else:
-            shutil.rmtree(cls.dir, ignore_errors=True)
+            stop_process(p, timeout=10)
+        if cls.sshd:
+            cls.sshd.remove_user()
+        remove_dir(cls.dir)
 
     # ---- helpers --------------------------------------------------------------
 
@@ -347,10 +246,8 @@ class DragonflyCompat(unittest.TestCase):
         # The key was only a temporary file for the job.
         self.assertEqual(glob.glob(os.path.join(self.data, ".dragonfly-key-*")), [])
         # Counted at /metrics.
-        req = urllib.request.Request(self.api + "/metrics",
-                                     headers={"Authorization": "Bearer " + TOKEN})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            text = r.read().decode()
+        status, text = self.pd.request("GET", "/metrics", decode="text")
+        self.assertEqual(status, 200, text)
         self.assertIn('pantala_compat_agent_jobs_total{action="install",outcome="ok"} 1\n', text)
         self.assertIn('pantala_compat_agent_jobs_total{action="install",outcome="failed"} 1\n',
                       text)
@@ -678,17 +575,9 @@ class DragonflyCompatSettings(unittest.TestCase):
     def daemon(self, compat):
         d = tempfile.mkdtemp(prefix="pt-df2-")
         self.addCleanup(shutil.rmtree, d, True)
-        port = free_port()
-        p = start_pantalad(d, {"data_dir": os.path.join(d, "data"),
-                               "listen": {"udp": "127.0.0.1:%d" % free_port(socket.SOCK_DGRAM),
-                                          "http": "127.0.0.1:%d" % port},
-                               "api": {"tokens": [TOKEN]}, "compat": compat})
-
-        def stop():
-            p.terminate()
-            p.wait(10)
-        self.addCleanup(stop)
-        return "http://127.0.0.1:%d" % port, d
+        pd = Pantalad(d, TOKEN, {"compat": compat}).start()
+        self.addCleanup(pd.stop, timeout=10)
+        return pd.api, d
 
     def test_open(self):
         base, d = self.daemon({"auth": "none"})
@@ -708,7 +597,7 @@ class DragonflyCompatSettings(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not os.path.exists(SSHD) or not shutil.which("ssh-keygen"):
+    if not have_sshd():
         print("SKIP: sshd/ssh-keygen not installed (Debian openssh-server, openssh-client)")
         sys.exit(0)
     unittest.main(verbosity=2)

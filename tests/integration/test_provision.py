@@ -18,44 +18,23 @@ Environment: PANTALA_CLI, PANTALAD, PANTALA_AGENT, PT_BUILD_DIR, PT_SOURCE_DIR.
 Skips (exit 0, with a message) when sshd or ssh-keygen are missing.
 """
 import glob
-import json
 import os
 import pwd
-import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
+
+from harness import AGENT, IS_ROOT, Pantalad, Sshd, free_port, have_sshd, remove_dir, run, \
+    stop_process
 
 CLI = os.environ.get("PANTALA_CLI", "build/provisioner/pantala")
-PANTALAD = os.environ.get("PANTALAD", "build/collector/pantalad")
-AGENT = os.environ.get("PANTALA_AGENT", "build/agent/pantala-agent")
 BUILD = os.environ.get("PT_BUILD_DIR", "build")
 SRC = os.environ.get("PT_SOURCE_DIR", ".")
 TOKEN = "provisioning-test-token-0123456789"
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-IS_ROOT = os.geteuid() == 0
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def run(*cmd, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("timeout", 120)
-    return subprocess.run([str(c) for c in cmd], **kw)
 
 
 class Provision(unittest.TestCase):
@@ -64,8 +43,7 @@ class Provision(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="pt-prov-")
         os.chmod(cls.dir, 0o755)
         cls.procs = []
-        cls.user = None
-        cls.made_user = False
+        cls.sshd = None
         cls.start_collector()
         cls.build_packages()
         cls.start_sshd()
@@ -73,51 +51,27 @@ class Provision(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         for p in cls.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        if cls.made_user:
-            run("pkill", "-u", cls.user)
-            time.sleep(0.2)
-            run("userdel", cls.user)
-        if os.environ.get("PT_KEEP_TMP"):
-            print("kept", cls.dir)
-        else:
-            shutil.rmtree(cls.dir, ignore_errors=True)
+            stop_process(p, timeout=5)
+        if cls.sshd:
+            cls.sshd.remove_user()
+        remove_dir(cls.dir)
 
     # ---- set-up ---------------------------------------------------------------
 
     @classmethod
     def start_collector(cls):
-        cls.udp = free_port(socket.SOCK_DGRAM)
-        cls.http = free_port()
-        cls.api = "http://127.0.0.1:%d" % cls.http
-        conf = os.path.join(cls.dir, "pantalad.json")
-        with open(conf, "w") as f:
-            json.dump({"data_dir": os.path.join(cls.dir, "data"),
-                       "listen": {"udp": "127.0.0.1:%d" % cls.udp,
-                                  "http": "127.0.0.1:%d" % cls.http},
-                       "api": {"tokens": [TOKEN]}, "writer": {"flush": "100ms"},
-                       "provisioning": {"keys_dir": os.path.join(cls.dir, "keys"),
-                                        "known_hosts": os.path.join(cls.dir, "known_hosts"),
-                                        "packages": os.path.join(cls.dir, "pkgs"),
-                                        "collector": "127.0.0.1:%d" % cls.udp}}, f)
+        udp = free_port(socket.SOCK_DGRAM)
+        cls.pd = Pantalad(cls.dir, TOKEN, {
+            "writer": {"flush": "100ms"},
+            "provisioning": {"keys_dir": os.path.join(cls.dir, "keys"),
+                             "known_hosts": os.path.join(cls.dir, "known_hosts"),
+                             "packages": os.path.join(cls.dir, "pkgs"),
+                             "collector": "127.0.0.1:%d" % udp}}, udp=udp)
+        cls.udp, cls.http, cls.api = cls.pd.udp, cls.pd.http, cls.pd.api
         cls.token_file = os.path.join(cls.dir, "token")
         with open(cls.token_file, "w") as f:
             f.write(TOKEN + "\n")
-        log = open(os.path.join(cls.dir, "pantalad.log"), "ab")
-        cls.procs.append(subprocess.Popen([PANTALAD, "--config", conf], stdout=log,
-                                          stderr=subprocess.STDOUT))
-        for _ in range(300):
-            try:
-                if cls.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("pantalad did not start")
+        cls.procs.append(cls.pd.start().proc)
 
     @classmethod
     def build_packages(cls):
@@ -140,70 +94,20 @@ class Provision(unittest.TestCase):
     @classmethod
     def start_sshd(cls):
         d = cls.dir
-        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "hostkey"))
-        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "otherhostkey"))
-        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "id"))
-        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, "wrong_id"))
-        auth = os.path.join(d, "authorized_keys")
-        shutil.copy(os.path.join(d, "id.pub"), auth)
-        os.chmod(auth, 0o644)
-        for k in ("id", "wrong_id"):
-            os.chmod(os.path.join(d, k), 0o600)
+        cls.sshd = Sshd(d, "ptprov", keys=("otherhostkey", "wrong_id"),
+                        extra_config=["PermitRootLogin prohibit-password", "LogLevel VERBOSE"])
+        cls.procs.append(cls.sshd.proc)
+        cls.user, cls.home, cls.port = cls.sshd.user, cls.sshd.home, cls.sshd.port
         os.makedirs(os.path.join(d, "keys"), mode=0o700)
         shutil.copy(os.path.join(d, "id"), os.path.join(d, "keys", "id"))
-        if IS_ROOT:
-            cls.user = "ptprov%d" % random.randint(10000, 99999)
-            cls.home = os.path.join(d, "home")
-            r = run("useradd", "-M", "-d", cls.home, "-s", "/bin/sh", cls.user)
-            assert r.returncode == 0, r.stderr
-            cls.made_user = True
-            # No password, but not locked: sshd refuses every login to a
-            # locked account when PAM is off.
-            run("usermod", "-p", "*", cls.user)
-            os.makedirs(cls.home)
-            pw = pwd.getpwnam(cls.user)
-            os.chown(cls.home, pw.pw_uid, pw.pw_gid)
-            os.makedirs("/run/sshd", exist_ok=True)
-        else:
-            cls.user = pwd.getpwuid(os.getuid()).pw_name
-            cls.home = os.path.join(d, "home")
-            os.makedirs(cls.home)
-        cls.port = free_port()
-        cfg = os.path.join(d, "sshd_config")
-        with open(cfg, "w") as f:
-            f.write("\n".join([
-                "Port %d" % cls.port, "ListenAddress 127.0.0.1",
-                "HostKey %s" % os.path.join(d, "hostkey"),
-                "PidFile %s" % os.path.join(d, "sshd.pid"),
-                "AuthorizedKeysFile %s" % auth, "StrictModes no", "UsePAM no",
-                "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-                "PermitRootLogin prohibit-password", "Subsystem sftp internal-sftp",
-                "LogLevel VERBOSE", ""]))
-        log = open(os.path.join(d, "sshd.log"), "ab")
-        cls.procs.append(subprocess.Popen([SSHD, "-D", "-e", "-f", cfg], stdout=log,
-                                          stderr=subprocess.STDOUT))
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", cls.port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         cls.known_hosts = os.path.join(d, "known_hosts")
 
     # ---- helpers --------------------------------------------------------------
 
     @classmethod
     def get(cls, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(cls.api + path, data=data,
-                                     method="POST" if data is not None else "GET")
-        req.add_header("Authorization", "Bearer " + TOKEN)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            return e.code, json.loads(raw) if raw else None
+        """GET, or POST when there is a body; JSON back."""
+        return cls.pd.request("GET" if body is None else "POST", path, body, decode="json")
 
     def agents(self, vm):
         status, doc = self.get("/api/v1/agents?ns=prov")
@@ -436,7 +340,7 @@ class Provision(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not os.path.exists(SSHD) or not shutil.which("ssh-keygen"):
+    if not have_sshd():
         print("SKIP: sshd/ssh-keygen not installed (Debian openssh-server, openssh-client)")
         sys.exit(0)
     unittest.main(verbosity=2)
