@@ -380,6 +380,19 @@ class Pantalad:
 
 # ---------------------------------------------------------------- sshd
 
+def run_account_tool(*cmd):
+    """useradd/usermod/userdel, retried while another test holds the lock on
+    /etc/passwd or /etc/shadow (they fail at once rather than wait): an
+    unchecked usermod losing that race left the account locked and sshd
+    refusing the key. Returns the last result."""
+    for _ in range(100):
+        r = run(*cmd)
+        if r.returncode == 0 or "lock" not in (r.stderr or "").lower():
+            return r
+        time.sleep(0.1)
+    return r
+
+
 class Sshd:
     """A real OpenSSH server on a free loopback port, configured from dir:
     ed25519 keys made with ssh-keygen (hostkey, id, and any others named in
@@ -402,12 +415,13 @@ class Sshd:
         self.made_user = False
         if IS_ROOT:
             self.user = "%s%d" % (user_prefix, random.randint(10000, 99999))
-            r = run("useradd", "-M", "-d", self.home, "-s", "/bin/sh", self.user)
+            r = run_account_tool("useradd", "-M", "-d", self.home, "-s", "/bin/sh", self.user)
             assert r.returncode == 0, r.stderr
             self.made_user = True
             # No password, but not locked: sshd refuses every login to a
             # locked account when PAM is off.
-            run("usermod", "-p", "*", self.user)
+            r = run_account_tool("usermod", "-p", "*", self.user)
+            assert r.returncode == 0, r.stderr
             os.makedirs(self.home)
             pw = pwd.getpwnam(self.user)
             os.chown(self.home, pw.pw_uid, pw.pw_gid)
@@ -443,7 +457,7 @@ class Sshd:
         if self.made_user:
             run("pkill", "-u", self.user)
             time.sleep(0.2)
-            run("userdel", self.user)
+            run_account_tool("userdel", self.user)
             self.made_user = False
 
 
