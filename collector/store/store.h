@@ -145,6 +145,18 @@ struct store_ops {
      * the batch can never be stored, so do not retry it; other errors
      * (-EBUSY, -EIO, -ENOSPC, PT_E_STORE, ...) may be transient. */
     int (*write_batch)(struct store *s, const struct store_point *pts, size_t n);
+    /* Optional (the server backends): write_batch() in two halves, so that
+     * the writer can prepare its next batch while the server works on this
+     * one. write_submit() checks and encodes the n points (copying what it
+     * needs: pts may go once it returns) and starts sending them; an error
+     * from it (as write_batch()'s) means nothing was sent and no
+     * write_wait() is owed. write_wait() waits for the oldest batch
+     * submitted and not yet waited for and returns write_batch()'s verdict
+     * on it. Several batches may be submitted before the first wait;
+     * write_batch() only while none is pending. Both NULL: the writer calls
+     * write_batch(). */
+    int (*write_submit)(struct store *s, const struct store_point *pts, size_t n);
+    int (*write_wait)(struct store *s);
     /* Fills out (overwritten; empty on error). A VM or measurement without
      * data gives nseries 0, not an error; only series with a row in the
      * range are returned, sorted by tags. Columns, when fields is NULL, are
