@@ -165,7 +165,8 @@ def frame_lines(vm, ts, rnd, short=False):
 
 def direct_ceiling(influx, seconds, batch, agents, parallel, short=False):
     """InfluxDB's own ingest rate: pre-built gzip requests of batch points,
-    posted back to back on `parallel` keep-alive connections at once."""
+    posted back to back on `parallel` keep-alive connections at once.
+    Returns points/s, seconds, and the CPU used while posting (Cpu)."""
     q = urllib.parse.urlencode({"q": "CREATE DATABASE direct"}).encode()
     urllib.request.urlopen(influx.url + "/query", data=q).read()
     rnd = random.Random(1)
@@ -186,6 +187,7 @@ def direct_ceiling(influx, seconds, batch, agents, parallel, short=False):
     hdr = {"Content-Encoding": "gzip", "Content-Type": "text/plain"}
     lock = threading.Lock()
     state = {"next": 0, "done": 0, "error": None}
+    cpu = Cpu(influxd=influx.proc.pid)
     start = time.monotonic()
 
     def worker():
@@ -211,9 +213,10 @@ def direct_ceiling(influx, seconds, batch, agents, parallel, short=False):
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
+    used = cpu.stop()
     if state["error"]:
         raise RuntimeError(state["error"])
-    return state["done"] * batch / elapsed, elapsed
+    return state["done"] * batch / elapsed, elapsed, used
 
 
 def write_rounds(args, influx, workdir):
@@ -244,18 +247,17 @@ def write_rounds(args, influx, workdir):
         direct_ceiling(influx, 5, args.batch, args.agents, args.parallel)
         epoch = int(time.time())
         for k in range(args.rounds):
-            cpu = Cpu(influxd=influx.proc.pid)
-            d, el = direct_ceiling(influx, args.seconds, args.batch, args.agents, args.parallel,
-                                   args.short_values)
-            dcpu = cpu.stop()
-            # args.load (1.1) times what InfluxDB just took (6 points per
-            # frame): more than pantalad can write, so its writer always has
-            # work and its queue grows (64 batches, room for the run), but
-            # not much more, so that pantalad's ingest and the load
-            # generator take little more CPU than a collector in a steady
-            # state would (ingest = writes). They share the 2 cores with
-            # influxd: every frame offered beyond what is written costs
-            # influxd CPU.
+            d, _, dcpu = direct_ceiling(influx, args.seconds, args.batch, args.agents,
+                                        args.parallel, args.short_values)
+            # args.load (1.0) times what InfluxDB just took (6 points per
+            # frame): while pantalad writes less than the ceiling, its
+            # writer always has work and its queue grows (64 batches, room
+            # for the run); once it writes as much, the ratio reads 1.0,
+            # the most this benchmark needs to show. No more than that, so
+            # that pantalad's ingest and the load generator take little
+            # more CPU than a collector in a steady state would (ingest =
+            # writes): on 2 cores, every frame offered beyond what is
+            # written costs influxd CPU. (It was 1.3 at first.)
             rate = args.rate or int(args.load * d / 6)
             warm = 5.0
             lg = subprocess.Popen([loadgen, "--agents-file", agents_file, "--target",
@@ -380,8 +382,8 @@ def main():
     p.add_argument("--short-values", action="store_true",
                    help="the ceiling's floats with two decimals (260 bytes per line rather "
                         "than pantalad's 320)")
-    p.add_argument("--load", type=float, default=1.1,
-                   help="offered load, times the ceiling just measured (default 1.1)")
+    p.add_argument("--load", type=float, default=1.0,
+                   help="offered load, times the ceiling just measured (default 1.0)")
     p.add_argument("--seconds", type=float, default=10, help="seconds per measurement")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch", type=int, default=5000, help="points per request")
