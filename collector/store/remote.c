@@ -567,7 +567,7 @@ void rs_latest_sort(struct store_result *r)
 
 /* ---- the write path of the server backends ------------------------------ */
 
-#define RS_SPARE 4 /* batch buffers kept for reuse */
+#define RS_SPARE 2 /* batch buffers kept for reuse (beside the ones pending) */
 
 static void rs_batch_free(struct rs_batch *b)
 {

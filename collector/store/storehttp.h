@@ -132,8 +132,7 @@ struct sh_pool {
     size_t parallel;
     void *multi;                 /* CURLM *, the poster's */
     void *easy[SH_MAX_PARALLEL]; /* CURL *, kept for keep-alive */
-    /* The poster thread and its queue (lock guards what follows it). */
-    void *impl; /* struct sh_poster, created on first submit */
+    void *impl; /* struct sh_poster: the thread, its queue and lock; on first submit */
 };
 
 void sh_pool_init(struct sh_pool *p, const struct sh_conf *conf, size_t parallel);
