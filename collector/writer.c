@@ -37,6 +37,9 @@
  * writer, one being prepared. */
 #define PIPE_BATCHES 3
 #define NOT_TRIED    1 /* write_queued(): no write attempt made yet */
+/* While the pipeline has room, the writer waits for an answer at most this
+ * long before it looks at the queue again. */
+#define PIPE_POLL (20 * PT_NS_PER_MS)
 
 /* What decode_batch() found in a batch: the (agent, epoch, seq) of the
  * frames it decoded (durable once the store took them: acks,
@@ -915,16 +918,18 @@ static bool held_to_outbox(struct coll_writer *w, struct batch *b)
     return ok;
 }
 
-/* Collects the answer to the oldest held batch. A success or a permanent
+/* Collects the answer to the oldest held batch (or returns without one
+ * after PIPE_POLL when more batches could be submitted). A success or a permanent
  * refusal commits it. A transient failure stops the pipeline: the later
  * batches' answers are collected and ignored, then every held batch is
  * written again in order on the synchronous path (write_queued()); once one
  * is left in the outbox, the later ones follow it there, so that the outbox
  * stays older than anything the writer writes after it. */
-static void pipe_next(struct coll_writer *w, unsigned *attempt)
+static void pipe_next(struct coll_writer *w, unsigned *attempt, bool room)
 {
     struct batch *b = w->held_head;
-    int rc = b->submitted ? w->ops->write_wait(w->store) : b->src;
+    int rc = b->submitted ? w->ops->write_wait(w->store, room ? PIPE_POLL : -1) : b->src;
+    if (rc == STORE_PENDING) return; /* the queue may have a batch to submit */
     b->submitted = false;
     w->attempt_mono = b->t_mono;
     w->attempt_wall = b->t_wall;
@@ -939,7 +944,7 @@ static void pipe_next(struct coll_writer *w, unsigned *attempt)
     }
     for (struct batch *x = b->next; x; x = x->next)
         if (x->submitted) {
-            (void)w->ops->write_wait(w->store); /* written again below */
+            (void)w->ops->write_wait(w->store, -1); /* written again below */
             x->submitted = false;
         }
     bool to_outbox = false;
@@ -1081,6 +1086,7 @@ static void *writer_main(void *arg)
             w->nheld++;
         }
         bool piped = take && pipe_max > 1 && !w->outage;
+        bool room = w->nheld < pipe_max && !w->outage && !late;
         bool stop = w->stopping && !b && !from_ob && !w->head && !w->nheld;
         pthread_mutex_unlock(&w->lock);
         if (b && piped)
@@ -1088,7 +1094,7 @@ static void *writer_main(void *arg)
         else if (b)
             write_queued(w, b, &attempt, NOT_TRIED);
         else if (w->nheld)
-            pipe_next(w, &attempt);
+            pipe_next(w, &attempt, room);
         else if (from_ob)
             replay_one(w, &attempt);
         chores(w, &next_persist, &next_retention);

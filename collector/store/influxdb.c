@@ -308,10 +308,10 @@ static int ix_write_submit(struct store *s, const struct store_point *pts, size_
     return rc;
 }
 
-static int ix_write_wait(struct store *s)
+static int ix_write_wait(struct store *s, int64_t timeout_ns)
 {
     struct rs_target t = ix_target(s);
-    int rc = rs_wait(s, &ix_write_ops, &s->writes, &t);
+    int rc = rs_wait(s, &ix_write_ops, &s->writes, &t, timeout_ns);
     if (rc == 0) pt_complain_release(&s->complain, "store", "influxdb: writes succeed again");
     return rc;
 }
@@ -320,7 +320,7 @@ static int ix_write_batch(struct store *s, const struct store_point *pts, size_t
 {
     if (n == 0) return 0;
     int rc = ix_write_submit(s, pts, n);
-    return rc ? rc : ix_write_wait(s);
+    return rc ? rc : ix_write_wait(s, -1);
 }
 
 /* ---- schema discovery --------------------------------------------------------------- */

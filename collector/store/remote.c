@@ -685,11 +685,11 @@ int rs_submit(struct store *s, const struct rs_write_ops *ops, struct rs_writes 
 }
 
 int rs_wait(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
-            const struct rs_target *t)
+            const struct rs_target *t, int64_t timeout_ns)
 {
     struct rs_batch *b = w->head;
     if (!b) return -ENOENT;
-    sh_pool_wait(t->pool, &b->grp);
+    if (!sh_pool_wait(t->pool, &b->grp, timeout_ns)) return STORE_PENDING;
     w->head = b->next;
     if (!w->head) w->tail = NULL;
     w->pending--;
@@ -719,5 +719,5 @@ int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *
              struct pt_complain *c_unwritable, struct pt_complain *complain, size_t *skipped)
 {
     int rc = rs_submit(s, ops, w, t, pts, n, c_unwritable, complain, skipped);
-    return rc ? rc : rs_wait(s, ops, w, t);
+    return rc ? rc : rs_wait(s, ops, w, t, -1);
 }

@@ -140,9 +140,10 @@ int rs_submit(struct store *s, const struct rs_write_ops *ops, struct rs_writes 
 /* Waits for the oldest submitted batch (store.h's write_wait()): a
  * transient failure of any request is returned, and the writer retries the
  * batch whole (points sent again replace themselves); else a refused
- * request gives -EINVAL; else 0. -ENOENT when nothing is pending. */
+ * request gives -EINVAL; else 0. STORE_PENDING after timeout_ns (< 0:
+ * never); -ENOENT when nothing is pending. */
 int rs_wait(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
-            const struct rs_target *t);
+            const struct rs_target *t, int64_t timeout_ns);
 /* rs_submit() then rs_wait() (store.h's write_batch()). */
 int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
              const struct rs_target *t, const struct store_point *pts, size_t n,

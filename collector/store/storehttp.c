@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #define STR_MAX ((size_t)64 << 20)
@@ -512,13 +513,25 @@ int sh_pool_submit(struct sh_pool *p, struct sh_group *g, struct sh_part *parts,
     return 0;
 }
 
-void sh_pool_wait(struct sh_pool *p, struct sh_group *g)
+bool sh_pool_wait(struct sh_pool *p, struct sh_group *g, int64_t timeout_ns)
 {
     struct sh_poster *ps = p->impl;
-    if (!ps) return; /* nothing was ever submitted */
+    if (!ps) return true; /* nothing was ever submitted */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition's clock */
+    int64_t ns = (int64_t)until.tv_nsec + (timeout_ns > 0 ? timeout_ns : 0);
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
     pthread_mutex_lock(&ps->lock);
-    while (g->left > 0) pthread_cond_wait(&ps->done, &ps->lock);
+    while (g->left > 0) {
+        if (timeout_ns < 0)
+            pthread_cond_wait(&ps->done, &ps->lock);
+        else if (pthread_cond_timedwait(&ps->done, &ps->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    bool done = g->left == 0;
     pthread_mutex_unlock(&ps->lock);
+    return done;
 }
 
 int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,
@@ -527,7 +540,7 @@ int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size
     struct sh_group g = {.url = url, .ctype = ctype, .gzip = gzip};
     int rc = sh_pool_submit(p, &g, parts, n);
     if (rc) return rc;
-    sh_pool_wait(p, &g);
+    sh_pool_wait(p, &g, -1);
     return 0;
 }
 

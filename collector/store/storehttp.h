@@ -143,8 +143,9 @@ void sh_pool_close(struct sh_pool *p);
  * set, each just before it is sent) and returns. 0, or -ENOMEM when the
  * poster cannot start (nothing queued then). */
 int sh_pool_submit(struct sh_pool *p, struct sh_group *g, struct sh_part *parts, size_t n);
-/* Waits until every part of g has its result. */
-void sh_pool_wait(struct sh_pool *p, struct sh_group *g);
+/* Waits until every part of g has its result, or at most timeout_ns
+ * (< 0: as long as it takes); returns whether they all have. */
+bool sh_pool_wait(struct sh_pool *p, struct sh_group *g, int64_t timeout_ns);
 /* Both: posts every part and fills its results. Returns 0 when every part
  * got an answer or a transport code, <0 only when nothing could be tried. */
 int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,

@@ -115,10 +115,10 @@ static int vm_write_submit(struct store *s, const struct store_point *pts, size_
     return rc;
 }
 
-static int vm_write_wait(struct store *s)
+static int vm_write_wait(struct store *s, int64_t timeout_ns)
 {
     struct rs_target t = vm_target(s);
-    int rc = rs_wait(s, &vm_write_ops, &s->writes, &t);
+    int rc = rs_wait(s, &vm_write_ops, &s->writes, &t, timeout_ns);
     if (rc == 0)
         pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
     return rc;
@@ -128,7 +128,7 @@ static int vm_write_batch(struct store *s, const struct store_point *pts, size_t
 {
     if (n == 0) return 0;
     int rc = vm_write_submit(s, pts, n);
-    return rc ? rc : vm_write_wait(s);
+    return rc ? rc : vm_write_wait(s, -1);
 }
 
 /* ---- PromQL text -------------------------------------------------------------------- */

@@ -95,10 +95,16 @@ static int fake_submit(struct store *s, const struct store_point *pts, size_t n)
 /* The answer to the oldest submitted batch: the server stores it unless
  * it is down (fail_rc), fails this one answer (fail_answer) or refuses a
  * point for good (poison_ts). */
-static int fake_wait(struct store *s)
+static int fake_wait(struct store *s, int64_t timeout_ns)
 {
-    atomic_fetch_add(&s->calls, 1);
     pthread_mutex_lock(&s->lock);
+    if (s->gated && timeout_ns >= 0) { /* no answer within the timeout */
+        pthread_mutex_unlock(&s->lock);
+        struct timespec ts = {0, (long)timeout_ns};
+        nanosleep(&ts, NULL);
+        return STORE_PENDING;
+    }
+    atomic_fetch_add(&s->calls, 1);
     while (s->gated) pthread_cond_wait(&s->gate, &s->lock);
     assert_true(s->stail > s->shead); /* a wait only for a submitted batch */
     struct sub b = s->subs[s->shead++ % 16];
