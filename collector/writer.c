@@ -5,8 +5,18 @@
  * queue. The spiller only ever moves the queue's head to the outbox's tail;
  * the writer takes from the queue only when the outbox is empty and no
  * append is under way (spill_busy), and otherwise replays the outbox's
- * head. A queued batch the writer holds (inflight) is older than the
- * queue, so the spiller copies it first. */
+ * head. The queued batches the writer holds (held, oldest first) are older
+ * than the queue, so the spiller copies them first, in order.
+ *
+ * Pipeline (backends with write_submit(), docs/storage.md "Writer"): the
+ * writer holds up to PIPE_BATCHES batches submitted to the store at once,
+ * and prepares the next while the server works on the previous ones. They
+ * are committed in order: a batch counts as written (acknowledged, its
+ * outbox copy removed) only when its own answer and those of every older
+ * held batch were successes. After a transient failure the later held
+ * batches are answered, then written again one at a time, in order, on the
+ * synchronous path (retries, back-off, outbox), exactly as if they had not
+ * been sent yet: sending a point again only replaces it with itself. */
 #include "writer.h"
 #include "pt/err.h"
 #include "pt/log.h"
@@ -22,6 +32,25 @@
 #define RETAIN_FREE     4 /* spare batches kept for reuse */
 #define RETENTION_EVERY (600 * PT_NS_PER_SEC)
 #define SYNC_EVERY      (50 * PT_NS_PER_MS) /* outbox appends are synced in groups this long */
+/* Batches submitted to a pipelined store at once: one being answered, one
+ * queued behind it so that the server's connections never wait for the
+ * writer, one being prepared. */
+#define PIPE_BATCHES 3
+#define NOT_TRIED    1 /* write_queued(): no write attempt made yet */
+/* While the pipeline has room, the writer waits for an answer at most this
+ * long before it looks at the queue again. */
+#define PIPE_POLL (20 * PT_NS_PER_MS)
+
+/* What decode_batch() found in a batch: the (agent, epoch, seq) of the
+ * frames it decoded (durable once the store took them: acks,
+ * coll_registry_durable(); taken from the frames themselves, so batches
+ * replayed from the outbox have them too), and what it refused. */
+struct decoded {
+    struct coll_frame_ref *refs;
+    size_t nrefs, cap;
+    size_t bad_frames, bad_points;
+    long npts;
+};
 
 struct batch {
     struct batch *next;
@@ -32,6 +61,19 @@ struct batch {
     /* (agent, epoch, seq) of each frame, batch_frames of room: what a
      * dropped batch makes the registry forget (coll_registry_forget()). */
     struct coll_frame_ref *refs;
+
+    /* While the writer holds it (taken from the queue, not yet written nor
+     * left in the outbox), linked by next in w->held. The spiller's marks,
+     * under w->lock: */
+    bool on_disk;     /* the spiller copied it to the outbox ... */
+    bool unspillable; /* (it is larger than the whole outbox) */
+    uint64_t disk_id; /* ... as this record */
+    /* Its pipelined write (writer thread only): */
+    bool submitted;         /* write_submit() took it: a write_wait() is owed */
+    bool decoded;           /* d is this batch's */
+    int src;                /* else why it was not submitted */
+    int64_t t_mono, t_wall; /* when its write began */
+    struct decoded d;
 };
 
 /* Frames written to the outbox, waiting for its sync: then they are durable
@@ -74,14 +116,12 @@ struct coll_writer {
     pthread_cond_t spill_cond; /* wakes the spiller */
     size_t spill_at;           /* queue depth that starts spilling */
     bool spill_started, spill_stop;
-    bool spill_busy;                   /* an append to the outbox is under way */
-    int64_t spill_pause_until;         /* monotonic; after a failed append */
-    bool outage;                       /* the store fails: spill everything */
-    struct batch *inflight;            /* the queued batch the writer is writing */
-    struct spilled *sp_head, *sp_tail; /* spilled, not yet known synced, oldest first */
-    bool inflight_on_disk;             /* the spiller copied it to the outbox ... */
-    bool inflight_unspillable;         /* (it is larger than the whole outbox) */
-    uint64_t inflight_id;              /* ... as this record */
+    bool spill_busy;                     /* an append to the outbox is under way */
+    int64_t spill_pause_until;           /* monotonic; after a failed append */
+    bool outage;                         /* the store fails: spill everything */
+    struct batch *held_head, *held_tail; /* queued batches the writer is writing, oldest first */
+    size_t nheld;                        /* (changed by the writer only) */
+    struct spilled *sp_head, *sp_tail;   /* spilled, not yet known synced, oldest first */
     int64_t outage_mono, outage_wall, last_error_ns;
     char last_error[256];
 
@@ -105,13 +145,7 @@ struct coll_writer {
         size_t tag, field, id;
     } * idx; /* where each point's tags, fields and identity start */
     size_t cap_pts, cap_meas, cap_tags, cap_fields, cap_ids, cap_idx;
-    /* (agent, epoch, seq) of the frames decode_batch() decoded: durable
-     * once the store took them (acks, coll_registry_durable()). Taken from
-     * the frames themselves, so batches replayed from the outbox have them
-     * too. */
-    struct coll_frame_ref *drefs;
-    size_t ndrefs, cap_drefs;
-    size_t bad_frames, bad_points; /* of the last decode_batch() */
+    struct decoded d; /* of the last decode_batch() */
 };
 
 static size_t batch_bytes(const struct coll_writer *w)
@@ -156,6 +190,7 @@ static void batch_free(struct batch *b)
     if (!b) return;
     free(b->data);
     free(b->refs);
+    free(b->d.refs);
     free(b);
 }
 
@@ -276,23 +311,24 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
 {
     size_t npts = 0, ntags = 0, nfields = 0, nids = 0;
     GROW(w->ids, w->cap_ids, b->nframes);
-    GROW(w->drefs, w->cap_drefs, b->nframes);
-    w->ndrefs = 0;
+    GROW(w->d.refs, w->d.cap, b->nframes);
+    w->d.nrefs = 0;
+    w->d.npts = 0;
     size_t off = 0;
     struct pt_frame f;
-    w->bad_frames = w->bad_points = 0;
+    w->d.bad_frames = w->d.bad_points = 0;
     for (size_t k = 0; k < b->nframes; k++) {
         uint32_t len;
         uint16_t np;
         /* A batch read back from the outbox passed its CRC, but check
          * anyway: a wrong count must not read past the data. */
         if (off + RECORD_HDR > b->used) {
-            w->bad_frames += b->nframes - k; /* their points are unknown */
+            w->d.bad_frames += b->nframes - k; /* their points are unknown */
             break;
         }
         memcpy(&len, b->data + off, 4);
         if (len > b->used - off - RECORD_HDR) {
-            w->bad_frames += b->nframes - k;
+            w->d.bad_frames += b->nframes - k;
             break;
         }
         const unsigned char *frame = b->data + off + RECORD_HDR;
@@ -302,12 +338,12 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
          * meets this pantalad's decoder (after an upgrade, say): count
          * what it refuses, never skip it silently. */
         if (pt_wire_decode(w->dec, frame, len, &f) != 0) {
-            w->bad_frames++;
-            w->bad_points += np;
+            w->d.bad_frames++;
+            w->d.bad_points += np;
             continue;
         }
         w->ids[nids] = f.id;
-        w->drefs[w->ndrefs++] = (struct coll_frame_ref){f.agent_id, f.epoch, f.seq};
+        w->d.refs[w->d.nrefs++] = (struct coll_frame_ref){f.agent_id, f.epoch, f.seq};
         for (size_t m = 0; m < f.nmeas; m++) {
             const struct pt_meas *src = &f.meas[m];
             GROW(w->pts, w->cap_pts, npts + 1);
@@ -336,6 +372,7 @@ static long decode_batch(struct coll_writer *w, struct batch *b)
         w->pts[i].id = &w->ids[w->idx[i].id];
         w->pts[i].m = &w->meas[i];
     }
+    w->d.npts = (long)npts;
     return (long)npts;
 }
 
@@ -377,9 +414,51 @@ static void note_error(struct coll_writer *w, int rc, long npoints)
     pthread_mutex_unlock(&w->lock);
 }
 
-/* Decodes and writes one batch, once. Returns 0, or the store's error
- * (counted and remembered for the API). An undecodable batch (out of
- * memory) is reported as -ENOMEM, which the caller treats as transient. */
+/* Accounts for the store's verdict rc on batch b (decoded as d, written in
+ * secs): counters, acks (coll_registry_durable()) or, when it was refused
+ * for good, dropped (coll_registry_forget()); a failure is remembered for
+ * the API. Returns rc. */
+static int conclude(struct coll_writer *w, const struct batch *b, const struct decoded *d, int rc,
+                    double secs)
+{
+    long n = d->npts;
+    if (d->bad_frames && (rc == 0 || is_permanent(rc))) { /* once, not per retry */
+        atomic_fetch_add(&w->stats->frames_dropped_store, d->bad_frames);
+        atomic_fetch_add(&w->stats->points_dropped_store, d->bad_points);
+        pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
+                    "%zu frames of a batch no longer decode (damaged, or from another pantalad "
+                    "version): dropped them and their %zu points",
+                    d->bad_frames, d->bad_points);
+    }
+    if (rc == 0) {
+        coll_hist_observe(&w->stats->write_seconds, secs);
+        coll_hist_observe(&w->stats->batch_points, (double)n);
+        atomic_fetch_add(&w->stats->points_written, (uint64_t)n);
+        atomic_fetch_add(&w->stats->frames_written, b->nframes - d->bad_frames);
+        atomic_fetch_add(&w->stats->batches_written, 1);
+        coll_registry_durable(w->reg, d->refs, d->nrefs); /* now they may be acked */
+        return 0;
+    }
+    atomic_fetch_add(&w->stats->store_errors, 1);
+    note_error(w, rc, n);
+    if (is_permanent(rc)) {
+        /* Splitting the batch to isolate the bad point is not worth it: the
+         * decoder already refuses what the stores refuse, so this is a bug
+         * or a backend limit, and the whole batch is dropped (counted). */
+        coll_registry_forget(w->reg, d->refs, d->nrefs); /* the agents resend them */
+        atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes - d->bad_frames);
+        atomic_fetch_add(&w->stats->points_dropped_store, (uint64_t)n);
+        pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
+                    "the store refused a batch for good (%s): dropped %ld points of %zu frames",
+                    pt_strerror(rc), n, b->nframes);
+    }
+    return rc;
+}
+
+/* Decodes and writes one batch, once, with write_batch(). Returns 0, or
+ * the store's error (counted and remembered for the API). An undecodable
+ * batch (out of memory) is reported as -ENOMEM, which the caller treats as
+ * transient. */
 static int write_once(struct coll_writer *w, struct batch *b)
 {
     long n = decode_batch(w, b);
@@ -391,38 +470,7 @@ static int write_once(struct coll_writer *w, struct batch *b)
     w->attempt_mono = t0;
     w->attempt_wall = pt_now_ns();
     int rc = w->ops->write_batch(w->store, w->pts, (size_t)n);
-    double secs = (double)(pt_mono_ns() - t0) / 1e9;
-    if (w->bad_frames && (rc == 0 || is_permanent(rc))) { /* once, not per retry */
-        atomic_fetch_add(&w->stats->frames_dropped_store, w->bad_frames);
-        atomic_fetch_add(&w->stats->points_dropped_store, w->bad_points);
-        pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
-                    "%zu frames of a batch no longer decode (damaged, or from another pantalad "
-                    "version): dropped them and their %zu points",
-                    w->bad_frames, w->bad_points);
-    }
-    if (rc == 0) {
-        coll_hist_observe(&w->stats->write_seconds, secs);
-        coll_hist_observe(&w->stats->batch_points, (double)n);
-        atomic_fetch_add(&w->stats->points_written, (uint64_t)n);
-        atomic_fetch_add(&w->stats->frames_written, b->nframes - w->bad_frames);
-        atomic_fetch_add(&w->stats->batches_written, 1);
-        coll_registry_durable(w->reg, w->drefs, w->ndrefs); /* now they may be acked */
-        return 0;
-    }
-    atomic_fetch_add(&w->stats->store_errors, 1);
-    note_error(w, rc, n);
-    if (is_permanent(rc)) {
-        /* Splitting the batch to isolate the bad point is not worth it: the
-         * decoder already refuses what the stores refuse, so this is a bug
-         * or a backend limit, and the whole batch is dropped (counted). */
-        coll_registry_forget(w->reg, w->drefs, w->ndrefs); /* the agents resend them */
-        atomic_fetch_add(&w->stats->frames_dropped_store, b->nframes - w->bad_frames);
-        atomic_fetch_add(&w->stats->points_dropped_store, (uint64_t)n);
-        pt_complain(&w->c_store, PT_LOG_ERROR, "writer",
-                    "the store refused a batch for good (%s): dropped %ld points of %zu frames",
-                    pt_strerror(rc), n, b->nframes);
-    }
-    return rc;
+    return conclude(w, b, &w->d, rc, (double)(pt_mono_ns() - t0) / 1e9);
 }
 
 /* Records a transient failure: the first one of an outage is logged (and
@@ -587,9 +635,10 @@ static bool spill_wanted(struct coll_writer *w)
 }
 
 /* The spiller thread: moves the oldest queued batches to the outbox while
- * the queue is above its high-water mark or the store fails. A batch the
- * writer is writing at that moment is older than the queue, so it is
- * copied first (it stays with the writer; see write_queued()). Appends are
+ * the queue is above its high-water mark or the store fails. The batches
+ * the writer is writing at that moment are older than the queue, so they
+ * are copied first, oldest first (they stay with the writer; see
+ * held_release() and write_queued()). Appends are
  * synced in groups, SYNC_EVERY after the first unsynced one, by the
  * outbox's own thread, so a slow fdatasync never holds up spilling. */
 static void *spill_main(void *arg)
@@ -621,10 +670,11 @@ static void *spill_main(void *arg)
             continue;
         }
         if (w->spill_stop) break;
-        struct batch *b, *done = NULL;
-        bool infl = w->inflight && !w->inflight_on_disk && !w->inflight_unspillable;
+        struct batch *b, *done = NULL, *infl = NULL;
+        for (struct batch *x = w->held_head; x && !infl; x = x->next)
+            if (!x->on_disk && !x->unspillable) infl = x;
         if (infl) {
-            b = w->inflight;
+            b = infl;
         } else {
             b = w->head;
             w->head = b->next;
@@ -639,14 +689,14 @@ static void *spill_main(void *arg)
         if (rc == 0) {
             if (!unsynced_since) unsynced_since = pt_mono_ns();
             if (infl) {
-                w->inflight_on_disk = true;
-                w->inflight_id = id;
+                infl->on_disk = true;
+                infl->disk_id = id;
             } else {
                 done = b;
             }
         } else if (rc == PT_E_LIMIT) {
             if (infl)
-                w->inflight_unspillable = true; /* the writer keeps it; spill the rest */
+                infl->unspillable = true; /* the writer keeps it; spill the rest */
             else
                 done = b; /* counted as dropped */
         } else {
@@ -715,30 +765,52 @@ static void replay_one(struct coll_writer *w, unsigned *attempt)
     }
 }
 
-/* Writes a batch taken from the queue (w->inflight). On a transient
- * failure it goes to the outbox and the writer carries on from there; the
- * spiller may have copied it already (then it is the outbox's head record,
- * as nothing was in the outbox when the writer took it from the queue).
- * Without a usable outbox it is retried here. */
-static void write_queued(struct coll_writer *w, struct batch *b, unsigned *attempt)
+/* The writer's held batches (w->lock held): b, the oldest, is done with. */
+static void held_unlink_locked(struct coll_writer *w, struct batch *b)
 {
+    if (w->held_head != b) { /* cannot happen: batches are committed in order */
+        PT_ERROR("writer", "internal error: a held batch was not the oldest");
+        return;
+    }
+    w->held_head = b->next;
+    if (!w->held_head) w->held_tail = NULL;
+    b->next = NULL;
+    w->nheld--;
+}
+
+/* Removes the outbox copy of a batch the store took or refused for good:
+ * it is the outbox's head (nothing older is there). */
+static void drop_copy(struct coll_writer *w, const struct batch *b, uint64_t id, int rc)
+{
+    if (coll_outbox_pop(w->ob, id) == -ENOENT && rc == 0) {
+        /* A full outbox dropped (and counted) the copy. */
+        atomic_fetch_add(&w->rescued_frames, b->nframes);
+        atomic_fetch_add(&w->rescued_points, b->npoints);
+    }
+    outbox_stats(w);
+}
+
+/* Writes a batch the writer holds (the oldest, taken from the queue) with
+ * write_batch(), starting from the outcome rc of an attempt already made
+ * (NOT_TRIED: none). On a transient failure it goes to the outbox and the
+ * writer carries on from there; the spiller may have copied it already
+ * (then it is the outbox's head record, as nothing was in the outbox when
+ * the writer took it from the queue). Without a usable outbox it is retried
+ * here. Returns whether the batch was left in the outbox (to be replayed)
+ * rather than stored or dropped. */
+static bool write_queued(struct coll_writer *w, struct batch *b, unsigned *attempt, int rc)
+{
+    bool left = false;
     for (;;) {
-        int rc = write_once(w, b);
+        if (rc == NOT_TRIED) rc = write_once(w, b);
         pthread_mutex_lock(&w->lock);
         while (w->spill_busy) pthread_cond_wait(&w->cond, &w->lock);
-        bool on_disk = w->inflight_on_disk;
-        uint64_t id = w->inflight_id;
-        if (rc == 0 || is_permanent(rc)) w->inflight = NULL;
+        bool on_disk = b->on_disk;
+        uint64_t id = b->disk_id;
+        if (rc == 0 || is_permanent(rc)) held_unlink_locked(w, b);
         pthread_mutex_unlock(&w->lock);
         if (rc == 0 || is_permanent(rc)) {
-            if (on_disk) { /* already stored: remove the copy */
-                if (coll_outbox_pop(w->ob, id) == -ENOENT && rc == 0) {
-                    /* A full outbox dropped (and counted) the copy. */
-                    atomic_fetch_add(&w->rescued_frames, b->nframes);
-                    atomic_fetch_add(&w->rescued_points, b->npoints);
-                }
-                outbox_stats(w);
-            }
+            if (on_disk) drop_copy(w, b, id, rc); /* already stored: remove the copy */
             if (rc == 0) {
                 outage_end(w);
                 *attempt = 0;
@@ -749,21 +821,25 @@ static void write_queued(struct coll_writer *w, struct batch *b, unsigned *attem
         bool keep = true, synced = false;
         pthread_mutex_lock(&w->lock);
         while (w->spill_busy) pthread_cond_wait(&w->cond, &w->lock);
-        if (w->inflight_on_disk) {
+        if (b->on_disk) {
             keep = false;
-        } else if (w->ob && !w->inflight_unspillable) {
+        } else if (w->ob && !b->unspillable) {
             w->spill_busy = true;
             uint64_t nid;
             int src = spill_locked(w, b, &nid);
             w->spill_busy = false;
             pthread_cond_broadcast(&w->cond);
             if (src == 0) keep = false, synced = true;
+            if (src == PT_E_LIMIT) b->unspillable = true; /* counted once */
         }
         bool late = w->stopping && pt_mono_ns() > w->drain_deadline;
-        if (!keep || late) w->inflight = NULL;
+        if (!keep || late) held_unlink_locked(w, b);
         pthread_mutex_unlock(&w->lock);
         if (synced) coll_outbox_sync_soon(w->ob);
-        if (!keep) break;
+        if (!keep) {
+            left = true;
+            break;
+        }
         if (late) {
             atomic_fetch_add(&w->stats->frames_dropped_shutdown, b->nframes);
             atomic_fetch_add(&w->stats->points_dropped_shutdown, b->npoints);
@@ -772,8 +848,111 @@ static void write_queued(struct coll_writer *w, struct batch *b, unsigned *attem
             break;
         }
         backoff(w, (*attempt)++);
+        rc = NOT_TRIED;
     }
     batch_put(w, b);
+    return left;
+}
+
+/* ---- the pipeline (stores with write_submit()) ---------------------------- */
+
+/* Decodes b (held) and submits its points; the answer is collected by
+ * pipe_next(). */
+static void pipe_submit(struct coll_writer *w, struct batch *b)
+{
+    b->submitted = b->decoded = false;
+    b->t_mono = pt_mono_ns();
+    b->t_wall = pt_now_ns();
+    long n = decode_batch(w, b);
+    if (n < 0) {
+        pt_complain(&w->c_store, PT_LOG_ERROR, "writer", "out of memory decoding a batch");
+        b->src = (int)n;
+        return;
+    }
+    /* The frame refs stay with the batch until its answer; the points
+     * were copied by write_submit(), so the scratch is free again. */
+    struct decoded t = b->d;
+    b->d = w->d;
+    w->d = t;
+    b->decoded = true;
+    b->src = w->ops->write_submit(w->store, w->pts, (size_t)n);
+    b->submitted = b->src == 0;
+}
+
+/* The oldest held batch is stored (or refused for good): counted, its
+ * outbox copy removed, released. */
+static void held_release(struct coll_writer *w, struct batch *b, int rc)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->spill_busy) pthread_cond_wait(&w->cond, &w->lock); /* it may be copying b */
+    bool on_disk = b->on_disk;
+    uint64_t id = b->disk_id;
+    held_unlink_locked(w, b);
+    pthread_mutex_unlock(&w->lock);
+    if (on_disk) drop_copy(w, b, id, rc);
+    batch_put(w, b);
+}
+
+/* Puts held batch b (the oldest) in the outbox, behind an older one that
+ * was left there, without writing it to the store first. Returns false when
+ * it cannot go there (no outbox, disk error, too large). */
+static bool held_to_outbox(struct coll_writer *w, struct batch *b)
+{
+    bool ok, synced = false;
+    pthread_mutex_lock(&w->lock);
+    while (w->spill_busy) pthread_cond_wait(&w->cond, &w->lock);
+    ok = b->on_disk;
+    if (!ok && w->ob && !b->unspillable) {
+        w->spill_busy = true;
+        uint64_t id;
+        int src = spill_locked(w, b, &id);
+        w->spill_busy = false;
+        pthread_cond_broadcast(&w->cond);
+        if (src == PT_E_LIMIT) b->unspillable = true;
+        ok = synced = src == 0;
+    }
+    if (ok) held_unlink_locked(w, b);
+    pthread_mutex_unlock(&w->lock);
+    if (synced) coll_outbox_sync_soon(w->ob);
+    if (ok) batch_put(w, b);
+    return ok;
+}
+
+/* Collects the answer to the oldest held batch (or returns without one
+ * after PIPE_POLL when more batches could be submitted). A success or a permanent
+ * refusal commits it. A transient failure stops the pipeline: the later
+ * batches' answers are collected and ignored, then every held batch is
+ * written again in order on the synchronous path (write_queued()); once one
+ * is left in the outbox, the later ones follow it there, so that the outbox
+ * stays older than anything the writer writes after it. */
+static void pipe_next(struct coll_writer *w, unsigned *attempt, bool room)
+{
+    struct batch *b = w->held_head;
+    int rc = b->submitted ? w->ops->write_wait(w->store, room ? PIPE_POLL : -1) : b->src;
+    if (rc == STORE_PENDING) return; /* the queue may have a batch to submit */
+    b->submitted = false;
+    w->attempt_mono = b->t_mono;
+    w->attempt_wall = b->t_wall;
+    if (b->decoded) rc = conclude(w, b, &b->d, rc, (double)(pt_mono_ns() - b->t_mono) / 1e9);
+    if (rc == 0 || is_permanent(rc)) {
+        held_release(w, b, rc);
+        if (rc == 0) {
+            outage_end(w);
+            *attempt = 0;
+        }
+        return;
+    }
+    for (struct batch *x = b->next; x; x = x->next)
+        if (x->submitted) {
+            (void)w->ops->write_wait(w->store, -1); /* written again below */
+            x->submitted = false;
+        }
+    bool to_outbox = false;
+    while ((b = w->held_head)) {
+        if (to_outbox && held_to_outbox(w, b)) continue;
+        to_outbox = write_queued(w, b, attempt, rc);
+        rc = NOT_TRIED;
+    }
 }
 
 /* Shutdown with the outbox: writes every queued batch to it, in order.
@@ -851,19 +1030,20 @@ static void *writer_main(void *arg)
     struct coll_writer *w = arg;
     int64_t next_persist = pt_mono_ns() + w->o.persist_ns, next_retention = 0;
     unsigned attempt = 0;
+    size_t pipe_max = w->ops->write_submit && w->ops->write_wait ? PIPE_BATCHES : 1;
     for (;;) {
         pthread_mutex_lock(&w->lock);
         for (;;) {
             bool pending = w->ob && (w->spill_busy || coll_outbox_records(w->ob) > 0);
-            if (w->head || pending || w->stopping) break;
+            if (w->head || pending || w->stopping || w->nheld) break;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += 1; /* chores run at least once a second */
             if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT) break;
         }
         bool from_ob = w->ob && coll_outbox_records(w->ob) > 0;
-        if (w->stopping) {
-            bool late = pt_mono_ns() > w->drain_deadline;
+        bool late = w->stopping && pt_mono_ns() > w->drain_deadline;
+        if (w->stopping && !w->nheld) {
             if (w->ob && (late || w->outage || from_ob)) {
                 /* Nothing is lost by stopping now: what is queued goes to
                  * the outbox behind what is there already. */
@@ -879,27 +1059,44 @@ static void *writer_main(void *arg)
                 break;
             }
         }
-        if (!from_ob && w->spill_busy) { /* wait for it: it may be the oldest batch */
-            pthread_cond_wait(&w->cond, &w->lock);
+        /* A queued batch is taken while the outbox is empty and no append
+         * may be moving the queue's head there; into the pipeline while the
+         * store works, else on its own (synchronous path). */
+        bool take = !from_ob && !w->spill_busy && w->head &&
+                    (w->nheld == 0 || (w->nheld < pipe_max && !w->outage && !late));
+        if (!take && !w->nheld && !from_ob && w->spill_busy) {
+            pthread_cond_wait(&w->cond, &w->lock); /* it may be the oldest batch */
             pthread_mutex_unlock(&w->lock);
             continue;
         }
         struct batch *b = NULL;
-        if (!from_ob && w->head) {
+        if (take) {
             b = w->head;
             w->head = b->next;
             if (!w->head) w->tail = NULL;
             w->depth--;
             atomic_store(&w->stats->queue_depth, (int64_t)w->depth);
-            w->inflight = b;
-            w->inflight_on_disk = w->inflight_unspillable = false;
+            b->next = NULL;
+            b->on_disk = b->unspillable = b->submitted = b->decoded = false;
+            if (w->held_tail)
+                w->held_tail->next = b;
+            else
+                w->held_head = b;
+            w->held_tail = b;
+            w->nheld++;
         }
-        bool stop = w->stopping && !b && !from_ob && !w->head;
+        bool piped = take && pipe_max > 1 && !w->outage;
+        bool room = w->nheld < pipe_max && !w->outage && !late;
+        bool stop = w->stopping && !b && !from_ob && !w->head && !w->nheld;
         pthread_mutex_unlock(&w->lock);
-        if (from_ob)
-            replay_one(w, &attempt);
+        if (b && piped)
+            pipe_submit(w, b);
         else if (b)
-            write_queued(w, b, &attempt);
+            write_queued(w, b, &attempt, NOT_TRIED);
+        else if (w->nheld)
+            pipe_next(w, &attempt, room);
+        else if (from_ob)
+            replay_one(w, &attempt);
         chores(w, &next_persist, &next_retention);
         if (stop) break;
     }
@@ -1026,7 +1223,7 @@ void coll_writer_stop(struct coll_writer *w)
     free(w->tags);
     free(w->fields);
     free(w->ids);
-    free(w->drefs);
+    free(w->d.refs);
     while (w->sp_head) { /* never acknowledged: the agents resend them */
         struct spilled *n = w->sp_head->next;
         free(w->sp_head);

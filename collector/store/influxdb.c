@@ -5,8 +5,9 @@
  * ever spliced into InfluxQL as is. docs/storage.md ("InfluxDB") has the
  * URL, the mapping and what is computed where.
  *
- * Threads: the writer thread owns s->w and s->writes; each query() and
- * latest() call makes its own curl handle, so readers share nothing. */
+ * Threads: the writer thread owns s->w and s->writes (its requests run on
+ * the pool's poster thread); each query() and latest() call makes its own
+ * curl handle, so readers share nothing. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -39,7 +40,7 @@ struct store {
     bool gzip;
     int64_t retention_ns;
     bool ready;              /* database and retention policy known to exist */
-    struct rs_writes writes; /* one batch's requests */
+    struct rs_writes writes; /* batches submitted, not yet waited for */
     struct sh_pool pool;     /* the writer's parallel requests */
     size_t parallel;         /* requests in flight at most */
     struct pt_complain complain, c_unwritable;
@@ -287,21 +288,39 @@ static const struct rs_write_ops ix_write_ops = {
     .judge = ix_judge,
 };
 
-static int ix_write_batch(struct store *s, const struct store_point *pts, size_t n)
+static struct rs_target ix_target(struct store *s)
 {
-    if (n == 0) return 0;
-    if (!pts) return -EINVAL;
+    return (struct rs_target){&s->pool, s->write_url.p, s->gzip, s->batch, s->parallel};
+}
+
+static int ix_write_submit(struct store *s, const struct store_point *pts, size_t n)
+{
+    if (n && !pts) return -EINVAL;
     int rc;
     /* Not ready: the server was down at open, or the database was dropped.
      * Whatever fails here is worth a retry. */
-    if (!s->ready && (rc = ix_ensure(s, &s->w))) return rc == PT_E_STORE ? -EIO : rc;
+    if (n && !s->ready && (rc = ix_ensure(s, &s->w))) return rc == PT_E_STORE ? -EIO : rc;
     size_t skipped;
-    rc = rs_write(s, &ix_write_ops, &s->writes, &s->pool, s->write_url.p, s->gzip, s->batch,
-                  s->parallel, pts, n, &s->c_unwritable, &s->complain, &skipped);
+    struct rs_target t = ix_target(s);
+    rc = rs_submit(s, &ix_write_ops, &s->writes, &t, pts, n, &s->c_unwritable, &s->complain,
+                   &skipped);
     count(s->unwritable, skipped);
-    if (rc) return rc;
-    pt_complain_release(&s->complain, "store", "influxdb: writes succeed again");
-    return 0;
+    return rc;
+}
+
+static int ix_write_wait(struct store *s, int64_t timeout_ns)
+{
+    struct rs_target t = ix_target(s);
+    int rc = rs_wait(s, &ix_write_ops, &s->writes, &t, timeout_ns);
+    if (rc == 0) pt_complain_release(&s->complain, "store", "influxdb: writes succeed again");
+    return rc;
+}
+
+static int ix_write_batch(struct store *s, const struct store_point *pts, size_t n)
+{
+    if (n == 0) return 0;
+    int rc = ix_write_submit(s, pts, n);
+    return rc ? rc : ix_write_wait(s, -1);
 }
 
 /* ---- schema discovery --------------------------------------------------------------- */
@@ -859,7 +878,7 @@ static int ix_open(const struct store_conf *conf, struct store **out, char *err,
     }
     s->wconf = (struct sh_conf){s->user, s->password, timeout, 1 << 20};
     s->qconf = (struct sh_conf){s->user, s->password, timeout, IX_QUERY_MAX};
-    s->writes.buf.max = IX_BODY_MAX;
+    s->writes.buf_max = IX_BODY_MAX;
     char *edb = sh_escape(s->db), *erp = sh_escape(s->rp);
     if (edb && erp) {
         sh_str_addf(&s->write_url, "%s/write?precision=ns&db=", s->u.base);
@@ -912,6 +931,8 @@ const struct store_ops store_influxdb_ops = {
     .name = "influxdb",
     .open = ix_open,
     .write_batch = ix_write_batch,
+    .write_submit = ix_write_submit,
+    .write_wait = ix_write_wait,
     .query = ix_query,
     .latest = ix_latest,
     .retention = ix_retention,

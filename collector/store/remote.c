@@ -567,15 +567,33 @@ void rs_latest_sort(struct store_result *r)
 
 /* ---- the write path of the server backends ------------------------------ */
 
+#define RS_SPARE 2 /* batch buffers kept for reuse (beside the ones pending) */
+
+static void rs_batch_free(struct rs_batch *b)
+{
+    if (!b) return;
+    lp_buf_free(&b->buf);
+    free(b->parts);
+    free(b);
+}
+
 void rs_writes_free(struct rs_writes *w)
 {
-    lp_buf_free(&w->buf);
-    free(w->parts);
+    /* Only with nothing pending (the pool is closed first, which answers
+     * whatever was left, so nobody waits on these). */
+    for (struct rs_batch *b = w->head, *n; b; b = n) {
+        n = b->next;
+        rs_batch_free(b);
+    }
+    for (struct rs_batch *b = w->spare, *n; b; b = n) {
+        n = b->next;
+        rs_batch_free(b);
+    }
     memset(w, 0, sizeof *w);
 }
 
 /* Closes the request holding the points encoded since the last cut. */
-static int rs_cut(struct rs_writes *w, size_t npts)
+static int rs_cut(struct rs_batch *w, size_t npts)
 {
     if (w->nparts == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 64;
@@ -590,23 +608,19 @@ static int rs_cut(struct rs_writes *w, size_t npts)
     return 0;
 }
 
-int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
-             struct sh_pool *pool, const char *url, bool gzip, size_t batch, size_t parallel,
-             const struct store_point *pts, size_t n, struct pt_complain *c_unwritable,
-             struct pt_complain *complain, size_t *skipped)
+/* Encodes the points into b; 0 or the error that refuses the batch. */
+static int rs_encode(const struct rs_write_ops *ops, struct rs_batch *b, const struct rs_target *t,
+                     const struct store_point *pts, size_t n, struct pt_complain *c_unwritable,
+                     struct pt_complain *complain, size_t *skipped)
 {
-    *skipped = 0;
-    size_t per = (n + parallel - 1) / parallel;
+    size_t per = (n + t->parallel - 1) / t->parallel;
     if (per < SH_MIN_REQUEST) per = SH_MIN_REQUEST;
-    if (per > batch) per = batch;
-    w->buf.len = 0;
-    w->nparts = 0;
-    w->cut_end = 0;
+    if (per > t->batch) per = t->batch;
     size_t inreq = 0;
     int rc;
     for (size_t i = 0; i < n; i++) {
         size_t nv;
-        rc = lp_point(&w->buf, ops->dialect, &pts[i], &nv);
+        rc = lp_point(&b->buf, ops->dialect, &pts[i], &nv);
         if (rc == LP_SKIPPED) continue;
         if (rc == -ERANGE) {
             (*skipped)++;
@@ -622,27 +636,88 @@ int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *
             return rc == -ENOMEM || rc == -EINVAL ? rc : PT_E_LIMIT;
         }
         if (++inreq == per) {
-            if ((rc = rs_cut(w, inreq))) return rc;
+            if ((rc = rs_cut(b, inreq))) return rc;
             inreq = 0;
         }
     }
-    if (inreq && (rc = rs_cut(w, inreq))) return rc;
+    if (inreq && (rc = rs_cut(b, inreq))) return rc;
     size_t from = 0;
-    for (size_t i = 0; i < w->nparts; i++) {
-        w->parts[i].body = w->buf.p + from;
-        from += w->parts[i].len;
+    for (size_t i = 0; i < b->nparts; i++) {
+        b->parts[i].body = b->buf.p + from;
+        from += b->parts[i].len;
     }
-    if ((rc = sh_pool_post(pool, url, w->parts, w->nparts, "text/plain", gzip))) return rc;
+    return 0;
+}
+
+int rs_submit(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
+              const struct rs_target *t, const struct store_point *pts, size_t n,
+              struct pt_complain *c_unwritable, struct pt_complain *complain, size_t *skipped)
+{
+    (void)s;
+    *skipped = 0;
+    struct rs_batch *b = w->spare;
+    if (b) {
+        w->spare = b->next;
+        w->nspare--;
+    } else if (!(b = calloc(1, sizeof *b))) {
+        return -ENOMEM;
+    }
+    b->next = NULL;
+    b->buf.len = 0;
+    b->buf.max = w->buf_max;
+    b->nparts = b->cut_end = 0;
+    b->grp = (struct sh_group){.url = t->url, .ctype = "text/plain", .gzip = t->gzip};
+    int rc = rs_encode(ops, b, t, pts, n, c_unwritable, complain, skipped);
+    if (rc == 0) rc = sh_pool_submit(t->pool, &b->grp, b->parts, b->nparts);
+    if (rc) {
+        b->next = w->spare; /* nothing was queued: keep the buffers */
+        w->spare = b;
+        w->nspare++;
+        return rc;
+    }
+    if (w->tail)
+        w->tail->next = b;
+    else
+        w->head = b;
+    w->tail = b;
+    w->pending++;
+    return 0;
+}
+
+int rs_wait(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
+            const struct rs_target *t, int64_t timeout_ns)
+{
+    struct rs_batch *b = w->head;
+    if (!b) return -ENOENT;
+    if (!sh_pool_wait(t->pool, &b->grp, timeout_ns)) return STORE_PENDING;
+    w->head = b->next;
+    if (!w->head) w->tail = NULL;
+    w->pending--;
     /* A refused request does not stop the others: their points are fine. */
     bool refused = false;
     int transient = 0;
-    for (size_t i = 0; i < w->nparts; i++) {
-        rc = ops->judge(s, &w->parts[i]);
+    for (size_t i = 0; i < b->nparts; i++) {
+        int rc = ops->judge(s, &b->parts[i]);
         if (rc == -EINVAL)
             refused = true;
         else if (rc && !transient)
             transient = rc;
     }
+    if (w->nspare < RS_SPARE) {
+        b->next = w->spare;
+        w->spare = b;
+        w->nspare++;
+    } else {
+        rs_batch_free(b);
+    }
     if (transient) return transient;
     return refused ? -EINVAL : 0;
+}
+
+int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
+             const struct rs_target *t, const struct store_point *pts, size_t n,
+             struct pt_complain *c_unwritable, struct pt_complain *complain, size_t *skipped)
+{
+    int rc = rs_submit(s, ops, w, t, pts, n, c_unwritable, complain, skipped);
+    return rc ? rc : rs_wait(s, ops, w, t, -1);
 }

@@ -88,12 +88,23 @@ bool rs_ident_key(const char *k);
 
 /* ---- the write path of the server backends ------------------------------ */
 
-/* One batch's line protocol, cut into requests for sh_pool_post(). The
- * buffers are kept from batch to batch. */
-struct rs_writes {
+/* One batch's line protocol, cut into requests for sh_pool_submit(). */
+struct rs_batch {
+    struct rs_batch *next;
     struct lp_buf buf;
     struct sh_part *parts; /* slices of buf */
     size_t nparts, cap, cut_end;
+    struct sh_group grp;
+};
+
+/* The batches submitted and not yet waited for, oldest first, and spare
+ * ones whose buffers are kept for the next batches. */
+struct rs_writes {
+    struct rs_batch *head, *tail;
+    size_t pending;
+    struct rs_batch *spare;
+    size_t nspare;
+    size_t buf_max; /* body ceiling (lp_buf.max); 0: lineproto's default */
 };
 void rs_writes_free(struct rs_writes *w);
 
@@ -108,17 +119,34 @@ struct rs_write_ops {
     int (*judge)(struct store *s, const struct sh_part *part);
 };
 
-/* Writes n points: all are encoded first, so an invalid point refuses the
- * whole batch before anything is sent (store.h: all or none); points the
- * dialect cannot carry are skipped, logged through c_unwritable and counted
- * in *skipped. Requests hold at most batch points, fewer when that leaves
- * some of the parallel connections idle (but not under SH_MIN_REQUEST), and
- * are posted in parallel on pool. A transient failure of any request is
- * returned, and the writer retries the batch whole (points sent again
- * replace themselves); else a refused request gives -EINVAL; else 0. */
+/* Where and how a backend writes. */
+struct rs_target {
+    struct sh_pool *pool;
+    const char *url;
+    bool gzip;
+    size_t batch, parallel;
+};
+
+/* Encodes n points and queues their requests on the pool (store.h's
+ * write_submit()): all are encoded first, so an invalid point refuses the
+ * whole batch before anything is sent (all or none); points the dialect
+ * cannot carry are skipped, logged through c_unwritable and counted in
+ * *skipped. Requests hold at most batch points, fewer when that leaves
+ * some of the parallel connections idle (but not under SH_MIN_REQUEST).
+ * An error means nothing was queued. */
+int rs_submit(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
+              const struct rs_target *t, const struct store_point *pts, size_t n,
+              struct pt_complain *c_unwritable, struct pt_complain *complain, size_t *skipped);
+/* Waits for the oldest submitted batch (store.h's write_wait()): a
+ * transient failure of any request is returned, and the writer retries the
+ * batch whole (points sent again replace themselves); else a refused
+ * request gives -EINVAL; else 0. STORE_PENDING after timeout_ns (< 0:
+ * never); -ENOENT when nothing is pending. */
+int rs_wait(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
+            const struct rs_target *t, int64_t timeout_ns);
+/* rs_submit() then rs_wait() (store.h's write_batch()). */
 int rs_write(struct store *s, const struct rs_write_ops *ops, struct rs_writes *w,
-             struct sh_pool *pool, const char *url, bool gzip, size_t batch, size_t parallel,
-             const struct store_point *pts, size_t n, struct pt_complain *c_unwritable,
-             struct pt_complain *complain, size_t *skipped);
+             const struct rs_target *t, const struct store_point *pts, size_t n,
+             struct pt_complain *c_unwritable, struct pt_complain *complain, size_t *skipped);
 
 #endif

@@ -134,6 +134,8 @@ struct store_result {
 };
 void store_result_free(struct store_result *r);
 
+#define STORE_PENDING 1 /* write_wait(): no verdict yet */
+
 struct store_ops {
     const char *name; /* URL scheme */
     /* Opens the backend; on failure returns <0 and a message in err. */
@@ -145,6 +147,19 @@ struct store_ops {
      * the batch can never be stored, so do not retry it; other errors
      * (-EBUSY, -EIO, -ENOSPC, PT_E_STORE, ...) may be transient. */
     int (*write_batch)(struct store *s, const struct store_point *pts, size_t n);
+    /* Optional (the server backends): write_batch() in two halves, so that
+     * the writer can prepare its next batch while the server works on this
+     * one. write_submit() checks and encodes the n points (copying what it
+     * needs: pts may go once it returns) and starts sending them; an error
+     * from it (as write_batch()'s) means nothing was sent and no
+     * write_wait() is owed. write_wait() waits for the oldest batch
+     * submitted and not yet waited for and returns write_batch()'s verdict
+     * on it. Several batches may be submitted before the first wait;
+     * write_batch() only while none is pending. Both NULL: the writer calls
+     * write_batch(). write_wait() gives up after timeout_ns (< 0: never)
+     * with STORE_PENDING, the batch still pending. */
+    int (*write_submit)(struct store *s, const struct store_point *pts, size_t n);
+    int (*write_wait)(struct store *s, int64_t timeout_ns);
     /* Fills out (overwritten; empty on error). A VM or measurement without
      * data gives nseries 0, not an error; only series with a row in the
      * range are returned, sorted by tags. Columns, when fields is NULL, are

@@ -5,10 +5,12 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #define STR_MAX ((size_t)64 << 20)
@@ -257,25 +259,9 @@ done:
 
 /* ---- parallel posts ----------------------------------------------------------------- */
 
-void sh_pool_init(struct sh_pool *p, const struct sh_conf *conf, size_t parallel)
-{
-    memset(p, 0, sizeof *p);
-    p->conf = conf;
-    p->parallel = parallel < 1 ? 1 : parallel > SH_MAX_PARALLEL ? SH_MAX_PARALLEL : parallel;
-}
-
-void sh_pool_close(struct sh_pool *p)
-{
-    for (size_t i = 0; i < SH_MAX_PARALLEL; i++)
-        if (p->easy[i]) curl_easy_cleanup(p->easy[i]);
-    if (p->multi) curl_multi_cleanup(p->multi);
-    memset(p->easy, 0, sizeof p->easy);
-    p->multi = NULL;
-}
-
 /* One request in flight. */
 struct slot {
-    size_t part; /* index, or SIZE_MAX when free */
+    struct sh_part *part; /* NULL when free */
     struct sh_resp resp;
     struct sink sink;
     unsigned char *zbody;
@@ -283,8 +269,31 @@ struct slot {
     char cterr[CURL_ERROR_SIZE];
 };
 
-static void slot_finish(struct slot *sl, CURL *h, CURLcode cc, const char *url, struct sh_part *pt)
+/* The poster thread's state. lock guards stop and the queue; everything
+ * else is the poster's own. A part's results are written by the poster
+ * before it decrements its group's `left` under lock, and read by the
+ * caller after it saw `left` reach 0 under lock. */
+struct sh_poster {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* the poster waits for requests (when it has none in flight) */
+    pthread_cond_t done; /* callers wait for their groups */
+    bool stop;
+    struct sh_part *qhead, *qtail; /* queued, not yet started */
+    struct slot slots[SH_MAX_PARALLEL];
+    size_t active;
+};
+
+void sh_pool_init(struct sh_pool *p, const struct sh_conf *conf, size_t parallel)
 {
+    memset(p, 0, sizeof *p);
+    p->conf = conf;
+    p->parallel = parallel < 1 ? 1 : parallel > SH_MAX_PARALLEL ? SH_MAX_PARALLEL : parallel;
+}
+
+static void slot_finish(struct slot *sl, CURL *h, CURLcode cc, struct sh_part *pt)
+{
+    const char *url = pt->grp->url;
     if (sl->sink.toobig) {
         pt->rc = -E2BIG;
         snprintf(pt->msg, sizeof pt->msg, "%s: answer larger than %zu bytes", url, sl->sink.max);
@@ -303,57 +312,78 @@ static void slot_finish(struct slot *sl, CURL *h, CURLcode cc, const char *url, 
     memset(&sl->resp, 0, sizeof sl->resp);
     sl->zbody = NULL;
     sl->hdr = NULL;
-    sl->part = SIZE_MAX;
+    sl->part = NULL;
 }
 
-int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,
-                 const char *ctype, bool gzip)
+/* Counts a part as answered (its results set), under the lock. */
+static void part_done_locked(struct sh_poster *ps, struct sh_part *pt)
 {
-    if (!p->multi && !(p->multi = curl_multi_init())) return -ENOMEM;
-    CURLM *m = p->multi;
-    struct slot slots[SH_MAX_PARALLEL];
-    for (size_t i = 0; i < SH_MAX_PARALLEL; i++) {
-        memset(&slots[i], 0, sizeof slots[i]);
-        slots[i].part = SIZE_MAX;
+    if (--pt->grp->left == 0) pthread_cond_broadcast(&ps->done);
+}
+
+/* Starts part pt on slot i (poster thread, lock not held). A part that
+ * cannot start gets its result at once; returns whether it started. */
+static bool slot_start(struct sh_pool *p, size_t i, struct sh_part *pt)
+{
+    struct sh_poster *ps = p->impl;
+    struct slot *sl = &ps->slots[i];
+    const void *body = pt->body;
+    size_t len = pt->len, zlen;
+    pt->rc = -EIO;
+    pt->status = 0;
+    pt->msg[0] = '\0';
+    if (!p->easy[i] && !(p->easy[i] = curl_easy_init())) {
+        pt->rc = -ENOMEM;
+        snprintf(pt->msg, sizeof pt->msg, "out of memory for a connection");
+        return false;
     }
-    size_t next = 0, active = 0;
-    for (size_t i = 0; i < n; i++) {
-        parts[i].rc = -EIO;
-        parts[i].status = 0;
-        parts[i].msg[0] = '\0';
-    }
-    while (next < n || active > 0) {
-        /* Fill free slots. */
-        for (size_t i = 0; i < p->parallel && next < n; i++) {
-            struct slot *sl = &slots[i];
-            if (sl->part != SIZE_MAX) continue;
-            if (!p->easy[i] && !(p->easy[i] = curl_easy_init())) {
-                if (active == 0) return -ENOMEM;
-                break;
-            }
-            struct sh_part *pt = &parts[next];
-            const void *body = pt->body;
-            size_t len = pt->len, zlen;
-            if (gzip) {
-                if (gzip_body(pt->body, pt->len, &sl->zbody, &zlen)) {
-                    pt->rc = -ENOMEM;
-                    snprintf(pt->msg, sizeof pt->msg, "out of memory compressing a request");
-                    next++;
-                    continue;
-                }
-                body = sl->zbody;
-                len = zlen;
-            }
-            sl->sink = (struct sink){.r = &sl->resp,
-                                     .max = p->conf->max_resp ? p->conf->max_resp : (1 << 20)};
-            sl->cterr[0] = '\0';
-            easy_setup(p->easy[i], p->conf, url, &sl->sink, sl->cterr);
-            easy_post(p->easy[i], body, len, ctype, gzip, &sl->hdr);
-            curl_easy_setopt(p->easy[i], CURLOPT_PRIVATE, (void *)sl);
-            sl->part = next++;
-            curl_multi_add_handle(m, p->easy[i]);
-            active++;
+    if (pt->grp->gzip) {
+        if (gzip_body(pt->body, pt->len, &sl->zbody, &zlen)) {
+            pt->rc = -ENOMEM;
+            snprintf(pt->msg, sizeof pt->msg, "out of memory compressing a request");
+            return false;
         }
+        body = sl->zbody;
+        len = zlen;
+    }
+    sl->sink =
+        (struct sink){.r = &sl->resp, .max = p->conf->max_resp ? p->conf->max_resp : (1 << 20)};
+    sl->cterr[0] = '\0';
+    easy_setup(p->easy[i], p->conf, pt->grp->url, &sl->sink, sl->cterr);
+    easy_post(p->easy[i], body, len, pt->grp->ctype, pt->grp->gzip, &sl->hdr);
+    curl_easy_setopt(p->easy[i], CURLOPT_PRIVATE, (void *)sl);
+    sl->part = pt;
+    curl_multi_add_handle(p->multi, p->easy[i]);
+    return true;
+}
+
+static void *poster_main(void *arg)
+{
+    struct sh_pool *p = arg;
+    struct sh_poster *ps = p->impl;
+    CURLM *m = p->multi;
+    pthread_mutex_lock(&ps->lock);
+    for (;;) {
+        /* A free connection takes the oldest queued request. */
+        for (size_t i = 0; i < p->parallel && ps->qhead && !ps->stop; i++) {
+            if (ps->slots[i].part) continue;
+            struct sh_part *pt = ps->qhead;
+            ps->qhead = pt->qnext;
+            if (!ps->qhead) ps->qtail = NULL;
+            pthread_mutex_unlock(&ps->lock);
+            bool started = slot_start(p, i, pt); /* compresses: not under the lock */
+            pthread_mutex_lock(&ps->lock);
+            if (started)
+                ps->active++;
+            else
+                part_done_locked(ps, pt);
+        }
+        if (ps->stop) break;
+        if (ps->active == 0) {
+            if (!ps->qhead) pthread_cond_wait(&ps->work, &ps->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&ps->lock);
         int running = 0;
         curl_multi_perform(m, &running);
         CURLMsg *msg;
@@ -361,17 +391,156 @@ int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size
         while ((msg = curl_multi_info_read(m, &left))) {
             if (msg->msg != CURLMSG_DONE) continue;
             struct slot *sl = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-            CURLcode cc = msg->data.result;
             CURL *h = msg->easy_handle;
+            CURLcode cc = msg->data.result;
+            curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&sl);
             curl_multi_remove_handle(m, h);
-            if (sl && sl->part != SIZE_MAX) {
-                slot_finish(sl, h, cc, url, &parts[sl->part]);
-                active--;
-            }
+            if (!sl || !sl->part) continue;
+            struct sh_part *pt = sl->part;
+            slot_finish(sl, h, cc, pt);
+            pthread_mutex_lock(&ps->lock);
+            ps->active--;
+            part_done_locked(ps, pt);
+            pthread_mutex_unlock(&ps->lock);
         }
-        if (active > 0 && running > 0) curl_multi_poll(m, NULL, 0, 1000, NULL);
+        /* Until a transfer moves, or sh_pool_submit() wakes it to start
+         * a queued request on a free connection. */
+        pthread_mutex_lock(&ps->lock);
+        bool more = ps->qhead && ps->active < p->parallel;
+        pthread_mutex_unlock(&ps->lock);
+        if (!more) curl_multi_poll(m, NULL, 0, 1000, NULL);
+        pthread_mutex_lock(&ps->lock);
     }
+    /* Stopping: what is in flight or queued is cancelled. */
+    for (size_t i = 0; i < SH_MAX_PARALLEL; i++) {
+        struct slot *sl = &ps->slots[i];
+        if (!sl->part) continue;
+        struct sh_part *pt = sl->part;
+        curl_multi_remove_handle(m, p->easy[i]);
+        free(sl->resp.body);
+        free(sl->zbody);
+        curl_slist_free_all(sl->hdr);
+        memset(sl, 0, sizeof *sl);
+        pt->rc = -ECANCELED;
+        snprintf(pt->msg, sizeof pt->msg, "cancelled: the store is being closed");
+        ps->active--;
+        part_done_locked(ps, pt);
+    }
+    while (ps->qhead) {
+        struct sh_part *pt = ps->qhead;
+        ps->qhead = pt->qnext;
+        pt->rc = -ECANCELED;
+        snprintf(pt->msg, sizeof pt->msg, "cancelled: the store is being closed");
+        part_done_locked(ps, pt);
+    }
+    ps->qtail = NULL;
+    pthread_mutex_unlock(&ps->lock);
+    return NULL;
+}
+
+/* Creates the multi handle and starts the poster (caller's thread). */
+static int poster_start(struct sh_pool *p)
+{
+    struct sh_poster *ps = calloc(1, sizeof *ps);
+    if (!ps) return -ENOMEM;
+    if (!p->multi && !(p->multi = curl_multi_init())) {
+        free(ps);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&ps->lock, NULL);
+    pthread_cond_init(&ps->work, NULL);
+    pthread_cond_init(&ps->done, NULL);
+    p->impl = ps;
+    if (pthread_create(&ps->thread, NULL, poster_main, p) != 0) {
+        pthread_mutex_destroy(&ps->lock);
+        pthread_cond_destroy(&ps->work);
+        pthread_cond_destroy(&ps->done);
+        free(ps);
+        p->impl = NULL;
+        return -ENOMEM;
+    }
+    pthread_setname_np(ps->thread, "pt-post"); /* shows in top -H, ps -L */
+    return 0;
+}
+
+void sh_pool_close(struct sh_pool *p)
+{
+    struct sh_poster *ps = p->impl;
+    if (ps) {
+        pthread_mutex_lock(&ps->lock);
+        ps->stop = true;
+        pthread_cond_signal(&ps->work);
+        pthread_mutex_unlock(&ps->lock);
+        curl_multi_wakeup(p->multi);
+        pthread_join(ps->thread, NULL);
+        pthread_mutex_destroy(&ps->lock);
+        pthread_cond_destroy(&ps->work);
+        pthread_cond_destroy(&ps->done);
+        free(ps);
+        p->impl = NULL;
+    }
+    for (size_t i = 0; i < SH_MAX_PARALLEL; i++)
+        if (p->easy[i]) curl_easy_cleanup(p->easy[i]);
+    if (p->multi) curl_multi_cleanup(p->multi);
+    memset(p->easy, 0, sizeof p->easy);
+    p->multi = NULL;
+}
+
+int sh_pool_submit(struct sh_pool *p, struct sh_group *g, struct sh_part *parts, size_t n)
+{
+    int rc;
+    if (!p->impl && (rc = poster_start(p))) return rc;
+    struct sh_poster *ps = p->impl;
+    for (size_t i = 0; i < n; i++) {
+        parts[i].grp = g;
+        parts[i].qnext = i + 1 < n ? &parts[i + 1] : NULL;
+        parts[i].rc = -EIO;
+        parts[i].status = 0;
+        parts[i].msg[0] = '\0';
+    }
+    pthread_mutex_lock(&ps->lock);
+    g->left = n;
+    if (n) {
+        if (ps->qtail)
+            ps->qtail->qnext = &parts[0];
+        else
+            ps->qhead = &parts[0];
+        ps->qtail = &parts[n - 1];
+        pthread_cond_signal(&ps->work);
+    }
+    pthread_mutex_unlock(&ps->lock);
+    if (n) curl_multi_wakeup(p->multi); /* when it sits in curl_multi_poll() */
+    return 0;
+}
+
+bool sh_pool_wait(struct sh_pool *p, struct sh_group *g, int64_t timeout_ns)
+{
+    struct sh_poster *ps = p->impl;
+    if (!ps) return true; /* nothing was ever submitted */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition's clock */
+    int64_t ns = (int64_t)until.tv_nsec + (timeout_ns > 0 ? timeout_ns : 0);
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&ps->lock);
+    while (g->left > 0) {
+        if (timeout_ns < 0)
+            pthread_cond_wait(&ps->done, &ps->lock);
+        else if (pthread_cond_timedwait(&ps->done, &ps->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    bool done = g->left == 0;
+    pthread_mutex_unlock(&ps->lock);
+    return done;
+}
+
+int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,
+                 const char *ctype, bool gzip)
+{
+    struct sh_group g = {.url = url, .ctype = ctype, .gzip = gzip};
+    int rc = sh_pool_submit(p, &g, parts, n);
+    if (rc) return rc;
+    sh_pool_wait(p, &g, -1);
     return 0;
 }
 

@@ -3,7 +3,9 @@
  * bodies, and the one place curl and HTTP failures become store codes.
  *
  * Threads: a struct sh_client is used by one thread at a time (the writer
- * keeps one; each API reader call makes its own), so nothing is shared. */
+ * keeps one; each API reader call makes its own), so nothing is shared. A
+ * struct sh_pool (parallel writes) is used by one caller thread and runs
+ * its requests on a thread of its own. */
 #ifndef COLL_STORE_STOREHTTP_H
 #define COLL_STORE_STOREHTTP_H
 
@@ -84,17 +86,27 @@ int64_t sh_duration(const char *s);
 struct json_t;
 struct json_t *sh_json_load(const char *p, size_t len, char *err, size_t errlen);
 
-/* Parallel POSTs of several bodies to one URL (the writer's requests of one
- * batch), up to SH_MAX_PARALLEL at once over kept-alive connections: a
- * server that waits on its disk per request (InfluxDB syncs its WAL) takes
- * more points per second with requests in flight side by side. One pool
- * per writer thread. */
+/* Parallel POSTs to one URL (the writer's requests), up to SH_MAX_PARALLEL
+ * at once over kept-alive connections: a server that waits on its disk per
+ * request (InfluxDB syncs its WAL) takes more points per second with
+ * requests in flight side by side. One pool per writer thread.
+ *
+ * The requests run on the pool's own thread (the poster, started on first
+ * use), so the caller may prepare its next batch while the server works on
+ * the previous ones: sh_pool_submit() queues a group of requests and
+ * returns; sh_pool_wait() waits until every request of a group is
+ * answered. Requests are started in the order they were queued, across
+ * groups, and a connection that is done takes the next queued request at
+ * once: with several groups queued, `parallel` requests stay in flight
+ * continuously rather than only until the slowest of one group answers. */
 #define SH_MAX_PARALLEL     16
 #define SH_PARALLEL_DEFAULT 4
 #define SH_MIN_REQUEST      1000 /* points: smaller requests cost more than they overlap */
 
+struct sh_group;
+
 struct sh_part {
-    const char *body; /* not owned */
+    const char *body; /* not owned; must live until the group is answered */
     size_t len;
     size_t npts; /* the caller's count, for messages */
     /* Results: rc 0 and the HTTP status with the server's message, or a
@@ -102,21 +114,40 @@ struct sh_part {
     int rc;
     long status;
     char msg[320];
+    /* the pool's */
+    struct sh_group *grp;
+    struct sh_part *qnext;
+};
+
+/* The requests of one sh_pool_submit(); owned by the caller, who must not
+ * touch it (nor its parts) until sh_pool_wait() on it returned. */
+struct sh_group {
+    const char *url, *ctype; /* not owned, as the parts */
+    bool gzip;
+    size_t left; /* requests not answered yet (the pool's lock) */
 };
 
 struct sh_pool {
     const struct sh_conf *conf;
     size_t parallel;
-    void *multi;                 /* CURLM * */
+    void *multi;                 /* CURLM *, the poster's */
     void *easy[SH_MAX_PARALLEL]; /* CURL *, kept for keep-alive */
+    void *impl; /* struct sh_poster: the thread, its queue and lock; on first submit */
 };
 
 void sh_pool_init(struct sh_pool *p, const struct sh_conf *conf, size_t parallel);
+/* Stops the poster: requests still queued or in flight are answered
+ * -ECANCELED (callers wait for their groups first). */
 void sh_pool_close(struct sh_pool *p);
-/* Posts every part (gzip-compressed when gzip is set, each compressed just
- * before it is sent, while others are in flight) and fills its results.
- * Returns 0 when every part got an answer or a transport code, <0 only when
- * nothing could be tried (-ENOMEM). */
+/* Queues the n parts of g (gzip-compressed by the poster when g->gzip is
+ * set, each just before it is sent) and returns. 0, or -ENOMEM when the
+ * poster cannot start (nothing queued then). */
+int sh_pool_submit(struct sh_pool *p, struct sh_group *g, struct sh_part *parts, size_t n);
+/* Waits until every part of g has its result, or at most timeout_ns
+ * (< 0: as long as it takes); returns whether they all have. */
+bool sh_pool_wait(struct sh_pool *p, struct sh_group *g, int64_t timeout_ns);
+/* Both: posts every part and fills its results. Returns 0 when every part
+ * got an answer or a transport code, <0 only when nothing could be tried. */
 int sh_pool_post(struct sh_pool *p, const char *url, struct sh_part *parts, size_t n,
                  const char *ctype, bool gzip);
 

@@ -46,7 +46,7 @@ struct store {
     size_t batch;
     bool gzip;
     int64_t retention_ns;
-    struct rs_writes writes; /* one batch's requests */
+    struct rs_writes writes; /* batches submitted, not yet waited for */
     struct sh_pool pool;
     size_t parallel;
     struct pt_complain complain, c_unwritable;
@@ -98,18 +98,37 @@ static const struct rs_write_ops vm_write_ops = {
     .judge = vm_judge,
 };
 
+static struct rs_target vm_target(struct store *s)
+{
+    return (struct rs_target){&s->pool, s->write_url.p, s->gzip, s->batch, s->parallel};
+}
+
+/* A transient failure retries the batch whole: dedup keeps one of each. */
+static int vm_write_submit(struct store *s, const struct store_point *pts, size_t n)
+{
+    if (n && !pts) return -EINVAL;
+    size_t skipped;
+    struct rs_target t = vm_target(s);
+    int rc = rs_submit(s, &vm_write_ops, &s->writes, &t, pts, n, &s->c_unwritable, &s->complain,
+                       &skipped);
+    count(s->unwritable, skipped);
+    return rc;
+}
+
+static int vm_write_wait(struct store *s, int64_t timeout_ns)
+{
+    struct rs_target t = vm_target(s);
+    int rc = rs_wait(s, &vm_write_ops, &s->writes, &t, timeout_ns);
+    if (rc == 0)
+        pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
+    return rc;
+}
+
 static int vm_write_batch(struct store *s, const struct store_point *pts, size_t n)
 {
     if (n == 0) return 0;
-    if (!pts) return -EINVAL;
-    /* A transient failure retries the batch whole: dedup keeps one of each. */
-    size_t skipped;
-    int rc = rs_write(s, &vm_write_ops, &s->writes, &s->pool, s->write_url.p, s->gzip, s->batch,
-                      s->parallel, pts, n, &s->c_unwritable, &s->complain, &skipped);
-    count(s->unwritable, skipped);
-    if (rc) return rc;
-    pt_complain_release(&s->complain, "store", "victoriametrics: writes succeed again");
-    return 0;
+    int rc = vm_write_submit(s, pts, n);
+    return rc ? rc : vm_write_wait(s, -1);
 }
 
 /* ---- PromQL text -------------------------------------------------------------------- */
@@ -897,7 +916,7 @@ static int vm_open(const struct store_conf *conf, struct store **out, char *err,
     }
     s->wconf = (struct sh_conf){s->user, s->password, timeout, 1 << 20};
     s->qconf = (struct sh_conf){s->user, s->password, timeout, VM_QUERY_MAX};
-    s->writes.buf.max = VM_BODY_MAX;
+    s->writes.buf_max = VM_BODY_MAX;
     sh_client_init(&s->w, &s->wconf);
     sh_pool_init(&s->pool, &s->wconf, s->parallel);
     PT_INFO("store", "victoriametrics: writes to %s, reads from %s, %zu points per request%s",
@@ -920,6 +939,8 @@ const struct store_ops store_victoriametrics_ops = {
     .name = "victoriametrics",
     .open = vm_open,
     .write_batch = vm_write_batch,
+    .write_submit = vm_write_submit,
+    .write_wait = vm_write_wait,
     .query = vm_query,
     .latest = vm_latest,
     .retention = vm_retention,

@@ -3,13 +3,13 @@
 does not pass or fail. See tests/bench/README.md ("Server stores").
 
 1. Write rate into InfluxDB: pantalad with store.url influxdb: is driven by
-   pantala-loadgen above what InfluxDB takes, and its sustained write rate
+   pantala-loadgen at what InfluxDB alone takes, and its sustained write rate
    (Δ pantala_points_written_total over the run) is compared with InfluxDB's
    own ceiling measured in the same run: pre-built, gzip-compressed line
    protocol requests of the same size (5000 points, the same 6 measurements
    and 54 values per frame) posted back to back on as many connections as
-   the collector's writer keeps in flight (4). Alternating rounds; prints
-   the ratio (target >= 0.9).
+   the collector's writer keeps in flight (4). Alternating rounds, the first
+   not counted; prints the ratio (target >= 0.9) and where the CPU went.
 2. MCIS query: 100 VMs x 1 h at 1 s of cpu written into each server, then
    the MCIS-level aggregate (across VMs, step 60 s) timed through the
    backend (pt_store_tool), for avg and for p95 (reduced client-side).
@@ -46,11 +46,51 @@ def log(msg):
     print("store_servers_bench: " + msg, file=sys.stderr, flush=True)
 
 
-def cpu_of(pid):
-    """CPU seconds (user + system) of a process."""
-    with open("/proc/%d/stat" % pid) as f:
+def cpu_of(pid, tid=None):
+    """CPU seconds (user + system) of a process, or of one of its threads."""
+    path = "/proc/%d/stat" % pid if tid is None else "/proc/%d/task/%d/stat" % (pid, tid)
+    with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / ib.CLK_TCK
+
+
+def threads_cpu(pid):
+    """CPU seconds of each thread of a process, summed by thread name."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            out[name] = out.get(name, 0) + cpu_of(pid, int(tid))
+        except OSError:
+            pass  # ended meanwhile
+    return out
+
+
+def machine_busy():
+    """CPU seconds the whole machine spent not idle (every process)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / ib.CLK_TCK  # all but idle and iowait
+
+
+class Cpu:
+    """CPU used over an interval by the processes that matter and by the
+    whole machine, in cores (1.0 = one core busy all along)."""
+
+    def __init__(self, **pids):
+        self.pids = pids
+        self.t0, self.c0 = time.monotonic(), self.sample()
+
+    def sample(self):
+        c = {k: cpu_of(p) for k, p in self.pids.items()}
+        c["machine"] = machine_busy()
+        c["self"] = sum(os.times()[:2])  # this script (the ceiling's poster)
+        return c
+
+    def stop(self):
+        c1, el = self.sample(), time.monotonic() - self.t0
+        return {k: (c1[k] - self.c0[k]) / el for k in c1}
 
 
 class Collector(ib.Collector):
@@ -86,40 +126,47 @@ class Collector(ib.Collector):
 # ---- 1. write rate ------------------------------------------------------------------
 
 
-def frame_lines(vm, ts, rnd):
-    """One full-catalog frame as pantalad writes it: 6 lines, 54 values."""
+def frame_lines(vm, ts, rnd, short=False):
+    """One full-catalog frame as pantalad writes it: 6 lines, 54 values.
+    Floats have full precision (up to 17 digits, as pantalad prints the
+    agents' doubles: 320 bytes per line on average, as measured from its
+    requests); short: two decimals instead (260 bytes per line), the
+    ceiling this benchmark used first, cheaper for InfluxDB to parse than
+    what pantalad sends."""
+    f = (lambda x: "%.2f" % x) if short else repr  # repr: the shortest exact text
     ident = "ns_id=ns01,mcis_id=bench,vm_id=%s,csp_type=aws,host=%s" % (vm, vm)
-    cpu = ",".join("%s=%.2f" % (k, rnd.uniform(0, 100)) for k in (
+    cpu = ",".join("%s=%s" % (k, f(rnd.uniform(0, 100))) for k in (
         "cpu_utilization", "cpu_user", "cpu_nice", "cpu_system", "cpu_idle", "cpu_iowait",
         "cpu_hintr", "cpu_sintr", "cpu_steal", "cpu_guest", "cpu_guest_nice"))
-    cpu += ",cpu_num=2i,uptime=%di,contexts=%.2f,proc_run=%di,proc_total=%di" % (
-        rnd.randint(1, 10**6), rnd.uniform(0, 1e4), rnd.randint(0, 9), rnd.randint(90, 300))
-    cpu += ",load_avg_1m=%.2f,load_avg_5m=%.2f,load_avg_15m=%.2f" % (
-        rnd.random(), rnd.random(), rnd.random())
+    cpu += ",cpu_num=2i,uptime=%di,contexts=%s,proc_run=%di,proc_total=%di" % (
+        rnd.randint(1, 10**6), f(rnd.uniform(0, 1e4)), rnd.randint(0, 9), rnd.randint(90, 300))
+    cpu += ",load_avg_1m=%s,load_avg_5m=%s,load_avg_15m=%s" % (
+        f(rnd.random()), f(rnd.random()), f(rnd.random()))
     mem = ",".join("%s=%di" % (k, rnd.randint(0, 8 << 30)) for k in (
         "mem_total", "mem_used", "mem_free", "mem_shared", "mem_buffers", "mem_cached",
         "swap_total", "swap_used", "swap_free", "mem_available"))
-    mem += "," + ",".join("%s=%.2f" % (k, rnd.uniform(0, 100)) for k in (
+    mem += "," + ",".join("%s=%s" % (k, f(rnd.uniform(0, 100))) for k in (
         "mem_utilization", "swap_utilization", "page_in", "page_out", "swap_in", "swap_out"))
     return [
         "cpu,%s %s %d" % (ident, cpu, ts),
-        "cpufreq,%s cpu_speed=%.2f %d" % (ident, rnd.uniform(2000, 3000), ts),
+        "cpufreq,%s cpu_speed=%s %d" % (ident, f(rnd.uniform(2000, 3000)), ts),
         "memory,%s %s %d" % (ident, mem, ts),
-        "disk,%s,mount=/,device=nvme0n1p1,fstype=ext4 disk_utilization=%.2f,disk_total=%di,"
-        "disk_used=%di,disk_free=%di %d" % (ident, rnd.uniform(0, 100), 8 << 30,
+        "disk,%s,mount=/,device=nvme0n1p1,fstype=ext4 disk_utilization=%s,disk_total=%di,"
+        "disk_used=%di,disk_free=%di %d" % (ident, f(rnd.uniform(0, 100)), 8 << 30,
                                             rnd.randint(0, 8 << 30), rnd.randint(0, 8 << 30), ts),
-        "diskio,%s,device=nvme0n1 kb_read=%.2f,kb_written=%.2f,ops_read=%.2f,ops_write=%.2f,"
-        "read_time=%.2f,write_time=%.2f %d" % ((ident,) + tuple(rnd.uniform(0, 1e3)
-                                                                  for _ in range(6)) + (ts,)),
-        "network,%s,interface=ens5 bytes_in=%.2f,bytes_out=%.2f,pkts_in=%.2f,pkts_out=%.2f,"
+        "diskio,%s,device=nvme0n1 kb_read=%s,kb_written=%s,ops_read=%s,ops_write=%s,"
+        "read_time=%s,write_time=%s %d" % ((ident,) + tuple(f(rnd.uniform(0, 1e3))
+                                                              for _ in range(6)) + (ts,)),
+        "network,%s,interface=ens5 bytes_in=%s,bytes_out=%s,pkts_in=%s,pkts_out=%s,"
         "err_in=0,err_out=0,drop_in=0,drop_out=0 %d" % ((ident,) + tuple(
-            rnd.uniform(0, 1e6) for _ in range(4)) + (ts,)),
+            f(rnd.uniform(0, 1e6)) for _ in range(4)) + (ts,)),
     ]
 
 
-def direct_ceiling(influx, seconds, batch, agents, parallel):
+def direct_ceiling(influx, seconds, batch, agents, parallel, short=False):
     """InfluxDB's own ingest rate: pre-built gzip requests of batch points,
-    posted back to back on `parallel` keep-alive connections at once."""
+    posted back to back on `parallel` keep-alive connections at once.
+    Returns points/s, seconds, and the CPU used while posting (Cpu)."""
     q = urllib.parse.urlencode({"q": "CREATE DATABASE direct"}).encode()
     urllib.request.urlopen(influx.url + "/query", data=q).read()
     rnd = random.Random(1)
@@ -131,13 +178,16 @@ def direct_ceiling(influx, seconds, batch, agents, parallel):
         lines = []
         while len(lines) < batch:
             vm = "vm-%05d" % (k % agents)
-            lines += frame_lines(vm, t0 + (k // agents) * S, rnd)
+            # agents sample at their own sub-second offsets, as pantalad's do
+            off = (k % agents) * 7919 * 10**5 % S
+            lines += frame_lines(vm, t0 + (k // agents) * S + off, rnd, short)
             k += 1
         bodies.append(gzip.compress(("\n".join(lines[:batch]) + "\n").encode(), 1))
     path = "/write?db=direct&precision=ns"
     hdr = {"Content-Encoding": "gzip", "Content-Type": "text/plain"}
     lock = threading.Lock()
     state = {"next": 0, "done": 0, "error": None}
+    cpu = Cpu(influxd=influx.proc.pid)
     start = time.monotonic()
 
     def worker():
@@ -163,9 +213,10 @@ def direct_ceiling(influx, seconds, batch, agents, parallel):
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
+    used = cpu.stop()
     if state["error"]:
         raise RuntimeError(state["error"])
-    return state["done"] * batch / elapsed, elapsed
+    return state["done"] * batch / elapsed, elapsed, used
 
 
 def write_rounds(args, influx, workdir):
@@ -179,9 +230,12 @@ def write_rounds(args, influx, workdir):
                              "pantala-loadgen")
     token = secrets.token_hex(16)
     url = "influxdb:%s/pantala?batch=%d&parallel=%d" % (influx.url, args.batch, args.parallel)
-    # write_batch() gets parallel x batch points (frames of 6 points): one
-    # full request per connection.
-    frames = (args.parallel * args.batch + 5) // 6
+    # A batch is parallel x batch points at most (frames of 6 points): one
+    # full request per connection. Rounded down: rounded up (3334 frames,
+    # 20004 points, as at first) it was 4 requests of 5000 and one of 4
+    # points, a fifth request (and WAL sync) per batch that the ceiling
+    # does not have.
+    frames = args.parallel * args.batch // 6
     coll = Collector(pantalad, workdir, token, url,
                      {"queue": 64, "batch": frames, "flush": "1s"})
     rounds = []
@@ -195,13 +249,24 @@ def write_rounds(args, influx, workdir):
         # creates the series: not counted
         direct_ceiling(influx, 5, args.batch, args.agents, args.parallel)
         epoch = int(time.time())
-        for k in range(args.rounds):
-            ic0 = cpu_of(influx.proc.pid)
-            d, el = direct_ceiling(influx, args.seconds, args.batch, args.agents, args.parallel)
-            dcpu = (cpu_of(influx.proc.pid) - ic0) / el
-            # 1.3 times what InfluxDB just took (6 points per frame): the
-            # writer always has work, the queue (64 batches) does not overflow.
-            rate = args.rate or int(1.3 * d / 6)
+        # Each turn also pays for InfluxDB compacting what the turn before it
+        # wrote (20 s of the other kind); the first pantalad turn follows
+        # a full ceiling turn, the first ceiling turn only the 5 s above.
+        # So the first round (args.warmup) is not counted: after it, each
+        # turn follows a turn of the other kind.
+        for k in range(args.warmup + args.rounds):
+            d, _, dcpu = direct_ceiling(influx, args.seconds, args.batch, args.agents,
+                                        args.parallel, args.short_values)
+            # args.load (1.0) times what InfluxDB just took (6 points per
+            # frame): while pantalad writes less than the ceiling, its
+            # writer always has work and its queue grows (64 batches, room
+            # for the run); once it writes as much, the ratio reads 1.0,
+            # the most this benchmark needs to show. No more than that, so
+            # that pantalad's ingest and the load generator take little
+            # more CPU than a collector in a steady state would (ingest =
+            # writes): on 2 cores, every frame offered beyond what is
+            # written costs influxd CPU. (It was 1.3 at first.)
+            rate = args.rate or int(args.load * d / 6)
             warm = 5.0
             lg = subprocess.Popen([loadgen, "--agents-file", agents_file, "--target",
                                    "127.0.0.1:%d" % coll.udp_port, "--rate", str(rate),
@@ -210,10 +275,12 @@ def write_rounds(args, influx, workdir):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(warm)
             m0, t0 = coll.metrics(), time.monotonic()
-            c0 = (coll.cpu_seconds(), cpu_of(influx.proc.pid))
+            th0 = threads_cpu(coll.pid)
+            cpu = Cpu(influxd=influx.proc.pid, pantalad=coll.pid, loadgen=lg.pid)
             time.sleep(args.seconds)
+            pcpu = cpu.stop()
             m1, t1 = coll.metrics(), time.monotonic()
-            c1 = (coll.cpu_seconds(), cpu_of(influx.proc.pid))
+            th1 = threads_cpu(coll.pid)
             _, err = lg.communicate()
             if lg.returncode != 0:
                 ib.die("pantala-loadgen failed: " + err)
@@ -224,25 +291,39 @@ def write_rounds(args, influx, workdir):
 
             p = delta("pantala_points_written_total") / (t1 - t0)
             batches = delta("pantala_store_write_seconds_count")
+            threads = {n: (th1.get(n, 0) - th0.get(n, 0)) / (t1 - t0) for n in th1}
             r = {"direct": d, "pantalad": p, "rate": rate,
-                 # the writer's time inside write_batch(), and what each took
-                 "writer_busy": delta("pantala_store_write_seconds_sum") / (t1 - t0),
+                 # from the start of a batch's write to its answer (batches
+                 # overlap: up to 3 are in flight)
+                 "latency": delta("pantala_store_write_seconds_sum") / max(batches, 1),
                  "batch_points": delta("pantala_store_batch_points_sum") / max(batches, 1),
-                 "pantalad_cpu": (c1[0] - c0[0]) / (t1 - t0),
-                 "influxd_cpu": (c1[1] - c0[1]) / (t1 - t0),
-                 "influxd_cpu_alone": dcpu,
+                 "cpu_alone": dcpu, "cpu": pcpu,
+                 "threads": {"ingest": threads.get("pantalad", 0),
+                             "writer": threads.get("pt-writer", 0),
+                             "post": threads.get("pt-post", 0)},
                  "dropped": int(delta("pantala_points_dropped_total")),
                  "errors": int(delta("pantala_store_errors_total"))}
-            log("round %d: InfluxDB alone %.0f points/s, pantalad %.0f points/s at %d frames/s "
-                "(%d dropped, %d store errors; writer busy %.0f%%, %.0f points per batch; CPU: "
-                "influxd %.0f%% alone, %.0f%% with pantalad %.0f%%)" % (
-                    k + 1, d, p, rate, r["dropped"], r["errors"], 100 * r["writer_busy"],
-                    r["batch_points"], 100 * dcpu, 100 * r["influxd_cpu"],
-                    100 * r["pantalad_cpu"]))
+            if k < args.warmup:
+                log("warm-up round, not counted: %s" % round_text(r))
+                continue
+            log("round %d: %s" % (k + 1 - args.warmup, round_text(r)))
             rounds.append(r)
         return rounds
     finally:
         coll.stop()
+
+
+def round_text(r):
+    a, c, t = r["cpu_alone"], r["cpu"], r["threads"]
+    return ("InfluxDB alone %7.0f points/s, pantalad %7.0f points/s (%.2f); %d frames/s offered, "
+            "%d dropped, %d store errors, %.0f points/batch, %.2f s per batch write\n"
+            "  CPU in cores, alone: influxd %.2f, poster %.2f, machine %.2f; with pantalad: "
+            "influxd %.2f, pantalad %.2f (ingest %.2f, writer %.2f, post %.2f), loadgen %.2f, "
+            "machine %.2f" % (
+                r["direct"], r["pantalad"], r["pantalad"] / r["direct"], r["rate"], r["dropped"],
+                r["errors"], r["batch_points"], r["latency"], a["influxd"], a["self"],
+                a["machine"], c["influxd"], c["pantalad"], t["ingest"], t["writer"], t["post"],
+                c["loadgen"], c["machine"]))
 
 
 # ---- 2. MCIS query ---------------------------------------------------------------------
@@ -308,9 +389,15 @@ def main():
     p.add_argument("--build-dir")
     p.add_argument("--agents", type=int, default=1000)
     p.add_argument("--rate", type=int, default=0,
-                   help="frames/s sent to pantalad (default: 1.3 x the ceiling just measured)")
+                   help="frames/s sent to pantalad (default: --load x the ceiling just measured)")
+    p.add_argument("--short-values", action="store_true",
+                   help="the ceiling's floats with two decimals (260 bytes per line rather "
+                        "than pantalad's 320)")
+    p.add_argument("--load", type=float, default=1.0,
+                   help="offered load, times the ceiling just measured (default 1.0)")
     p.add_argument("--seconds", type=float, default=10, help="seconds per measurement")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     p.add_argument("--batch", type=int, default=5000, help="points per request")
     p.add_argument("--parallel", type=int, default=4, help="requests in flight")
     p.add_argument("--vms", type=int, default=100)
@@ -330,13 +417,7 @@ def main():
         print("# write into InfluxDB 1.6: %d points per gzip request, %d in parallel, %d rounds "
               "of %g s" % (args.batch, args.parallel, args.rounds, args.seconds))
         for i, r in enumerate(rounds):
-            print("round %d: InfluxDB alone %7.0f points/s, pantalad %7.0f points/s (%.2f), "
-                  "%d frames/s offered, %d dropped, %d store errors; writer busy %.0f%%, "
-                  "%.0f points/batch; CPU influxd %.0f%% alone, %.0f%% beside pantalad (%.0f%%)" % (
-                      i + 1, r["direct"], r["pantalad"], r["pantalad"] / r["direct"], r["rate"],
-                      r["dropped"], r["errors"], 100 * r["writer_busy"], r["batch_points"],
-                      100 * r["influxd_cpu_alone"], 100 * r["influxd_cpu"],
-                      100 * r["pantalad_cpu"]))
+            print("round %d: %s" % (i + 1, round_text(r)))
         print("mean: InfluxDB alone %.0f points/s (%.2fM values/s), pantalad %.0f points/s "
               "(%.2fM values/s)" % (d, d * 9 / 1e6, p, p * 9 / 1e6))
         print("ratio pantalad / InfluxDB ceiling: %.2f (target >= 0.9)" % (p / d))

@@ -1,6 +1,10 @@
 /* The writer with its outbox against a scripted store: order across an
  * outage, exactly once, permanent errors dropped and counted, shutdown
- * into the outbox and replay after a restart, shutdown without an outbox. */
+ * into the outbox and replay after a restart, shutdown without an outbox;
+ * the same against a pipelined store (write_submit()/write_wait(), as the
+ * server backends), and there: several batches in flight, acks only after
+ * the answer, a failure with later batches in flight loses nothing and
+ * counts nothing twice. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +37,31 @@ struct store {
     _Atomic int fail_rc;
     int64_t poison_ts;
     _Atomic unsigned calls;
+    /* Pipelined (fake_piped_ops): batches submitted and not yet answered,
+     * oldest first; answers wait while gated. */
+    struct sub {
+        int64_t *ts;
+        size_t n;
+        unsigned idx; /* 1-based submit number */
+    } subs[16];
+    size_t shead, stail;
+    _Atomic unsigned submits, max_pending;
+    unsigned fail_answer; /* the answer to this submit is -EIO (the server did not take it) */
+    bool gated;
+    pthread_cond_t gate;
 };
+
+/* Appends n sample times to what the store holds (lock held). */
+static void store_keep(struct store *s, const int64_t *ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 1024;
+            s->ts = realloc(s->ts, s->cap * sizeof *s->ts);
+        }
+        s->ts[s->n++] = ts[i];
+    }
+}
 
 static int fake_write(struct store *s, const struct store_point *pts, size_t n)
 {
@@ -43,15 +71,51 @@ static int fake_write(struct store *s, const struct store_point *pts, size_t n)
     for (size_t i = 0; i < n; i++)
         if (s->poison_ts && pts[i].ts_ns == s->poison_ts) return -EINVAL;
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < n; i++) {
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 1024;
-            s->ts = realloc(s->ts, s->cap * sizeof *s->ts);
-        }
-        s->ts[s->n++] = pts[i].ts_ns;
-    }
+    for (size_t i = 0; i < n; i++) store_keep(s, &pts[i].ts_ns, 1);
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+/* Takes the points (copied, as the backends encode them) and "sends" them. */
+static int fake_submit(struct store *s, const struct store_point *pts, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    assert_true(s->stail - s->shead < 16);
+    struct sub *b = &s->subs[s->stail++ % 16];
+    b->ts = malloc((n ? n : 1) * sizeof *b->ts);
+    for (size_t i = 0; i < n; i++) b->ts[i] = pts[i].ts_ns;
+    b->n = n;
+    b->idx = atomic_fetch_add(&s->submits, 1) + 1;
+    unsigned pending = (unsigned)(s->stail - s->shead);
+    if (pending > atomic_load(&s->max_pending)) atomic_store(&s->max_pending, pending);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* The answer to the oldest submitted batch: the server stores it unless
+ * it is down (fail_rc), fails this one answer (fail_answer) or refuses a
+ * point for good (poison_ts). */
+static int fake_wait(struct store *s, int64_t timeout_ns)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->gated && timeout_ns >= 0) { /* no answer within the timeout */
+        pthread_mutex_unlock(&s->lock);
+        struct timespec ts = {0, (long)timeout_ns};
+        nanosleep(&ts, NULL);
+        return STORE_PENDING;
+    }
+    atomic_fetch_add(&s->calls, 1);
+    while (s->gated) pthread_cond_wait(&s->gate, &s->lock);
+    assert_true(s->stail > s->shead); /* a wait only for a submitted batch */
+    struct sub b = s->subs[s->shead++ % 16];
+    int rc = atomic_load(&s->fail_rc);
+    if (!rc && b.idx == s->fail_answer) rc = -EIO;
+    for (size_t i = 0; i < b.n && !rc; i++)
+        if (s->poison_ts && b.ts[i] == s->poison_ts) rc = -EINVAL;
+    if (!rc) store_keep(s, b.ts, b.n);
+    pthread_mutex_unlock(&s->lock);
+    free(b.ts);
+    return rc;
 }
 
 static int64_t fake_retention(struct store *s, int64_t cutoff)
@@ -63,10 +127,16 @@ static int64_t fake_retention(struct store *s, int64_t cutoff)
 
 static const struct store_ops fake_ops = {
     .name = "fake", .write_batch = fake_write, .retention = fake_retention};
+static const struct store_ops fake_piped_ops = {.name = "fake",
+                                                .write_batch = fake_write,
+                                                .write_submit = fake_submit,
+                                                .write_wait = fake_wait,
+                                                .retention = fake_retention};
 
 struct fx {
     char dir[64], obdir[96];
     struct store store;
+    const struct store_ops *ops; /* fake_ops unless a test sets fake_piped_ops */
     struct coll_stats stats;
     struct coll_registry *reg;
     struct coll_outbox *ob;
@@ -80,6 +150,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->obdir, sizeof f->obdir, "%s/outbox", f->dir);
     pthread_mutex_init(&f->store.lock, NULL);
+    pthread_cond_init(&f->store.gate, NULL);
     coll_stats_init(&f->stats);
     char db[128], err[256];
     snprintf(db, sizeof db, "%s/state.db", f->dir);
@@ -96,6 +167,7 @@ static int teardown(void **state)
     coll_registry_close(f->reg);
     free(f->store.ts);
     pthread_mutex_destroy(&f->store.lock);
+    pthread_cond_destroy(&f->store.gate);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
@@ -118,7 +190,8 @@ static void start(struct fx *f, bool with_outbox)
                                  .flush_ns = 10 * PT_NS_PER_MS,
                                  .drain_ns = 1 * PT_NS_PER_SEC,
                                  .outbox = with_outbox ? f->ob : NULL};
-    assert_int_equal(coll_writer_start(&f->w, &fake_ops, &f->store, f->reg, &f->stats, &o), 0);
+    assert_int_equal(
+        coll_writer_start(&f->w, f->ops ? f->ops : &fake_ops, &f->store, f->reg, &f->stats, &o), 0);
 }
 
 static void stop(struct fx *f)
@@ -210,9 +283,8 @@ static void assert_nothing_dropped(struct fx *f)
     assert_int_equal(N(f->stats.frames_dropped_outbox), 0);
 }
 
-static void test_outage_keeps_order_exactly_once(void **state)
+static void outage_keeps_order_exactly_once(struct fx *f)
 {
-    struct fx *f = *state;
     start(f, true);
     add_frames(f, 1, 40); /* written at once */
     WAIT_FOR(f, N(f->stats.frames_written) == 40);
@@ -241,9 +313,20 @@ static void test_outage_keeps_order_exactly_once(void **state)
     assert_int_equal(st.outage_since_ns, 0);
 }
 
-static void test_permanent_error_drops_one_batch(void **state)
+static void test_outage_keeps_order_exactly_once(void **state)
+{
+    outage_keeps_order_exactly_once(*state);
+}
+
+static void test_piped_outage_keeps_order_exactly_once(void **state)
 {
     struct fx *f = *state;
+    f->ops = &fake_piped_ops;
+    outage_keeps_order_exactly_once(f);
+}
+
+static void permanent_error_drops_one_batch(struct fx *f)
+{
     f->store.poison_ts = 10; /* in the third batch of four: 9..12 */
     start(f, true);
     add_frames(f, 1, 20);
@@ -257,9 +340,111 @@ static void test_permanent_error_drops_one_batch(void **state)
     pthread_mutex_unlock(&f->store.lock);
 }
 
-static void test_shutdown_into_outbox_and_replay(void **state)
+static void test_permanent_error_drops_one_batch(void **state)
+{
+    permanent_error_drops_one_batch(*state);
+}
+
+static void test_piped_permanent_error_drops_one_batch(void **state)
 {
     struct fx *f = *state;
+    f->ops = &fake_piped_ops;
+    permanent_error_drops_one_batch(f);
+}
+
+/* Frames of a registered agent, admitted as ingest does, so that acks can
+ * be watched: seqs first..last at sample times base + seq. */
+struct agent {
+    struct coll_agent_info info;
+    uint8_t key[PT_WIRE_KEY_LEN];
+    struct pt_wire_key wkey;
+    int64_t base;
+};
+
+static void agent_frames(struct fx *f, struct agent *a, uint64_t first, uint64_t last)
+{
+    static const struct coll_admit_opts opts = {false, 3600 * PT_NS_PER_SEC, 60 * PT_NS_PER_SEC,
+                                                100};
+    struct pt_wire_dec *dec = pt_wire_dec_new();
+    for (uint64_t seq = first; seq <= last; seq++) {
+        struct pt_frame fr = {0}, d;
+        fr.agent_id = a->info.id;
+        fr.epoch = 7;
+        fr.seq = seq;
+        fr.ts_ns = a->base + (int64_t)seq;
+        fr.interval_ms = 1000;
+        fr.nparts = 1;
+        fr.id =
+            (struct pt_ident){PT_STR("ns"), PT_STR("m"), PT_STR("vm"), PT_STR("aws"), PT_STR("h")};
+        fr.meas = meas;
+        fr.nmeas = 1;
+        uint8_t buf[PT_WIRE_MAX_FRAME];
+        size_t len;
+        enum coll_reject why;
+        assert_int_equal(pt_wire_encode(&fr, &a->wkey, buf, sizeof buf, &len), 0);
+        assert_int_equal(pt_wire_decode(dec, buf, len, &d), 0);
+        assert_int_equal(coll_registry_admit(f->reg, &d, 1, buf, NULL, &opts, pt_now_ns(), &why),
+                         COLL_ADMIT_OK);
+        struct coll_frame_ref ref = {a->info.id, 7, seq};
+        coll_writer_add(f->w, buf, len, 1, &ref);
+    }
+    pt_wire_dec_free(dec);
+}
+
+static uint64_t acked(struct fx *f, struct agent *a)
+{
+    struct coll_agent_info i;
+    assert_int_equal(coll_registry_get(f->reg, a->info.id, &i), 0);
+    return i.acked;
+}
+
+/* Pipelined: three batches in flight at once, none acknowledged before its
+ * answer; the first one's answer is a failure (a 5xx) while the other two
+ * were taken by the server: all three are written again, in order, and in
+ * the end every frame is stored and counted once, and acknowledged. */
+static void test_piped_failure_loses_nothing_counts_once(void **state)
+{
+    struct fx *f = *state;
+    struct agent a = {.base = pt_now_ns() - 600 * PT_NS_PER_SEC};
+    assert_int_equal(coll_registry_add(f->reg, "ns", "m", "vm", "aws", &a.info, a.key), 0);
+    assert_int_equal(pt_wire_key_init(&a.wkey, a.key, sizeof a.key), 0);
+    f->ops = &fake_piped_ops;
+    f->store.gated = true; /* no answers yet */
+    f->store.fail_answer = 1;
+    start(f, false);
+    agent_frames(f, &a, 1, 24); /* 6 batches of 4 */
+    WAIT_FOR(f, atomic_load(&f->store.submits) == 3);
+    sleep_ms(50);
+    assert_int_equal(atomic_load(&f->store.submits), 3); /* PIPE_BATCHES, not more */
+    assert_int_equal(N(f->stats.frames_written), 0);
+    assert_int_equal(acked(f, &a), 0); /* sent is not durable */
+
+    pthread_mutex_lock(&f->store.lock);
+    f->store.gated = false;
+    pthread_cond_broadcast(&f->store.gate);
+    pthread_mutex_unlock(&f->store.lock);
+    WAIT_FOR(f, N(f->stats.frames_written) == 24);
+    WAIT_FOR(f, acked(f, &a) == 24);
+    assert_int_equal(N(f->stats.points_written), 24);
+    assert_int_equal(N(f->stats.store_errors), 1);
+    assert_nothing_dropped(f);
+    assert_int_equal(atomic_load(&f->store.max_pending), 3);
+    /* Stored: every frame; batches 2 and 3 twice (taken, then written
+     * again after 1), which replaces points with themselves. */
+    pthread_mutex_lock(&f->store.lock);
+    assert_int_equal(f->store.n, 24 + 8);
+    for (int64_t t = 1; t <= 24; t++) {
+        size_t seen = 0;
+        for (size_t i = 0; i < f->store.n; i++) seen += f->store.ts[i] == a.base + t;
+        assert_int_equal(seen, t >= 5 && t <= 12 ? 2 : 1);
+    }
+    pthread_mutex_unlock(&f->store.lock);
+    stop(f);
+    pt_wire_key_close(&a.wkey);
+}
+
+static void shutdown_into_outbox_and_replay(struct fx *f)
+{
     start(f, true);
     atomic_store(&f->store.fail_rc, -ECONNREFUSED);
     add_frames(f, 1, 203); /* the last batch is partial: handed over at stop */
@@ -285,9 +470,20 @@ static void test_shutdown_into_outbox_and_replay(void **state)
     assert_int_equal(N(f->stats.outbox_replayed_frames), 203);
 }
 
-static void test_no_outbox_shutdown_drops_counted(void **state)
+static void test_shutdown_into_outbox_and_replay(void **state)
+{
+    shutdown_into_outbox_and_replay(*state);
+}
+
+static void test_piped_shutdown_into_outbox_and_replay(void **state)
 {
     struct fx *f = *state;
+    f->ops = &fake_piped_ops;
+    shutdown_into_outbox_and_replay(f);
+}
+
+static void no_outbox_shutdown_drops_counted(struct fx *f)
+{
     start(f, false);
     atomic_store(&f->store.fail_rc, -EIO);
     add_frames(f, 1, 20);
@@ -296,6 +492,18 @@ static void test_no_outbox_shutdown_drops_counted(void **state)
     assert_int_equal(N(f->stats.frames_written), 0);
     assert_int_equal(N(f->stats.frames_dropped_queue) + N(f->stats.frames_dropped_shutdown), 20);
     assert_int_equal(N(f->stats.frames_dropped_shutdown), 20);
+}
+
+static void test_no_outbox_shutdown_drops_counted(void **state)
+{
+    no_outbox_shutdown_drops_counted(*state);
+}
+
+static void test_piped_no_outbox_shutdown_drops_counted(void **state)
+{
+    struct fx *f = *state;
+    f->ops = &fake_piped_ops;
+    no_outbox_shutdown_drops_counted(f);
 }
 
 /* A batch as the writer lays it out: per frame u32 length, u16 points, two
@@ -347,6 +555,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_outage_keeps_order_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_piped_outage_keeps_order_exactly_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_piped_permanent_error_drops_one_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_piped_failure_loses_nothing_counts_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_piped_shutdown_into_outbox_and_replay, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_piped_no_outbox_shutdown_drops_counted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_permanent_error_drops_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_into_outbox_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_outbox_shutdown_drops_counted, setup, teardown),

@@ -137,16 +137,17 @@ static void test_numbers(void **state)
     struct pt_ident id = {PT_STR("n"), PT_STR("m"), PT_STR("v"), {NULL, 0}, {NULL, 0}};
     int rc;
     /* The fewest digits that read back bit-exact (0.1, not
-     * 0.10000000000000001); an unsigned value past INT64_MAX becomes a
-     * float (InfluxDB 1.x has no "u"). */
+     * 0.10000000000000001; 1e+300, not 1.0000000000000001e+300); an
+     * unsigned value past INT64_MAX becomes a float (InfluxDB 1.x has no
+     * "u"). */
     assert_string_equal(
         line(LP_INFLUX, &id, &m, 0, &rc),
-        "n,ns_id=n,mcis_id=m,vm_id=v a=0.1,b=1.0000000000000001e+300,"
+        "n,ns_id=n,mcis_id=m,vm_id=v a=0.1,b=1e+300,"
         "c=-9223372036854775808i,d=9223372036854775807i,e=1.8446744073709552e+19 0\n");
 }
 
 /* Every finite double comes back bit-exact from its text: values with a
- * few decimals (the fast path), random bit patterns (the %.17g path), and
+ * few decimals (the fast path), random bit patterns (dtoa_fmt(), Grisu2), and
  * the edges between them. */
 static void test_float_round_trip(void **state)
 {
