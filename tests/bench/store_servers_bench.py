@@ -10,6 +10,8 @@ does not pass or fail. See tests/bench/README.md ("Server stores").
    and 54 values per frame) posted back to back on as many connections as
    the collector's writer keeps in flight (4). Alternating rounds, the first
    not counted; prints the ratio (target >= 0.9) and where the CPU went.
+   --split-cores gives influxd CPU 1 and everything else CPU 0 in both
+   turns, so InfluxDB has the same CPU whoever feeds it (separate hosts).
 2. MCIS query: 100 VMs x 1 h at 1 s of cpu written into each server, then
    the MCIS-level aggregate (across VMs, step 60 s) timed through the
    backend (pt_store_tool), for avg and for p95 (reduced client-side).
@@ -405,17 +407,28 @@ def main():
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--skip-write", action="store_true")
     p.add_argument("--skip-query", action="store_true")
+    p.add_argument("--split-cores", action="store_true",
+                   help="influxd on CPU 1, everything else (this script's poster, pantalad, "
+                        "the load generator) on CPU 0, in both turns: InfluxDB gets the same "
+                        "CPU whoever feeds it, as on separate hosts")
     args = p.parse_args()
     workdir = tempfile.mkdtemp(prefix="pt-store-bench-")
     if not args.skip_write:
         with Influx().start() as influx:
+            if args.split_cores:
+                # -a: every thread influxd has; those it makes later inherit.
+                subprocess.run(["taskset", "-a", "-cp", "1", str(influx.proc.pid)], check=True,
+                               capture_output=True)
+                os.sched_setaffinity(0, {0})  # this thread; children and threads inherit
+                log("split cores: influxd on CPU 1, the rest on CPU 0")
             log("InfluxDB alone vs pantalad under load, %d rounds of %g s" %
                 (args.rounds, args.seconds))
             rounds = write_rounds(args, influx, workdir)
         d = sum(r["direct"] for r in rounds) / len(rounds)
         p = sum(r["pantalad"] for r in rounds) / len(rounds)
         print("# write into InfluxDB 1.6: %d points per gzip request, %d in parallel, %d rounds "
-              "of %g s" % (args.batch, args.parallel, args.rounds, args.seconds))
+              "of %g s%s" % (args.batch, args.parallel, args.rounds, args.seconds,
+                             ", influxd alone on CPU 1" if args.split_cores else ""))
         for i, r in enumerate(rounds):
             print("round %d: %s" % (i + 1, round_text(r)))
         print("mean: InfluxDB alone %.0f points/s (%.2fM values/s), pantalad %.0f points/s "
