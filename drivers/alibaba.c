@@ -216,14 +216,7 @@ static int ali_take_page(struct drv *d, struct drv_call *c, int m, const struct 
                          code ? code : "", msg ? msg : "(no message)");
         if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(resp, &d->env, 10);
         json_decref(root);
-        /* A metric the API refuses is that metric's error (no further
-         * pages); auth, throttling and transport stop the whole fetch. */
-        if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
-            drv_result_metric_error(&c->res, m, err);
-            memset(err, 0, sizeof *err);
-            return 0;
-        }
-        return rc;
+        return drv_metric_refused(c, m, rc); /* (no further pages) */
     }
     /* Datapoints: a string holding a JSON array. */
     const char *dps = json_string_value(json_object_get(root, "Datapoints"));

@@ -130,16 +130,7 @@ static int cb_take(struct drv *d, struct drv_call *c, int m, const struct drv_ht
 {
     struct drv_error *err = &c->err;
     if (resp->status != 200) {
-        struct drv_error me;
-        int rc = cb_error(resp, &d->env, cb_map[m].type, &me);
-        /* One metric the cloud cannot answer is that metric's error;
-         * auth, throttling and transport stop the whole fetch. */
-        if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
-            drv_result_metric_error(&c->res, m, &me);
-            return 0;
-        }
-        *err = me;
-        return rc;
+        return drv_metric_refused(c, m, cb_error(resp, &d->env, cb_map[m].type, err));
     }
     json_t *root;
     int rc = drv_json_body(resp, &root, "cbspider", err);

@@ -192,5 +192,10 @@ int drv_fetch_steps(const struct drv_ops *ops, struct drv *d, const struct drv_q
 /* For drivers asking one metric at a time: moves c->index to the first
  * metric of mask from c->index on; false when none is left. */
 bool drv_step_metric(struct drv_call *c, unsigned mask);
+/* After a request for metric m failed with rc (details in c->err): a
+ * refusal of that one metric (bad request, not found) becomes m's error in
+ * the result and the fetch goes on (returns 0, c->err cleared); anything
+ * else (auth, throttling, transport) is returned to stop the fetch. */
+int drv_metric_refused(struct drv_call *c, enum drv_metric m, int rc);
 
 #endif

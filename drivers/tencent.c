@@ -195,14 +195,7 @@ static int tc_take(struct drv *d, struct drv_call *c, int m, const struct drv_ht
                          code ? code : "", msg ? msg : "(no message)");
         if (rc == DRV_E_THROTTLED) err->retry_after_s = drv_retry_after(resp, &d->env, 1);
         json_decref(root);
-        /* A metric the API refuses is that metric's error; auth,
-         * throttling and transport stop the whole fetch. */
-        if (rc == DRV_E_BADREQUEST || rc == DRV_E_NOTFOUND) {
-            drv_result_metric_error(&c->res, m, err);
-            memset(err, 0, sizeof *err);
-            return 0;
-        }
-        return rc;
+        return drv_metric_refused(c, m, rc);
     }
     struct drv_series *s = drv_result_series(&c->res, m, NULL, NULL);
     size_t i;

@@ -630,6 +630,14 @@ void drv_oauth_drop(struct drv_oauth_token *t)
     t->value = NULL;
 }
 
+int drv_metric_refused(struct drv_call *c, enum drv_metric m, int rc)
+{
+    if (rc != DRV_E_BADREQUEST && rc != DRV_E_NOTFOUND) return rc;
+    drv_result_metric_error(&c->res, m, &c->err);
+    memset(&c->err, 0, sizeof c->err);
+    return 0;
+}
+
 bool drv_step_metric(struct drv_call *c, unsigned mask)
 {
     while (c->index < DRV_M_COUNT && !(mask & DRV_MASK(c->index))) c->index++;
