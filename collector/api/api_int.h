@@ -67,6 +67,9 @@ void api_resume(struct api_req *rq, int status, json_t *body);
 
 /* Formats a time for JSON (RFC 3339 UTC, fraction only when non-zero). */
 json_t *api_time(int64_t ns);
+/* A stored field's value as JSON (an unsigned beyond int64 as a real). */
+struct pt_field;
+json_t *api_field_json(const struct pt_field *f);
 
 /* Appends the per-agent delivery series (routes_agents.c) to the /metrics
  * text *text of *len bytes, growing it. */

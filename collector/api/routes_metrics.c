@@ -417,7 +417,7 @@ void api_mcis_metrics(struct api_req *rq, struct api_resp *rs, const char *ns, c
     free(qa);
 }
 
-static json_t *field_json(const struct pt_field *f)
+json_t *api_field_json(const struct pt_field *f)
 {
     switch (f->type) {
     case PT_F_FLOAT:
@@ -443,7 +443,7 @@ static json_t *latest_json(const struct store_result *res, bool with_vm, int64_t
         for (size_t k = 0; k < l->nfields; k++) {
             char key[PT_WIRE_MAX_STR + 1];
             snprintf(key, sizeof key, "%.*s", (int)l->fields[k].key.len, l->fields[k].key.p);
-            json_object_set_new(fields, key, field_json(&l->fields[k]));
+            json_object_set_new(fields, key, api_field_json(&l->fields[k]));
         }
         json_t *m = json_pack("{s:s,s:o,s:o,s:o}", "name", l->measurement, "tags",
                               tags_json(l->tag_keys, l->tag_vals, l->ntags), "time",

@@ -113,21 +113,6 @@ static bool part_series(const struct part *p, char **keys, char **vals, size_t n
     return false;
 }
 
-static json_t *field_json(const struct pt_field *f)
-{
-    switch (f->type) {
-    case PT_F_FLOAT:
-        return json_real(f->v.f);
-    case PT_F_INT:
-        return json_integer((json_int_t)f->v.i);
-    case PT_F_UINT:
-        return f->v.u <= INT64_MAX ? json_integer((json_int_t)f->v.u) : json_real((double)f->v.u);
-    case PT_F_STR:
-        return json_stringn(f->v.s.p, f->v.s.len);
-    }
-    return json_null();
-}
-
 /* The OS recorded when /dragonfly/agent installed the VM ("" if unknown). */
 static json_t *os_type(struct coll_compat *c, const char *ns, const char *mcis, const char *vm)
 {
@@ -174,7 +159,7 @@ void compat_ondemand(struct api_req *rq, struct api_resp *rs, const char *ns, co
             for (size_t k = 0; l && !v && k < l->nfields; k++)
                 if (l->fields[k].key.len == strlen(p->fields[f]) &&
                     !memcmp(l->fields[k].key.p, p->fields[f], l->fields[k].key.len))
-                    v = field_json(&l->fields[k]);
+                    v = api_field_json(&l->fields[k]);
             json_object_set_new(values, p->fields[f], v ? v : json_null());
         }
         if (l && l->ts_ns > newest) newest = l->ts_ns;
